@@ -1,0 +1,12 @@
+"""Root pytest configuration: loads each area's fixtures from ``tests/fixtures``."""
+
+pytest_plugins = [
+    "tests.fixtures.core",
+    "tests.fixtures.collection",
+    "tests.fixtures.retrieval",
+    "tests.fixtures.templates",
+    "tests.fixtures.sandbox",
+    "tests.fixtures.crowd",
+    "tests.fixtures.analysis",
+    "tests.fixtures.project",
+]

@@ -1,0 +1,83 @@
+"""The command line's global options and the ledger's migrations and run records."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from tests.fixtures.core import CliRunner
+from turk import __version__
+from turk.errors import LedgerError
+from turk.ledger import Ledger
+from turk.migrations import MIGRATIONS
+
+
+def test_version(cli: CliRunner) -> None:
+    result = cli("--version")
+    assert result.exit_code == 0
+    assert result.stdout.strip() == f"turk {__version__}"
+
+
+def test_every_command_and_option_has_help(cli: CliRunner) -> None:
+    import click
+    import typer
+
+    from turk.cli.app import app
+
+    def walk(command: click.Command, path: list[str]) -> None:
+        assert command.help or command.short_help, f"no help for {' '.join(path)}"
+        for param in command.params:
+            if isinstance(param, click.Option) and param.name not in {"help"}:
+                assert param.help, f"no help for {' '.join(path)} {param.opts}"
+        if isinstance(command, click.Group):
+            for name, sub in command.commands.items():
+                walk(sub, [*path, name])
+
+    walk(typer.main.get_command(app), ["turk"])
+
+
+def test_ledger_applies_migrations_once(tmp_path: Path) -> None:
+    path = tmp_path / "l.db"
+    with Ledger(path) as ledger:
+        assert ledger.applied_migrations == [m.id for m in MIGRATIONS]
+    with Ledger(path) as ledger:
+        assert ledger.applied_migrations == []
+        assert "runs" in ledger.db.table_names()
+
+
+def test_ledger_refuses_newer_schema(tmp_path: Path) -> None:
+    path = tmp_path / "l.db"
+    Ledger(path).close()
+    with sqlite3.connect(path) as conn:
+        conn.execute("INSERT INTO _migrations VALUES (9999, 'future', 'x')")
+    with pytest.raises(LedgerError, match="newer turk"):
+        Ledger(path)
+
+
+def test_ledger_rejects_a_file_that_is_not_sqlite(tmp_path: Path) -> None:
+    path = tmp_path / "l.db"
+    path.write_bytes(b"this is not a database" * 100)
+    with pytest.raises(LedgerError, match="not a turk ledger"):
+        Ledger(path)
+
+
+def test_missing_ledger_when_not_creating(tmp_path: Path) -> None:
+    with pytest.raises(LedgerError, match="no ledger here"):
+        Ledger(tmp_path / "absent.db", create=False)
+    assert not (tmp_path / "absent.db").exists()
+
+
+def test_run_records_status_and_counts(tmp_path: Path) -> None:
+    with Ledger(tmp_path / "l.db") as ledger:
+        with ledger.run("ingest", {"files": ["a.tsv"]}) as run:
+            run.add("rows", 3)
+            run.add("rows")
+        with pytest.raises(ValueError), ledger.run("ingest") as run:
+            raise ValueError("boom")
+        ok = ledger.last_run("ingest")
+        failed = ledger.last_run("ingest", status="failed")
+    assert ok is not None and ok["counts"] == {"rows": 4}
+    assert ok["settings"] == {"files": ["a.tsv"]}
+    assert failed is not None and failed["error"] == "boom"

@@ -1,0 +1,24 @@
+"""Command modules, one per area; importing this package registers them all.
+
+=============  ==============================================================
+collection     sample, ingest, buckets
+retrieval      embed, rank, preview
+templates      render
+sandbox        sandbox serve, sandbox workers
+crowd          publish, collect, review, status, expire
+analysis       audit, report, export
+project        init, run, doctor
+demo           demo
+=============  ==============================================================
+"""
+
+from turk.cli.commands import (  # noqa: F401
+    analysis,
+    collection,
+    crowd,
+    demo,
+    project,
+    retrieval,
+    sandbox,
+    templates,
+)

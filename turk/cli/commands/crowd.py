@@ -1,0 +1,3 @@
+"""Commands of the crowd area (see :mod:`turk.cli.commands`)."""
+
+from turk.cli.app import app  # noqa: F401

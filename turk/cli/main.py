@@ -1,0 +1,59 @@
+"""Entry point of the ``turk`` command: registers every command and maps errors to exits.
+
+Command modules register themselves on :data:`turk.cli.app.app` when imported. Each
+command parses its options, opens the ledger, calls one library function and prints a
+summary; heavy libraries (torch, open_clip) are imported inside commands so that
+``turk --help`` and ``turk collect`` start fast.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from turk.cli import commands  # noqa: F401  (registers every command on the app)
+from turk.cli.app import app
+from turk.errors import USER_ERRORS
+
+EXIT_ERROR = 1
+"""Exit status for a reported error (bad input, refused operation)."""
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line and return its exit status.
+
+    Args:
+        argv: Arguments after the program name; None reads ``sys.argv``.
+
+    Returns:
+        0 on success; 1 when a reported error stopped the command; 2 for usage errors;
+        130 when interrupted.
+    """
+    try:
+        result = app(args=argv, prog_name="turk", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except click.exceptions.Abort:
+        print("turk: aborted", file=sys.stderr)
+        return EXIT_ERROR
+    except USER_ERRORS as exc:
+        message = " ".join(str(exc).split("\n"))
+        print(f"turk: error: {message}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("turk: interrupted; rerun the command to resume", file=sys.stderr)
+        return 130
+    return result if isinstance(result, int) else 0
+
+
+def entry() -> None:
+    """Console-script entry point: ``sys.exit(main())``."""
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    entry()

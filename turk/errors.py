@@ -1,0 +1,82 @@
+"""Errors turk raises on purpose, and the one tree they form.
+
+Library code raises these; the command line turns any of them into one line on
+stderr (``turk: error: <message>``) and a non-zero exit. Every message names the file,
+line, id, key or option at fault and says what to do about it.
+
+::
+
+    Exception
+    ├── TurkError                          the application (this package)
+    │   ├── ConfigError                    a bad option, config or project file
+    │   ├── InputError                     outside data that cannot be used as a whole
+    │   ├── LedgerError                    ledger unreadable, or written by a newer turk
+    │   ├── StageError                     a stage asked for before its inputs exist
+    │   ├── MoneyError                     an amount, budget or production guard refused
+    │   ├── CrowdError                     a crowd backend refused or failed a call
+    │   └── TemplateError                  a HIT template or instruction set is unusable
+    ├── retrieval.errors.RetrievalError    the retrieval library
+    │   ├── CollectionError                metadata, image folders, bucket ranges
+    │   ├── ModelError                     CLIP model, weights, device
+    │   └── ConceptsError                  concepts files
+    └── analysis.errors.AnalysisError      the analysis library
+
+``retrieval`` and ``analysis`` never import :mod:`turk`, so their roots are their own;
+:data:`USER_ERRORS` gathers the three roots for the command line.
+"""
+
+from analysis.errors import AnalysisError
+from retrieval.errors import CollectionError, ConceptsError, ModelError, RetrievalError
+
+
+class TurkError(Exception):
+    """Base class of every error the turk application raises on purpose."""
+
+
+class ConfigError(TurkError):
+    """An option, config file or project file is wrong; the message names the key."""
+
+
+class InputError(TurkError):
+    """Outside data (a file, a folder, an answer) cannot be used as a whole."""
+
+
+class LedgerError(TurkError):
+    """The ledger cannot be opened, or was written by a newer turk."""
+
+
+class StageError(TurkError):
+    """A stage was asked for before the stages it needs have run."""
+
+
+class MoneyError(TurkError):
+    """An amount is not valid money, a budget would be crossed, or a guard refused."""
+
+
+class CrowdError(TurkError):
+    """A crowd backend refused or failed a call after retries."""
+
+
+class TemplateError(TurkError):
+    """A HIT template or instruction set is unusable; the message names file and variable."""
+
+
+USER_ERRORS: tuple[type[Exception], ...] = (TurkError, RetrievalError, AnalysisError)
+"""Roots of every error the command line reports as one line instead of a traceback."""
+
+__all__ = [
+    "USER_ERRORS",
+    "AnalysisError",
+    "CollectionError",
+    "ConceptsError",
+    "ConfigError",
+    "CrowdError",
+    "InputError",
+    "LedgerError",
+    "ModelError",
+    "MoneyError",
+    "RetrievalError",
+    "StageError",
+    "TemplateError",
+    "TurkError",
+]
