@@ -1,0 +1,844 @@
+"""Streaming readers for YFCC100M-style collections.
+
+Two inputs are understood:
+
+* **YFCC100M metadata files**, tab-separated, no header, plain or compressed (``.bz2``
+  or ``.gz``, recognised by their first bytes, not their names). Both public layouts are
+  detected from the column count:
+
+  - ``yfcc25``: the 25-column Webscope ``yfcc100m_dataset`` (line number, photo id,
+    hash, user nsid, nickname, date taken, date uploaded, device, title, description,
+    user tags, machine tags, longitude, latitude, accuracy, page url, download url,
+    license name, license url, server, farm, secret, secret original, extension,
+    marker);
+  - ``yfcc23``: the 23-column layout that starts at the photo id (no line number, no
+    hash).
+
+* **img2dataset output folders**: image files with a ``.json`` sidecar each (the
+  sidecar carries the YFCC fields saved with ``--save_additional_columns``).
+
+Reading streams in batches (:class:`Batch`), so memory stays bounded whatever the file
+size. Every line is validated: a good line becomes a row (a tuple in
+:data:`IMAGE_FIELDS` order), a malformed one becomes a :class:`Reject` with its line
+number and reason, and the rest of the file goes on. Title, description, user tags,
+machine tags, device and nickname are URL-decoded (``Canon+PowerShot`` ->
+``Canon PowerShot``).
+
+Optional filters (:class:`CollectionFilters`) follow the choices CLEAR made when it
+built its buckets from YFCC100M: keep photos only (marker 0, no videos), keep only
+valid dates (date taken not after the upload time), and drop images that are too small
+in bytes or pixels or too elongated. The image checks need the image files: either
+``file://`` download URLs that exist, or a folder given as ``images`` whose files are
+named by photo id (``<id>.jpg``, any depth).
+"""
+
+from __future__ import annotations
+
+import bz2
+import gzip
+import io
+import json
+import os
+import zlib
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TextIO
+from urllib.parse import unquote, unquote_plus
+
+from retrieval.errors import CollectionError
+
+IMAGE_FIELDS: tuple[str, ...] = (
+    "id",
+    "line_number",
+    "hash",
+    "user_nsid",
+    "nickname",
+    "date_taken",
+    "date_uploaded",
+    "device",
+    "title",
+    "description",
+    "user_tags",
+    "machine_tags",
+    "longitude",
+    "latitude",
+    "accuracy",
+    "page_url",
+    "download_url",
+    "license_name",
+    "license_url",
+    "server",
+    "farm",
+    "secret",
+    "secret_original",
+    "extension",
+    "marker",
+    "local_path",
+    "byte_size",
+    "width",
+    "height",
+    "source",
+)
+"""Order of the values in every row a reader yields (the ledger's ``images`` columns)."""
+
+Row = tuple[Any, ...]
+"""One image: values in :data:`IMAGE_FIELDS` order."""
+
+YFCC25_COLUMNS: tuple[str, ...] = (
+    "line_number",
+    "id",
+    "hash",
+    "user_nsid",
+    "nickname",
+    "date_taken",
+    "date_uploaded",
+    "device",
+    "title",
+    "description",
+    "user_tags",
+    "machine_tags",
+    "longitude",
+    "latitude",
+    "accuracy",
+    "page_url",
+    "download_url",
+    "license_name",
+    "license_url",
+    "server",
+    "farm",
+    "secret",
+    "secret_original",
+    "extension",
+    "marker",
+)
+"""Columns of the 25-column Webscope ``yfcc100m_dataset`` layout, in file order."""
+
+YFCC23_COLUMNS: tuple[str, ...] = YFCC25_COLUMNS[1:2] + YFCC25_COLUMNS[3:]
+"""Columns of the 23-column layout (starts at the photo id), in file order."""
+
+LAYOUTS: dict[str, tuple[str, ...]] = {"yfcc25": YFCC25_COLUMNS, "yfcc23": YFCC23_COLUMNS}
+"""Known metadata layouts by name."""
+
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp"})
+"""File suffixes treated as images in folders."""
+
+DEFAULT_BATCH_SIZE = 20_000
+"""Rows per batch: large enough to amortise per-batch work, small enough to bound memory."""
+
+_SNIFF_LINES = 50
+_DECODED = ("nickname", "device", "title", "description", "user_tags", "machine_tags")
+
+
+@dataclass(frozen=True)
+class CollectionFilters:
+    """Which rows to keep while reading (CLEAR's choices are opt-in except photos only).
+
+    Attributes:
+        photos_only: Keep marker 0 (photos) and drop marker 1 (videos), as CLEAR did.
+        valid_date: Drop rows whose date taken is after their upload time (a camera
+            clock set wrong), as CLEAR did; rows without a date taken are kept.
+        min_bytes: Drop images whose file is smaller than this many bytes.
+        min_edge: Drop images whose shorter side is below this many pixels.
+        max_aspect: Drop images whose long side / short side exceeds this ratio.
+    """
+
+    photos_only: bool = True
+    valid_date: bool = False
+    min_bytes: int | None = None
+    min_edge: int | None = None
+    max_aspect: float | None = None
+
+    @property
+    def needs_image_files(self) -> bool:
+        """Whether any filter looks at the image files themselves."""
+        return any(v is not None for v in (self.min_bytes, self.min_edge, self.max_aspect))
+
+
+@dataclass(frozen=True)
+class Reject:
+    """A line that could not be used.
+
+    Attributes:
+        line: 1-based line number in the file (for folders: 1-based sidecar ordinal).
+        reason: What is wrong, e.g. ``24 columns, expected 25``.
+        text: The raw line (for folders: the sidecar path).
+    """
+
+    line: int
+    reason: str
+    text: str
+
+
+@dataclass
+class Batch:
+    """One slice of a collection, in file order.
+
+    Attributes:
+        rows: Good rows in :data:`IMAGE_FIELDS` order.
+        rejects: Malformed lines.
+        filtered: Rows dropped by a filter, counted by reason (``video``,
+            ``invalid_date``, ``too_few_bytes``, ``too_small``, ``bad_aspect``,
+            ``no_local_image``).
+        lines: Lines (or sidecars) read for this batch.
+    """
+
+    rows: list[Row] = field(default_factory=list)
+    rejects: list[Reject] = field(default_factory=list)
+    filtered: Counter[str] = field(default_factory=Counter)
+    lines: int = 0
+
+
+class ImageIndex:
+    """Maps photo ids to local image files found under a folder (any depth).
+
+    A file belongs to photo ``N`` when its name is ``N`` plus an image suffix
+    (``123456.jpg``). Memory is proportional to the number of image files in the folder.
+
+    Args:
+        root: The folder to scan.
+
+    Raises:
+        CollectionError: The folder does not exist or cannot be listed.
+    """
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root)
+        if not self.root.is_dir():
+            raise CollectionError(f"{self.root}: no such folder; pass --images with a folder")
+        self._paths: dict[int, str] = {}
+        try:
+            for dirpath, _dirs, files in os.walk(self.root):
+                for name in files:
+                    stem, dot, suffix = name.rpartition(".")
+                    if dot and stem.isdigit() and f".{suffix.lower()}" in IMAGE_SUFFIXES:
+                        self._paths[int(stem)] = os.path.abspath(os.path.join(dirpath, name))
+        except OSError as exc:
+            raise CollectionError(f"{self.root}: cannot list the folder ({exc})") from exc
+
+    def __len__(self) -> int:
+        return len(self._paths)
+
+    def get(self, photo_id: int) -> str | None:
+        """Return the absolute path of the photo's file, or None when absent."""
+        return self._paths.get(photo_id)
+
+
+def image_size(path: str) -> tuple[int, int]:
+    """Read an image's width and height from its header.
+
+    Args:
+        path: Image file.
+
+    Returns:
+        ``(width, height)`` in pixels.
+
+    Raises:
+        OSError: The file is not a readable image.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as img:
+            return img.size
+    except UnidentifiedImageError as exc:
+        raise OSError(f"not an image ({exc})") from exc
+
+
+def parse_date_taken(text: str) -> datetime:
+    """Parse a YFCC date taken (``2012-02-16 09:56:37.0``) as a naive datetime.
+
+    Args:
+        text: The date as written in the metadata.
+
+    Returns:
+        The datetime (YFCC gives no time zone).
+
+    Raises:
+        ValueError: The text is not a date.
+    """
+    return datetime.fromisoformat(text)
+
+
+def _file_error(path: Path, exc: BaseException) -> CollectionError:
+    if isinstance(exc, FileNotFoundError):
+        return CollectionError(f"{path}: no such file; check the path")
+    if isinstance(exc, PermissionError):
+        return CollectionError(f"{path}: cannot read the file (permission denied); fix its mode")
+    if isinstance(exc, IsADirectoryError):
+        return CollectionError(f"{path}: is a folder, not a metadata file")
+    return CollectionError(f"{path}: cannot read the file ({exc}); pass a YFCC100M metadata file")
+
+
+def compression_of(path: str | os.PathLike[str]) -> str:
+    """Tell how a file is compressed from its first bytes.
+
+    Args:
+        path: The file.
+
+    Returns:
+        ``"bz2"``, ``"gz"`` or ``"plain"``.
+
+    Raises:
+        CollectionError: The file is missing or unreadable.
+    """
+    try:
+        with open(path, "rb") as fh:
+            magic = fh.read(3)
+    except OSError as exc:
+        raise _file_error(Path(path), exc) from exc
+    if magic == b"BZh":
+        return "bz2"
+    if magic[:2] == b"\x1f\x8b":
+        return "gz"
+    return "plain"
+
+
+def open_text(path: str | os.PathLike[str]) -> TextIO:
+    """Open a plain, ``.bz2`` or ``.gz`` file as UTF-8 text (bad bytes replaced).
+
+    Args:
+        path: The file; compression is recognised from its first bytes.
+
+    Returns:
+        A text stream splitting lines on ``\\n`` only.
+
+    Raises:
+        CollectionError: The file is missing or unreadable.
+    """
+    kind = compression_of(path)
+    try:
+        raw: Any  # BZ2File, GzipFile or BufferedReader
+        if kind == "bz2":
+            raw = bz2.BZ2File(path, "rb")
+        elif kind == "gz":
+            raw = gzip.GzipFile(path, "rb")
+        else:
+            raw = open(path, "rb", buffering=1 << 20)  # noqa: SIM115 (returned open)
+    except OSError as exc:
+        raise _file_error(Path(path), exc) from exc
+    return io.TextIOWrapper(raw, encoding="utf-8", errors="replace", newline="\n")
+
+
+_STREAM_ERRORS = (EOFError, OSError, zlib.error, gzip.BadGzipFile)
+
+
+def _stream_error(path: Path, line: int, exc: BaseException) -> CollectionError:
+    if isinstance(exc, EOFError):
+        what = "compressed stream ends early (the file is truncated)"
+    else:
+        what = f"cannot decompress ({exc})"
+    return CollectionError(f"{path}: {what} after line {line}; download or copy the file again")
+
+
+def detect_layout(path: str | os.PathLike[str]) -> str:
+    """Detect the layout of a metadata file from its first lines.
+
+    Args:
+        path: Plain, ``.bz2`` or ``.gz`` metadata file.
+
+    Returns:
+        ``"yfcc25"`` or ``"yfcc23"``.
+
+    Raises:
+        CollectionError: The file is missing, unreadable, empty, or its lines do not
+            have 25 or 23 tab-separated columns.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise CollectionError(f"{path}: is a folder, not a metadata file")
+    counts: Counter[int] = Counter()
+    line_no = 0
+    with open_text(path) as text:
+        try:
+            for line_no, raw in enumerate(text, start=1):
+                line = raw.rstrip("\r\n")
+                if line:
+                    counts[line.count("\t") + 1] += 1
+                if line_no >= _SNIFF_LINES:
+                    break
+        except UnicodeError as exc:  # pragma: no cover - errors="replace" prevents it
+            raise CollectionError(f"{path}: not UTF-8 text ({exc})") from exc
+        except _STREAM_ERRORS as exc:
+            raise _stream_error(path, line_no, exc) from exc
+    if not counts:
+        raise CollectionError(f"{path}: empty file; pass a YFCC100M metadata file")
+    known = {n: counts[n] for n in (25, 23) if counts[n]}
+    if not known:
+        seen = ", ".join(str(n) for n, _ in counts.most_common(3))
+        raise CollectionError(
+            f"{path}: unknown layout (lines have {seen} tab-separated columns); expected 25 "
+            "(yfcc100m_dataset with line number and hash) or 23 (starting at the photo id)"
+        )
+    return "yfcc25" if known.get(25, 0) >= known.get(23, 0) else "yfcc23"
+
+
+class _Images:
+    """Resolves and measures the local image file of a row."""
+
+    def __init__(self, filters: CollectionFilters, index: ImageIndex | None) -> None:
+        self.filters = filters
+        self.index = index
+
+    def resolve(self, photo_id: int, download_url: str) -> str | None:
+        if self.index is not None:
+            found = self.index.get(photo_id)
+            if found is not None:
+                return found
+        if download_url.startswith("file://"):
+            candidate = unquote(download_url[7:])
+            if os.path.isfile(candidate):
+                return candidate
+        return None
+
+    def measure(self, path: str) -> tuple[int, int, int]:
+        """Return (bytes, width, height); raise OSError when the image is unreadable."""
+        size = os.path.getsize(path)
+        width, height = image_size(path)
+        return size, width, height
+
+    def filter_reason(self, size: int, width: int, height: int) -> str | None:
+        f = self.filters
+        if f.min_bytes is not None and size < f.min_bytes:
+            return "too_few_bytes"
+        short, long = min(width, height), max(width, height)
+        if f.min_edge is not None and short < f.min_edge:
+            return "too_small"
+        if f.max_aspect is not None and (short == 0 or long / short > f.max_aspect):
+            return "bad_aspect"
+        return None
+
+
+def _diagnose(fields: list[str], columns: tuple[str, ...]) -> str:
+    """Name the first field of a line that does not parse (slow path, rejects only)."""
+    values = dict(zip(columns, fields, strict=True))
+    for name in ("line_number", "id", "date_uploaded", "server", "farm", "marker"):
+        if name not in values:
+            continue
+        value = values[name]
+        try:
+            int(value)
+        except ValueError:
+            return f"{name.replace('_', ' ')} {value[:40]!r} is not an integer"
+    if int(values["id"]) <= 0:
+        return f"photo id {values['id']!r} is not positive"
+    if values["marker"] not in ("0", "1"):
+        return f"marker {values['marker'][:40]!r} is not 0 (photo) or 1 (video)"
+    for name in ("longitude", "latitude"):
+        if values[name]:
+            try:
+                float(values[name])
+            except ValueError:
+                return f"{name} {values[name][:40]!r} is not a number"
+    if values["accuracy"]:
+        try:
+            int(values["accuracy"])
+        except ValueError:
+            return f"accuracy {values['accuracy'][:40]!r} is not an integer"
+    if values["date_taken"] and values["date_taken"] != "null":
+        try:
+            parse_date_taken(values["date_taken"])
+        except ValueError:
+            return f"date taken {values['date_taken'][:40]!r} is not a date"
+    return "unparseable line"
+
+
+class MetadataFile:
+    """A YFCC100M metadata file (plain, ``.bz2`` or ``.gz``), validated on opening.
+
+    Args:
+        path: The file.
+        filters: Which rows to keep.
+        images: Local image files by photo id (``--images DIR``), or None.
+        batch_size: Rows per :class:`Batch`.
+
+    Raises:
+        CollectionError: Missing, unreadable or empty file, or unknown layout.
+    """
+
+    kind = "metadata"
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        filters: CollectionFilters | None = None,
+        images: ImageIndex | None = None,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+    ) -> None:
+        self.path = Path(path)
+        self.layout = detect_layout(self.path)
+        self.filters = filters or CollectionFilters()
+        self.images = images
+        self.batch_size = batch_size
+
+    @property
+    def source(self) -> str:
+        """Absolute path recorded as each row's ``source``."""
+        return str(self.path.resolve())
+
+    def batches(self) -> Iterator[Batch]:
+        """Read the file in batches, in file order.
+
+        Yields:
+            :class:`Batch` objects of up to ``batch_size`` lines each.
+
+        Raises:
+            CollectionError: The compressed stream is truncated or corrupt.
+        """
+        columns = LAYOUTS[self.layout]
+        ncols = len(columns)
+        wide = ncols == 25
+        # In the 25-column layout every field after the photo id sits two places later
+        # (line number before the id, hash after it).
+        b = 2 if wide else 0
+        id_at = 1 if wide else 0
+        source = self.source
+        filters = self.filters
+        photos_only = filters.photos_only
+        valid_date = filters.valid_date
+        needs_files = filters.needs_image_files
+        images = _Images(filters, self.images)
+        fromiso = datetime.fromisoformat
+        dec = unquote_plus
+        batch = Batch()
+        rows = batch.rows
+        line_no = 0
+        with open_text(self.path) as text:
+            lines = enumerate(text, start=1)
+            while True:
+                try:
+                    item = next(lines, None)
+                except _STREAM_ERRORS as exc:
+                    raise _stream_error(self.path, line_no, exc) from exc
+                if item is None:
+                    break
+                line_no, raw = item
+                batch.lines += 1
+                f = raw.rstrip("\r\n").split("\t")
+                if len(f) != ncols:
+                    reason = f"{len(f)} columns, expected {ncols} ({self.layout})"
+                    batch.rejects.append(Reject(line_no, reason, raw.rstrip("\r\n")))
+                else:
+                    try:
+                        pid = int(f[id_at])
+                        uploaded = int(f[b + 4])
+                        marker = int(f[b + 22])
+                        taken = f[b + 3]
+                        if taken == "null":
+                            taken = ""
+                        taken_dt = fromiso(taken) if taken else None
+                        lon = f[b + 10]
+                        lat = f[b + 11]
+                        acc = f[b + 12]
+                        row = (
+                            pid,
+                            int(f[0]) if wide else None,
+                            f[2] if wide else None,
+                            f[b + 1],
+                            dec(f[b + 2]),
+                            taken or None,
+                            uploaded,
+                            dec(f[b + 5]),
+                            dec(f[b + 6]),
+                            dec(f[b + 7]),
+                            dec(f[b + 8]),
+                            dec(f[b + 9]),
+                            float(lon) if lon else None,
+                            float(lat) if lat else None,
+                            int(acc) if acc else None,
+                            f[b + 13],
+                            f[b + 14],
+                            dec(f[b + 15]),
+                            f[b + 16],
+                            int(f[b + 17]),
+                            int(f[b + 18]),
+                            f[b + 19],
+                            f[b + 20],
+                            f[b + 21],
+                            marker,
+                        )
+                        if pid <= 0 or marker not in (0, 1):
+                            raise ValueError("out of range")
+                    except ValueError:
+                        batch.rejects.append(
+                            Reject(line_no, _diagnose(f, columns), raw.rstrip("\r\n"))
+                        )
+                    else:
+                        if photos_only and marker == 1:
+                            batch.filtered["video"] += 1
+                        elif (
+                            valid_date
+                            and taken_dt is not None
+                            and taken_dt.replace(tzinfo=UTC).timestamp() > uploaded
+                        ):
+                            batch.filtered["invalid_date"] += 1
+                        else:
+                            local = images.resolve(pid, row[16])
+                            if local is None:
+                                if needs_files:
+                                    batch.filtered["no_local_image"] += 1
+                                else:
+                                    rows.append((*row, None, None, None, None, source))
+                            else:
+                                try:
+                                    size, width, height = images.measure(local)
+                                except OSError as exc:
+                                    batch.rejects.append(
+                                        Reject(line_no, f"image {local}: {exc}", raw.rstrip())
+                                    )
+                                else:
+                                    why = images.filter_reason(size, width, height)
+                                    if why is None:
+                                        rows.append((*row, local, size, width, height, source))
+                                    else:
+                                        batch.filtered[why] += 1
+                if batch.lines >= self.batch_size:
+                    yield batch
+                    batch = Batch()
+                    rows = batch.rows
+        if batch.lines:
+            yield batch
+
+
+_SIDECAR_ALIASES: dict[str, tuple[str, ...]] = {
+    "id": ("photo_id", "photoid", "id"),
+    "line_number": ("line_number",),
+    "hash": ("hash",),
+    "user_nsid": ("user_nsid", "usernsid", "uid"),
+    "nickname": ("nickname", "user_nickname"),
+    "date_taken": ("date_taken", "datetaken"),
+    "date_uploaded": ("date_uploaded", "dateuploaded"),
+    "device": ("device", "capture_device"),
+    "title": ("title",),
+    "description": ("description",),
+    "user_tags": ("user_tags", "usertags"),
+    "machine_tags": ("machine_tags", "machinetags"),
+    "longitude": ("longitude",),
+    "latitude": ("latitude",),
+    "accuracy": ("accuracy",),
+    "page_url": ("page_url", "pageurl"),
+    "download_url": ("download_url", "downloadurl", "url"),
+    "license_name": ("license_name", "licensename"),
+    "license_url": ("license_url", "licenseurl"),
+    "server": ("server", "server_id"),
+    "farm": ("farm", "farm_id"),
+    "secret": ("secret",),
+    "secret_original": ("secret_original",),
+    "extension": ("extension", "ext"),
+    "marker": ("marker",),
+}
+_INT_FIELDS = frozenset({"id", "line_number", "date_uploaded", "accuracy", "server", "farm"})
+_FLOAT_FIELDS = frozenset({"longitude", "latitude"})
+
+
+def _sidecar_row(
+    sidecar: dict[str, Any], image: str, source: str, images: _Images
+) -> tuple[Row | None, str | None, str | None]:
+    """Build a row from an img2dataset sidecar: (row, filter reason, reject reason)."""
+    if sidecar.get("status", "success") != "success":
+        return None, "download_failed", None
+    values: dict[str, Any] = {}
+    for name, aliases in _SIDECAR_ALIASES.items():
+        value = next((sidecar[a] for a in aliases if sidecar.get(a) not in (None, "")), None)
+        if value is None:
+            values[name] = None
+            continue
+        try:
+            if name in _INT_FIELDS:
+                values[name] = int(value)
+            elif name in _FLOAT_FIELDS:
+                values[name] = float(value)
+            elif name == "marker":
+                values[name] = int(value)
+            else:
+                text = str(value)
+                values[name] = unquote_plus(text) if name in _DECODED else text
+        except (TypeError, ValueError):
+            return None, None, f"{name.replace('_', ' ')} {str(value)[:40]!r} is not a number"
+    if values["id"] is None or values["id"] <= 0:
+        return None, None, "no photo id (save it with img2dataset --save_additional_columns)"
+    if values["date_uploaded"] is None:
+        return None, None, "no upload time (save date_uploaded with the images)"
+    marker = values["marker"] if values["marker"] is not None else 0
+    if marker not in (0, 1):
+        return None, None, f"marker {marker!r} is not 0 (photo) or 1 (video)"
+    values["marker"] = marker
+    taken = values["date_taken"]
+    taken_dt = None
+    if taken:
+        try:
+            taken_dt = parse_date_taken(str(taken))
+        except ValueError:
+            return None, None, f"date taken {str(taken)[:40]!r} is not a date"
+    if images.filters.photos_only and marker == 1:
+        return None, "video", None
+    if (
+        images.filters.valid_date
+        and taken_dt is not None
+        and taken_dt.replace(tzinfo=UTC).timestamp() > values["date_uploaded"]
+    ):
+        return None, "invalid_date", None
+    try:
+        size, width, height = images.measure(image)
+    except OSError as exc:
+        return None, None, f"image {image}: {exc}"
+    why = images.filter_reason(size, width, height)
+    if why is not None:
+        return None, why, None
+    values.update(local_path=image, byte_size=size, width=width, height=height, source=source)
+    return tuple(values[name] for name in IMAGE_FIELDS), None, None
+
+
+class Img2DatasetFolder:
+    """An img2dataset output folder: image files, each with a ``.json`` sidecar.
+
+    Sidecars must carry the photo id (``photo_id``/``photoid``/``id``) and the upload
+    time (``date_uploaded``/``dateuploaded``, epoch seconds); other YFCC fields are
+    taken when present (names as in :data:`IMAGE_FIELDS`, or without underscores).
+    Sidecars whose ``status`` is not ``success`` are skipped as ``download_failed``.
+
+    Args:
+        path: The folder.
+        filters: Which rows to keep.
+        batch_size: Rows per :class:`Batch`.
+
+    Raises:
+        CollectionError: The folder holds no image with a sidecar.
+    """
+
+    kind = "img2dataset"
+    layout = "img2dataset"
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        filters: CollectionFilters | None = None,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+    ) -> None:
+        self.path = Path(path)
+        self.filters = filters or CollectionFilters()
+        self.batch_size = batch_size
+        if next(self._pairs(), None) is None:
+            raise CollectionError(
+                f"{self.path}: no images with .json sidecars in this folder; pass an "
+                "img2dataset output folder or a metadata file"
+            )
+
+    @property
+    def source(self) -> str:
+        """Absolute path recorded as each row's ``source``."""
+        return str(self.path.resolve())
+
+    def _pairs(self) -> Iterator[tuple[str, str]]:
+        """Yield (sidecar, image) path pairs, folder by folder in sorted order."""
+        try:
+            for dirpath, dirs, files in os.walk(self.path):
+                dirs.sort()
+                names = set(files)
+                for name in sorted(files):
+                    stem, dot, suffix = name.rpartition(".")
+                    if not dot or suffix != "json" or stem.endswith("_stats"):
+                        continue
+                    for ext in ("jpg", "jpeg", "png", "webp"):
+                        if f"{stem}.{ext}" in names:
+                            yield (
+                                os.path.join(dirpath, name),
+                                os.path.abspath(os.path.join(dirpath, f"{stem}.{ext}")),
+                            )
+                            break
+        except OSError as exc:
+            raise CollectionError(f"{self.path}: cannot list the folder ({exc})") from exc
+
+    def batches(self) -> Iterator[Batch]:
+        """Read the folder's sidecars in batches, in sorted path order.
+
+        Yields:
+            :class:`Batch` objects; a reject's ``line`` is the sidecar's ordinal and its
+            ``text`` the sidecar path.
+        """
+        images = _Images(self.filters, None)
+        source = self.source
+        batch = Batch()
+        for ordinal, (sidecar_path, image) in enumerate(self._pairs(), start=1):
+            batch.lines += 1
+            try:
+                with open(sidecar_path, encoding="utf-8") as fh:
+                    sidecar = json.load(fh)
+                if not isinstance(sidecar, dict):
+                    raise ValueError("not a JSON object")
+            except (OSError, ValueError) as exc:
+                batch.rejects.append(Reject(ordinal, f"sidecar unreadable ({exc})", sidecar_path))
+            else:
+                row, filtered, rejected = _sidecar_row(sidecar, image, source, images)
+                if row is not None:
+                    batch.rows.append(row)
+                elif filtered is not None:
+                    batch.filtered[filtered] += 1
+                else:
+                    batch.rejects.append(Reject(ordinal, rejected or "unusable", sidecar_path))
+            if batch.lines >= self.batch_size:
+                yield batch
+                batch = Batch()
+        if batch.lines:
+            yield batch
+
+
+CollectionSource = MetadataFile | Img2DatasetFolder
+"""Anything :func:`open_collection` returns."""
+
+
+def open_collection(
+    path: str | os.PathLike[str],
+    *,
+    filters: CollectionFilters | None = None,
+    images: ImageIndex | None = None,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+) -> CollectionSource:
+    """Open a metadata file or an img2dataset folder, validating it as a whole first.
+
+    Args:
+        path: Metadata file (plain, ``.bz2``, ``.gz``) or img2dataset output folder.
+        filters: Which rows to keep; default keeps photos only.
+        images: Local image files by photo id (metadata files only), or None.
+        batch_size: Rows per batch.
+
+    Returns:
+        A reader whose ``batches()`` streams the collection.
+
+    Raises:
+        CollectionError: Missing, unreadable or empty input, or unknown layout.
+    """
+    p = Path(path)
+    if p.is_dir():
+        return Img2DatasetFolder(p, filters=filters, batch_size=batch_size)
+    return MetadataFile(p, filters=filters, images=images, batch_size=batch_size)
+
+
+def read_rows(
+    path: str | os.PathLike[str],
+    *,
+    filters: CollectionFilters | None = None,
+    on_progress: Callable[[int], None] | None = None,
+) -> Iterator[Row | Reject]:
+    """Stream a collection one item at a time: each batch's good rows, then its rejects.
+
+    A convenience over :func:`open_collection` for small inputs and tests.
+
+    Args:
+        path: Metadata file or img2dataset folder.
+        filters: Which rows to keep.
+        on_progress: Called with the number of lines read per batch.
+
+    Yields:
+        Rows (tuples in :data:`IMAGE_FIELDS` order) and :class:`Reject` objects.
+    """
+    reader = open_collection(path, filters=filters)
+    for batch in reader.batches():
+        yield from batch.rows
+        yield from batch.rejects
+        if on_progress is not None:
+            on_progress(batch.lines)

@@ -1,0 +1,207 @@
+"""Ingest YFCC100M metadata (and img2dataset folders) into the ledger's ``images`` table.
+
+Wires :mod:`retrieval.collection` to the ledger: each input is validated as a whole
+before anything is written, then streamed in batches into ``images`` with one
+``executemany`` per batch inside one transaction per input file. So:
+
+* a malformed *line* is written with its line number and reason to
+  ``<ledger root>/rejects/<file>.rejects.tsv`` (or ``rejects_dir``) and the file goes on;
+* a malformed *file* (missing, empty, unknown layout, truncated stream) raises before
+  its transaction commits, so the ledger keeps none of its rows;
+* rerunning is safe: rows whose photo id is already present are skipped
+  (``INSERT OR IGNORE``), so an interrupted ingest resumes by running it again.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from retrieval.collection import (
+    IMAGE_FIELDS,
+    CollectionFilters,
+    CollectionSource,
+    ImageIndex,
+    open_collection,
+)
+from turk.ledger import Ledger
+
+INSERT_SQL = (
+    f"INSERT OR IGNORE INTO images ({', '.join(IMAGE_FIELDS)}) "
+    f"VALUES ({', '.join('?' for _ in IMAGE_FIELDS)})"
+)
+
+REJECTS_HEADER = "line\treason\ttext\n"
+"""First line of a rejects file; each reject's raw line follows its reason after a tab."""
+
+_BULK_CACHE_KIB = 65536  # SQLite page cache during bulk load (64 MiB): fewer spills
+
+
+@dataclass
+class FileIngest:
+    """What ingest did with one input.
+
+    Attributes:
+        path: The input as given.
+        layout: ``yfcc25``, ``yfcc23`` or ``img2dataset``.
+        lines: Lines (or sidecars) read.
+        inserted: New rows written to ``images``.
+        already_present: Good rows skipped because their photo id was already there.
+        rejected: Malformed lines, written to ``rejects_path``.
+        filtered: Rows dropped by a filter, by reason.
+        rejects_path: The rejects file, or None when nothing was rejected.
+    """
+
+    path: str
+    layout: str
+    lines: int = 0
+    inserted: int = 0
+    already_present: int = 0
+    rejected: int = 0
+    filtered: Counter[str] = field(default_factory=Counter)
+    rejects_path: Path | None = None
+
+
+@dataclass
+class IngestSummary:
+    """What one ingest did, per file and in total.
+
+    Attributes:
+        files: One entry per input, in the order given.
+    """
+
+    files: list[FileIngest]
+
+    def total(self, name: str) -> int:
+        """Sum a counter (``lines``, ``inserted``, ``already_present``, ``rejected``)."""
+        return sum(int(getattr(f, name)) for f in self.files)
+
+    @property
+    def filtered(self) -> Counter[str]:
+        """Rows dropped by filters over all files, by reason."""
+        out: Counter[str] = Counter()
+        for f in self.files:
+            out.update(f.filtered)
+        return out
+
+
+def rejects_file(rejects_dir: Path, source: str | os.PathLike[str]) -> Path:
+    """Where the rejects of ``source`` are written: ``<dir>/<file name>.rejects.tsv``.
+
+    Args:
+        rejects_dir: Folder for rejects files.
+        source: The input file or folder.
+
+    Returns:
+        The rejects file path.
+    """
+    return rejects_dir / f"{Path(source).name}.rejects.tsv"
+
+
+def ingest_collection(
+    ledger: Ledger,
+    sources: Sequence[str | os.PathLike[str]],
+    *,
+    filters: CollectionFilters | None = None,
+    images_dir: str | os.PathLike[str] | None = None,
+    rejects_dir: str | os.PathLike[str] | None = None,
+    on_progress: Callable[[int], None] | None = None,
+) -> IngestSummary:
+    """Ingest metadata files and img2dataset folders into the ledger.
+
+    Every input is opened and checked (exists, readable, not empty, known layout)
+    before anything is written, so a bad input leaves the ledger unchanged.
+
+    Args:
+        ledger: The open ledger.
+        sources: Metadata files (plain, ``.bz2``, ``.gz``; 25 or 23 columns) or
+            img2dataset output folders.
+        filters: Which rows to keep (default: photos only).
+        images_dir: Folder of local image files named by photo id, or None.
+        rejects_dir: Folder for rejects files; default ``<ledger root>/rejects``.
+        on_progress: Called with the number of lines read after each batch.
+
+    Returns:
+        What was read, inserted, skipped, rejected and filtered, per file.
+
+    Raises:
+        CollectionError: An input is missing, unreadable, empty, of unknown layout, or
+            its compressed stream is truncated (that file's rows are rolled back).
+    """
+    filters = filters or CollectionFilters()
+    index = ImageIndex(images_dir) if images_dir is not None else None
+    readers = [open_collection(s, filters=filters, images=index) for s in sources]
+    out_dir = Path(rejects_dir) if rejects_dir is not None else ledger.root / "rejects"
+    settings = {
+        "sources": [str(Path(s).resolve()) for s in sources],
+        "filters": asdict(filters),
+        "images_dir": str(images_dir) if images_dir is not None else None,
+        "rejects_dir": str(out_dir),
+    }
+    summary = IngestSummary(files=[])
+    with ledger.run("ingest", settings) as run:
+        for source, reader in zip(sources, readers, strict=True):
+            result = _ingest_one(ledger, str(source), reader, out_dir, on_progress)
+            summary.files.append(result)
+            run.add("files")
+            for key in ("lines", "inserted", "already_present", "rejected"):
+                run.add(key, getattr(result, key))
+            for reason, n in result.filtered.items():
+                run.add(f"filtered_{reason}", n)
+    return summary
+
+
+def _ingest_one(
+    ledger: Ledger,
+    source: str,
+    reader: CollectionSource,
+    rejects_dir: Path,
+    on_progress: Callable[[int], None] | None,
+) -> FileIngest:
+    """Stream one input into ``images`` inside one transaction; write its rejects."""
+    result = FileIngest(path=source, layout=reader.layout)
+    conn = ledger.conn
+    final = rejects_file(rejects_dir, source)
+    partial = final.with_name(final.name + ".part")
+    rejects_dir.mkdir(parents=True, exist_ok=True)
+    previous_cache = conn.execute("PRAGMA cache_size").fetchone()[0]
+    conn.execute(f"PRAGMA cache_size=-{_BULK_CACHE_KIB}")
+    try:
+        with open(partial, "w", encoding="utf-8", newline="\n") as rejects:
+            rejects.write(REJECTS_HEADER)
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                cur = conn.cursor()
+                for batch in reader.batches():
+                    if batch.rows:
+                        cur.executemany(INSERT_SQL, batch.rows)
+                        inserted = max(cur.rowcount, 0)
+                        result.inserted += inserted
+                        result.already_present += len(batch.rows) - inserted
+                    for reject in batch.rejects:
+                        reason = reject.reason.replace("\t", " ").replace("\n", " ")
+                        rejects.write(f"{reject.line}\t{reason}\t{reject.text}\n")
+                    result.rejected += len(batch.rejects)
+                    result.filtered.update(batch.filtered)
+                    result.lines += batch.lines
+                    if on_progress is not None:
+                        on_progress(batch.lines)
+            except BaseException:
+                conn.rollback()
+                raise
+            conn.commit()
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    finally:
+        conn.execute(f"PRAGMA cache_size={int(previous_cache)}")
+    if result.rejected:
+        os.replace(partial, final)
+        result.rejects_path = final
+    else:
+        partial.unlink(missing_ok=True)
+        final.unlink(missing_ok=True)  # a stale file from an earlier run would mislead
+    return result

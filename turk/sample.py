@@ -1,0 +1,826 @@
+"""The sample collection (``turk sample OUTDIR``): a small YFCC100M look-alike for demos and tests.
+
+Writes, deterministically for a seed (layout in ``docs/design.md``):
+
+* ``metadata.tsv``: the 25-column ``yfcc100m_dataset`` layout, no header, with realistic
+  values (URL-encoded text, users, devices, licenses, some geotags), upload times
+  spread over 2004-2014, a few videos (marker 1) and a few deliberately malformed lines
+  (wrong column count, bad upload time, bad longitude);
+* ``images/<id>.jpg``: one real JPEG per photo, a drawn scene characteristic of its
+  concept (a bus on a road, a camera with its lens, a laptop on a desk, a soccer pitch
+  with a ball, an ice rink with sticks and a puck) with the concept's name written
+  large; about 40% are distractor scenes (mountains, pizza, flowers, beach, city,
+  books) with their own words. Download URLs are ``file://`` URLs of these files;
+* ``truth.csv`` (``image,concept,file``), ``gold.csv`` (``image,concept,label``: a few
+  known yes and no answers per concept), ``concepts.yaml`` (the five concepts with
+  prompts and settings sized for the sample) and ``sample.json`` (what was asked for,
+  so a rerun with the same settings reuses the files).
+
+``metadata_only`` writes only ``metadata.tsv`` (and ``sample.json``), fast enough for
+benchmark inputs of millions of rows.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import random
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import cache
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote_plus
+
+import numpy as np
+
+from turk.errors import ConfigError
+
+CONCEPTS: tuple[str, ...] = ("bus", "camera", "laptop", "soccer", "hockey")
+"""The sample's concepts (CLEAR-10 class names)."""
+
+NONE = "none"
+"""Truth label of distractor images (no concept)."""
+
+DISTRACTORS: tuple[str, ...] = ("mountains", "pizza", "flowers", "beach", "city", "books")
+"""Scenes drawn for images of no concept."""
+
+CONCEPT_SHARE = 0.6
+"""Fraction of photos that show one of the concepts (the rest are distractors)."""
+
+DEFAULT_N = 2000
+DEFAULT_IMAGE_SIZE = (500, 375)
+_CHUNK = 10_000
+_START = int(datetime(2004, 1, 1, tzinfo=UTC).timestamp())
+_END = int(datetime(2014, 12, 31, 23, 59, 59, tzinfo=UTC).timestamp())
+_ID_STRIDE = 13_000
+
+CONCEPTS_YAML = """\
+# Concepts of the sample collection, with settings sized for it (CLEAR used
+# images_per_class 300 and query_depth 16000 on YFCC100M).
+settings:
+  images_per_class: 12       # positives kept per concept per bucket
+  query_depth: 40            # ranked depth per concept per bucket
+  allow_overlap: false       # an image stays only with its best-scoring concept
+  background: true           # add a BACKGROUND class from the bottom of the rankings
+  negative_ratio: 0.1        # background picks per bucket = ratio * images_per_class * concepts
+  templates: openai_imagenet
+concepts:
+  - name: bus
+    prompts: ["bus", "city bus", "double-decker bus"]
+  - name: camera
+    prompts: ["camera", "digital camera", "photo camera"]
+  - name: laptop
+    prompts: ["laptop", "notebook computer"]
+  - name: soccer
+    prompts: ["soccer", "soccer ball on a football pitch", "soccer match"]
+  - name: hockey
+    prompts: ["hockey", "ice hockey", "hockey stick and puck"]
+"""
+
+_TITLES: dict[str, list[str]] = {
+    "bus": [
+        "Bus at the station",
+        "London bus",
+        "Double decker",
+        "School bus",
+        "Red bus",
+        "Waiting for the bus",
+        "Bus stop",
+        "Night bus",
+        "Autobús en Madrid",
+    ],
+    "camera": [
+        "My new camera",
+        "Old film camera",
+        "Camera collection",
+        "Vintage camera",
+        "Canon AE-1",
+        "Rangefinder",
+        "Kamera",
+        "Lens test",
+    ],
+    "laptop": [
+        "Working on my laptop",
+        "New laptop",
+        "Laptop on the desk",
+        "MacBook",
+        "Coffee & laptop",
+        "Home office",
+        "Notebook setup",
+    ],
+    "soccer": [
+        "Soccer match",
+        "Football game",
+        "Kick off",
+        "Goal!",
+        "Soccer practice",
+        "Fútbol",
+        "Sunday league",
+        "World Cup party",
+    ],
+    "hockey": [
+        "Hockey game",
+        "Ice hockey",
+        "On the ice",
+        "Hockey night",
+        "Puck drop",
+        "Face-off",
+        "Rink side",
+        "Eishockey",
+    ],
+    "mountains": ["Mountain view", "Alps", "Hiking trip", "Snowy peaks", "Zürich weekend"],
+    "pizza": ["Pizza night", "Dinner", "Homemade pizza", "Margherita", "Lunch in Napoli"],
+    "flowers": ["Flowers in the garden", "Spring", "Tulips", "Macro", "Bloom"],
+    "beach": ["Beach day", "Sunset at the sea", "Summer holiday", "Waves", "Playa"],
+    "city": ["City lights", "Downtown", "Skyline", "東京", "Street", "Architecture"],
+    "books": ["Bookshelf", "Library", "Reading", "Old books", "Bibliothèque"],
+}
+_GENERIC_TITLES = ["IMG_{n}", "DSC{n}", "P{n}", "", "Untitled", "Holiday", "2008 trip"]
+_TAGS: dict[str, list[str]] = {
+    "bus": ["bus", "transport", "london", "street", "red", "doubledecker", "travel"],
+    "camera": ["camera", "canon", "nikon", "film", "vintage", "photography", "lens"],
+    "laptop": ["laptop", "computer", "apple", "macbook", "work", "desk", "office"],
+    "soccer": ["soccer", "football", "futbol", "match", "goal", "sport", "ball"],
+    "hockey": ["hockey", "icehockey", "nhl", "ice", "sport", "rink", "puck"],
+    "mountains": ["mountains", "alps", "snow", "hiking", "landscape", "nature"],
+    "pizza": ["pizza", "food", "dinner", "italy", "cheese", "yummy"],
+    "flowers": ["flowers", "garden", "spring", "macro", "nature", "tulip"],
+    "beach": ["beach", "sea", "sand", "summer", "ocean", "sunset"],
+    "city": ["city", "night", "urban", "street", "building", "skyline"],
+    "books": ["books", "library", "reading", "shelf", "literature"],
+}
+_DESCRIPTIONS = [
+    "",
+    "",
+    "",
+    "Taken on the way home.",
+    "What a day!",
+    "See more at my blog.",
+    "Shot with a 50mm lens, f/1.8.",
+    "Best viewed large.",
+    "Merci à tous!",
+    "One of my favourite shots from the trip.",
+    "Straight out of camera, no edits.",
+]
+_DEVICES = [
+    "Canon+EOS+400D+Digital",
+    "Canon+PowerShot+A1100+IS",
+    "NIKON+D70",
+    "NIKON+D90",
+    "Apple+iPhone+4",
+    "SONY+DSC-W55",
+    "Panasonic+DMC-FZ8",
+    "FUJIFILM+FinePix+S5600",
+    "",
+    "",
+]
+_LICENSES = [
+    (
+        "Attribution-NonCommercial-ShareAlike License",
+        "http://creativecommons.org/licenses/by-nc-sa/2.0/",
+    ),
+    ("Attribution-NonCommercial License", "http://creativecommons.org/licenses/by-nc/2.0/"),
+    ("Attribution License", "http://creativecommons.org/licenses/by/2.0/"),
+    ("Attribution-ShareAlike License", "http://creativecommons.org/licenses/by-sa/2.0/"),
+    ("Attribution-NoDerivs License", "http://creativecommons.org/licenses/by-nd/2.0/"),
+]
+_NAMES = [
+    "john",
+    "maria",
+    "li",
+    "ahmed",
+    "sofia",
+    "pierre",
+    "yuki",
+    "olga",
+    "carlos",
+    "anna",
+    "josé",
+    "björn",
+    "priya",
+    "kwame",
+    "emma",
+    "noah",
+]
+
+
+@dataclass
+class SampleSummary:
+    """What ``turk sample`` wrote.
+
+    Attributes:
+        out_dir: The sample folder.
+        images: Photos written (each with a JPEG unless ``metadata_only``).
+        videos: Video records (marker 1; no image file).
+        malformed: Deliberately malformed metadata lines.
+        concepts: Photos per true concept (``none`` for distractors).
+        metadata_only: Whether only ``metadata.tsv`` was written.
+        reused: True when an identical sample was already there and was kept.
+    """
+
+    out_dir: Path
+    images: int = 0
+    videos: int = 0
+    malformed: int = 0
+    concepts: Counter[str] = field(default_factory=Counter)
+    metadata_only: bool = False
+    reused: bool = False
+
+    @property
+    def metadata_path(self) -> Path:
+        """The sample's ``metadata.tsv``."""
+        return self.out_dir / "metadata.tsv"
+
+
+def parse_image_size(text: str) -> tuple[int, int]:
+    """Parse ``WIDTHxHEIGHT`` (e.g. ``500x375``).
+
+    Args:
+        text: The size as given on the command line.
+
+    Returns:
+        ``(width, height)``.
+
+    Raises:
+        ConfigError: Not two positive integers joined by ``x``, or smaller than 32x32.
+    """
+    parts = text.lower().split("x")
+    try:
+        width, height = (int(p) for p in parts)
+    except ValueError:
+        raise ConfigError(f"--image-size {text!r}: expected WIDTHxHEIGHT, e.g. 500x375") from None
+    if width < 32 or height < 32 or width > 4096 or height > 4096:
+        raise ConfigError(f"--image-size {text!r}: each side must be between 32 and 4096")
+    return width, height
+
+
+def _enc(texts: list[str]) -> list[str]:
+    return [quote_plus(t) for t in texts]
+
+
+@dataclass(frozen=True)
+class _Vocab:
+    """URL-encoded text pools, chosen by index per row (no per-row encoding)."""
+
+    titles: dict[str, list[str]]
+    tags: dict[str, list[str]]
+    descriptions: list[str]
+    users: list[tuple[str, str]]
+    machine_tags: list[str]
+
+
+def _vocab(seed: int) -> _Vocab:
+    rnd = random.Random(f"vocab-{seed}")
+    tags: dict[str, list[str]] = {}
+    for topic, pool in _TAGS.items():
+        # YFCC writes tags comma-separated, each tag URL-encoded.
+        combos = [",".join(_enc(rnd.sample(pool, rnd.randint(1, 4)))) for _ in range(24)]
+        tags[topic] = [*combos, ""]
+    users = []
+    for _ in range(300):
+        nsid = f"{rnd.randint(10_000_000, 99_999_999)}@N{rnd.randint(0, 8):02d}"
+        nick = (
+            f"{rnd.choice(_NAMES)} {rnd.choice(_NAMES)}"
+            if rnd.random() < 0.5
+            else (f"{rnd.choice(_NAMES)}{rnd.randint(1, 9999)}")
+        )
+        users.append((nsid, quote_plus(nick)))
+    machine = [
+        "",
+        "",
+        "",
+        _enc(["vision:outdoor=099,vision:sky=091"])[0],
+        _enc(["camera:make=canon"])[0],
+        _enc(["geo:locality=london"])[0],
+    ]
+    return _Vocab(
+        titles={k: _enc(v) for k, v in _TITLES.items()},
+        tags=tags,
+        descriptions=_enc(_DESCRIPTIONS),
+        users=users,
+        machine_tags=machine,
+    )
+
+
+def _video_indices(records: int, videos: int) -> set[int]:
+    return {int((j + 0.5) * records / videos) for j in range(videos)}
+
+
+def _counts(n: int) -> tuple[int, int]:
+    """(videos, malformed lines) for ``n`` photos: "a few" of each."""
+    videos = 0 if n < 10 else max(2, n // 100)
+    malformed = 0 if n < 10 else max(3, n // 400)
+    return videos, malformed
+
+
+def _topic_of(concept_index: int, pick: int) -> str:
+    if concept_index < len(CONCEPTS):
+        return CONCEPTS[concept_index]
+    return DISTRACTORS[pick % len(DISTRACTORS)]
+
+
+@dataclass(frozen=True)
+class _Record:
+    photo_id: int
+    concept: str  # concept name or "none"
+    topic: str  # concept name or distractor scene
+    video: bool
+
+
+def _generate(n: int, seed: int, url_prefix: str) -> Iterator[tuple[list[str], list[_Record]]]:
+    """Yield chunks of (metadata lines without line numbers, photo/video records)."""
+    vocab = _vocab(seed)
+    videos, malformed = _counts(n)
+    records = n + videos
+    video_at = _video_indices(records, videos)
+    bad_at = sorted(int((j + 0.5) * records / malformed) for j in range(malformed))
+    bad_kinds = ("columns", "date", "number")
+    span = _END - _START
+    probs = [CONCEPT_SHARE / len(CONCEPTS)] * len(CONCEPTS) + [1 - CONCEPT_SHARE]
+    for chunk_no, a in enumerate(range(0, records, _CHUNK)):
+        b = min(records, a + _CHUNK)
+        m = b - a
+        rng = np.random.default_rng([seed, chunk_no])
+        idx = np.arange(a, b)
+        ids = 100_000 + idx * _ID_STRIDE + rng.integers(0, _ID_STRIDE, m)
+        # Flickr grew over the years: more uploads late than early.
+        frac = ((idx + rng.random(m)) / records) ** 0.75
+        uploaded = _START + (frac * span).astype(np.int64)
+        back = rng.integers(60, 40 * 86400, m)
+        late = rng.random(m) < 0.02  # camera clock wrong: taken after upload
+        taken = np.where(late, uploaded + rng.integers(3600, 400 * 86400, m), uploaded - back)
+        taken_text = np.datetime_as_string(taken.astype("datetime64[s]"), unit="s")
+        concept = rng.choice(len(probs), size=m, p=probs)
+        pick = rng.integers(0, 1 << 30, (m, 8))
+        geo = rng.random(m) < 0.4
+        lon = rng.uniform(-180, 180, m)
+        lat = rng.uniform(-60, 70, m)
+        hashes = rng.integers(0, 1 << 62, (m, 2))
+        secrets = rng.integers(0, 16**10, (m, 2))
+        lines: list[str] = []
+        recs: list[_Record] = []
+        for k in range(m):
+            i = a + k
+            pid = int(ids[k])
+            is_video = i in video_at
+            c = int(concept[k])
+            p = pick[k]
+            topic = _topic_of(c, int(p[0]))
+            label = CONCEPTS[c] if c < len(CONCEPTS) else NONE
+            recs.append(_Record(pid, label, topic, is_video))
+            if p[1] % 10 < 6:
+                title_pool = vocab.titles[topic]
+                title = title_pool[p[2] % len(title_pool)]
+            else:
+                generic = _GENERIC_TITLES[p[2] % len(_GENERIC_TITLES)]
+                title = quote_plus(generic.format(n=p[3] % 10000))
+            tags_pool = vocab.tags[topic]
+            nsid, nick = vocab.users[p[4] % len(vocab.users)]
+            license_name, license_url = _LICENSES[p[5] % len(_LICENSES)]
+            ext = "mp4" if is_video else "jpg"
+            fields = [
+                str(pid),
+                f"{hashes[k, 0]:016x}{hashes[k, 1]:016x}",
+                nsid,
+                nick,
+                taken_text[k].replace("T", " ") + ".0",
+                str(int(uploaded[k])),
+                _DEVICES[p[6] % len(_DEVICES)],
+                title,
+                vocab.descriptions[p[7] % len(vocab.descriptions)],
+                tags_pool[p[3] % len(tags_pool)],
+                vocab.machine_tags[p[5] % len(vocab.machine_tags)],
+                f"{lon[k]:.6f}" if geo[k] else "",
+                f"{lat[k]:.6f}" if geo[k] else "",
+                str(1 + p[6] % 16) if geo[k] else "",
+                f"http://www.flickr.com/photos/{nsid}/{pid}/",
+                f"{url_prefix}{pid}.{ext}",
+                quote_plus(license_name),
+                license_url,
+                str(1 + p[1] % 9000),
+                str(1 + p[2] % 9),
+                f"{secrets[k, 0]:010x}",
+                f"{secrets[k, 1]:010x}",
+                ext,
+                "1" if is_video else "0",
+            ]
+            lines.append("\t".join(fields))
+        order = rng.permutation(m)
+        lines = [lines[j] for j in order]
+        recs = [recs[j] for j in order]
+        # Deliberately malformed lines, spread through the file.
+        for j, at in enumerate(bad_at):
+            if not a <= at < b:
+                continue
+            fields = lines[at - a].split("\t")
+            fields[0] = str(10**11 + j)
+            kind = bad_kinds[j % len(bad_kinds)]
+            if kind == "columns":
+                fields = fields[:-3]
+            elif kind == "date":
+                fields[5] = "2010-05-06 12:00:00"
+            else:
+                fields[11] = "north"
+            lines.insert(at - a, "\t".join(fields))
+        yield lines, recs
+
+
+@cache
+def _font(size: int) -> Any:
+    from PIL import ImageFont
+
+    return ImageFont.load_default(size=size)
+
+
+def _rgb(rnd: random.Random, lo: int = 0, hi: int = 255) -> tuple[int, int, int]:
+    return (rnd.randint(lo, hi), rnd.randint(lo, hi), rnd.randint(lo, hi))
+
+
+def _jitter(rnd: random.Random, base: tuple[int, int, int], amount: int = 30) -> tuple[int, ...]:
+    return tuple(max(0, min(255, c + rnd.randint(-amount, amount))) for c in base)
+
+
+def _draw_scene(topic: str, rnd: random.Random, w: int, h: int, mark: str) -> Any:
+    """Draw one scene for ``topic`` and return the PIL image."""
+    from PIL import Image, ImageDraw
+
+    u = min(w, h)
+    if topic == "bus":
+        img = Image.new("RGB", (w, h), _jitter(rnd, (135, 190, 235), 40))
+        d = ImageDraw.Draw(img)
+        road = int(h * rnd.uniform(0.68, 0.8))
+        d.rectangle([0, road, w, h], fill=_jitter(rnd, (90, 90, 95), 20))
+        d.rectangle(
+            [0, road + (h - road) // 2 - 2, w, road + (h - road) // 2 + 2], fill=(240, 230, 120)
+        )
+        bw = int(w * rnd.uniform(0.55, 0.8))
+        bh = int(h * rnd.uniform(0.28, 0.42))
+        x0 = rnd.randint(0, w - bw)
+        y0 = road - bh - u // 20
+        body = rnd.choice([(200, 30, 30), (240, 190, 20), (30, 90, 190), (30, 140, 70)])
+        d.rounded_rectangle([x0, y0, x0 + bw, y0 + bh], radius=u // 25, fill=_jitter(rnd, body))
+        decks = 2 if rnd.random() < 0.4 else 1
+        win_h = bh // (2 * decks + 1)
+        for deck in range(decks):
+            wy = y0 + win_h // 2 + deck * (bh // decks)
+            for wx in range(x0 + bw // 12, x0 + bw - bw // 8, bw // 7):
+                d.rectangle([wx, wy, wx + bw // 9, wy + win_h], fill=(200, 230, 250))
+        for wx in (x0 + bw // 5, x0 + bw - bw // 5):
+            r = u // 14
+            d.ellipse([wx - r, y0 + bh - r, wx + r, y0 + bh + r], fill=(20, 20, 20))
+            d.ellipse(
+                [wx - r // 2, y0 + bh - r // 2, wx + r // 2, y0 + bh + r // 2], fill=(160, 160, 160)
+            )
+    elif topic == "camera":
+        img = Image.new("RGB", (w, h), _rgb(rnd, 120, 240))
+        d = ImageDraw.Draw(img)
+        cw, ch = int(w * rnd.uniform(0.45, 0.65)), int(h * rnd.uniform(0.35, 0.5))
+        x0, y0 = rnd.randint(w // 20, w - cw - w // 20), rnd.randint(h // 4, h - ch - h // 20)
+        body = rnd.choice([(25, 25, 25), (60, 60, 65), (180, 180, 185)])
+        d.rectangle([x0 + cw // 3, y0 - ch // 5, x0 + 2 * cw // 3, y0], fill=_jitter(rnd, body, 10))
+        d.rounded_rectangle([x0, y0, x0 + cw, y0 + ch], radius=u // 30, fill=body)
+        cx, cy, r = x0 + cw // 2, y0 + ch // 2, int(ch * 0.42)
+        for k, col in enumerate([(90, 90, 90), (15, 15, 15), (40, 60, 110), (10, 10, 30)]):
+            rr = int(r * (1 - 0.22 * k))
+            d.ellipse([cx - rr, cy - rr, cx + rr, cy + rr], fill=col)
+        d.ellipse([cx - r // 5, cy - r // 3, cx, cy - r // 8], fill=(230, 230, 255))
+        d.rectangle(
+            [x0 + cw // 12, y0 + ch // 10, x0 + cw // 5, y0 + ch // 5], fill=(250, 250, 250)
+        )
+        d.ellipse([x0 + cw - cw // 6, y0 - ch // 8, x0 + cw - cw // 12, y0], fill=(200, 30, 30))
+    elif topic == "laptop":
+        img = Image.new("RGB", (w, h), _rgb(rnd, 150, 230))
+        d = ImageDraw.Draw(img)
+        desk = int(h * rnd.uniform(0.7, 0.8))
+        d.rectangle([0, desk, w, h], fill=_jitter(rnd, (140, 100, 60), 25))
+        lw = int(w * rnd.uniform(0.45, 0.65))
+        lh = int(h * rnd.uniform(0.38, 0.5))
+        x0 = rnd.randint(w // 20, w - lw - w // 20)
+        y0 = desk - lh
+        frame = rnd.choice([(40, 40, 45), (190, 190, 195), (20, 20, 25)])
+        d.rectangle([x0, y0, x0 + lw, y0 + int(lh * 0.85)], fill=frame)
+        screen = _rgb(rnd, 60, 220)
+        d.rectangle(
+            [x0 + lw // 20, y0 + lh // 20, x0 + lw - lw // 20, y0 + int(lh * 0.8)], fill=screen
+        )
+        base_y = y0 + int(lh * 0.85)
+        d.polygon(
+            [
+                (x0 - lw // 10, desk + h // 40),
+                (x0 + lw + lw // 10, desk + h // 40),
+                (x0 + lw, base_y),
+                (x0, base_y),
+            ],
+            fill=_jitter(rnd, frame, 20),
+        )
+        for row in range(3):
+            ky = base_y + 2 + row * max(2, (desk - base_y) // 4)
+            for kx in range(x0 + lw // 15, x0 + lw - lw // 15, max(4, lw // 14)):
+                d.rectangle([kx, ky, kx + max(2, lw // 20), ky + 2], fill=(90, 90, 90))
+    elif topic == "soccer":
+        img = Image.new("RGB", (w, h), (40, 140, 50))
+        d = ImageDraw.Draw(img)
+        stripe = max(8, w // rnd.randint(6, 10))
+        for sx in range(0, w, 2 * stripe):
+            d.rectangle([sx, 0, sx + stripe, h], fill=_jitter(rnd, (55, 165, 60), 10))
+        d.line([w // 2, 0, w // 2, h], fill=(250, 250, 250), width=max(2, u // 80))
+        r = u // 4
+        d.ellipse(
+            [w // 2 - r, h // 2 - r, w // 2 + r, h // 2 + r],
+            outline=(250, 250, 250),
+            width=max(2, u // 80),
+        )
+        gx = rnd.choice([w // 30, w - w // 6])
+        d.rectangle(
+            [gx, h // 3, gx + w // 7, 2 * h // 3], outline=(255, 255, 255), width=max(2, u // 60)
+        )
+        br = u // rnd.randint(6, 9)
+        bx, by = rnd.randint(br, w - br), rnd.randint(br, h - br)
+        d.ellipse(
+            [bx - br, by - br, bx + br, by + br], fill=(250, 250, 250), outline=(0, 0, 0), width=2
+        )
+        pent = [
+            (bx + int(br * 0.4 * np.cos(a)), by + int(br * 0.4 * np.sin(a)))
+            for a in np.linspace(-np.pi / 2, 1.5 * np.pi, 6)[:5]
+        ]
+        d.polygon(pent, fill=(10, 10, 10))
+    elif topic == "hockey":
+        img = Image.new("RGB", (w, h), _jitter(rnd, (225, 238, 250), 12))
+        d = ImageDraw.Draw(img)
+        lw_ = max(3, u // 40)
+        d.rectangle([w // 2 - lw_, 0, w // 2 + lw_, h], fill=(200, 20, 30))
+        for bx in (w // 4, 3 * w // 4):
+            d.rectangle([bx - lw_, 0, bx + lw_, h], fill=(30, 60, 180))
+        for _ in range(rnd.randint(1, 2)):
+            sx, sy = rnd.randint(w // 10, w - w // 10), rnd.randint(0, h // 3)
+            ex, ey = sx + rnd.randint(-w // 4, w // 4), sy + int(h * rnd.uniform(0.4, 0.6))
+            stick = rnd.choice([(120, 70, 30), (20, 20, 20), (200, 200, 60)])
+            d.line([sx, sy, ex, ey], fill=stick, width=max(4, u // 35))
+            d.line(
+                [ex, ey, ex + rnd.choice([-1, 1]) * w // 9, ey + h // 40],
+                fill=stick,
+                width=max(6, u // 22),
+            )
+        px, py = rnd.randint(w // 6, 5 * w // 6), rnd.randint(h // 2, 7 * h // 8)
+        d.ellipse([px - u // 14, py - u // 28, px + u // 14, py + u // 28], fill=(10, 10, 10))
+        gx = rnd.choice([w // 40, w - w // 8])
+        d.rectangle([gx, h // 3, gx + w // 10, h // 2], outline=(210, 20, 30), width=lw_)
+    elif topic == "mountains":
+        img = Image.new("RGB", (w, h), _jitter(rnd, (150, 200, 240), 30))
+        d = ImageDraw.Draw(img)
+        sx, sy, sr = rnd.randint(0, w), rnd.randint(0, h // 3), u // 10
+        d.ellipse([sx - sr, sy - sr, sx + sr, sy + sr], fill=(255, 220, 80))
+        for _ in range(rnd.randint(2, 4)):
+            px, ph = rnd.randint(0, w), int(h * rnd.uniform(0.35, 0.7))
+            half = int(w * rnd.uniform(0.2, 0.4))
+            base = int(h * 0.8)
+            rock = _jitter(rnd, (110, 105, 110), 25)
+            d.polygon([(px - half, base), (px, base - ph), (px + half, base)], fill=rock)
+            d.polygon(
+                [
+                    (px - half // 5, base - ph + ph // 5),
+                    (px, base - ph),
+                    (px + half // 5, base - ph + ph // 5),
+                ],
+                fill=(250, 250, 250),
+            )
+        d.rectangle([0, int(h * 0.8), w, h], fill=_jitter(rnd, (70, 140, 60), 20))
+    elif topic == "pizza":
+        img = Image.new("RGB", (w, h), _jitter(rnd, (160, 110, 70), 30))
+        d = ImageDraw.Draw(img)
+        cx, cy, r = rnd.randint(w // 3, 2 * w // 3), rnd.randint(h // 3, 2 * h // 3), u // 3
+        d.ellipse(
+            [cx - r - u // 20, cy - r - u // 20, cx + r + u // 20, cy + r + u // 20],
+            fill=(245, 245, 245),
+        )
+        d.ellipse([cx - r, cy - r, cx + r, cy + r], fill=(220, 160, 70))
+        d.ellipse(
+            [cx - r + u // 30, cy - r + u // 30, cx + r - u // 30, cy + r - u // 30],
+            fill=(240, 200, 90),
+        )
+        for _ in range(rnd.randint(5, 9)):
+            ang, dist = rnd.uniform(0, 2 * np.pi), rnd.uniform(0, r * 0.7)
+            px, py, pr = cx + int(dist * np.cos(ang)), cy + int(dist * np.sin(ang)), u // 22
+            d.ellipse([px - pr, py - pr, px + pr, py + pr], fill=(180, 40, 30))
+    elif topic == "flowers":
+        img = Image.new("RGB", (w, h), _jitter(rnd, (80, 150, 70), 30))
+        d = ImageDraw.Draw(img)
+        for _ in range(rnd.randint(3, 7)):
+            fx, fy, pr = rnd.randint(0, w), rnd.randint(h // 5, h), rnd.randint(u // 20, u // 10)
+            petal = _rgb(rnd, 120, 255)
+            d.line([fx, fy, fx, h], fill=(40, 110, 40), width=3)
+            for a in np.linspace(0, 2 * np.pi, 7)[:6]:
+                px, py = fx + int(pr * np.cos(a)), fy + int(pr * np.sin(a))
+                d.ellipse(
+                    [px - pr // 1.5, py - pr // 1.5, px + pr // 1.5, py + pr // 1.5], fill=petal
+                )
+            d.ellipse([fx - pr // 2, fy - pr // 2, fx + pr // 2, fy + pr // 2], fill=(250, 210, 40))
+    elif topic == "beach":
+        img = Image.new("RGB", (w, h), _jitter(rnd, (130, 200, 250), 25))
+        d = ImageDraw.Draw(img)
+        sea, sand = int(h * rnd.uniform(0.4, 0.55)), int(h * rnd.uniform(0.65, 0.8))
+        d.rectangle([0, sea, w, sand], fill=_jitter(rnd, (30, 110, 180), 25))
+        d.rectangle([0, sand, w, h], fill=_jitter(rnd, (235, 210, 150), 15))
+        sx, sr = rnd.randint(0, w), u // 9
+        d.ellipse([sx - sr, sea - sr, sx + sr, sea + sr], fill=(255, 190, 60))
+        ux = rnd.randint(w // 6, 5 * w // 6)
+        d.line([ux, sand - h // 10, ux, h], fill=(80, 60, 40), width=3)
+        d.pieslice(
+            [ux - u // 6, sand - h // 10 - u // 8, ux + u // 6, sand - h // 10 + u // 8],
+            180,
+            360,
+            fill=_rgb(rnd, 100, 255),
+        )
+    elif topic == "city":
+        night = rnd.random() < 0.5
+        img = Image.new("RGB", (w, h), (20, 25, 60) if night else _jitter(rnd, (170, 200, 230)))
+        d = ImageDraw.Draw(img)
+        x = 0
+        while x < w:
+            bw, bh = rnd.randint(w // 12, w // 6), int(h * rnd.uniform(0.3, 0.8))
+            d.rectangle([x, h - bh, x + bw, h], fill=_jitter(rnd, (70, 70, 85), 25))
+            for wy in range(h - bh + 6, h - 6, max(8, h // 30)):
+                for wx in range(x + 4, x + bw - 6, max(8, w // 50)):
+                    if rnd.random() < 0.6:
+                        lit = (250, 220, 120) if night else (200, 220, 240)
+                        d.rectangle([wx, wy, wx + 3, wy + 4], fill=lit)
+            x += bw + rnd.randint(0, w // 40)
+    else:  # books
+        img = Image.new("RGB", (w, h), _jitter(rnd, (120, 80, 50), 20))
+        d = ImageDraw.Draw(img)
+        for shelf in range(3):
+            y1 = (shelf + 1) * h // 3 - h // 40
+            x = w // 40
+            while x < w - w // 20:
+                bw = rnd.randint(w // 40, w // 18)
+                bh = int(h / 3 * rnd.uniform(0.6, 0.9))
+                d.rectangle([x, y1 - bh, x + bw, y1], fill=_rgb(rnd, 30, 230))
+                x += bw + 1
+            d.rectangle([0, y1, w, y1 + h // 40], fill=(90, 55, 30))
+    # The scene's word, written large, and a small per-image mark (ids differ, so
+    # every file's bytes differ: simulated workers recognise images by their hash).
+    word = topic.upper()
+    font = _font(max(12, int(u * rnd.uniform(0.16, 0.22))))
+    left, top, right, bottom = (int(v) for v in d.textbbox((0, 0), word, font=font, stroke_width=2))
+    tw, th = right - left, bottom - top
+    tx = rnd.randint(0, max(0, w - tw)) - left
+    ty = rnd.choice([rnd.randint(0, max(0, h // 4 - th // 2)), max(0, h - th - h // 30)]) - top
+    light = rnd.random() < 0.5
+    d.text(
+        (tx, ty),
+        word,
+        font=font,
+        fill=(255, 255, 255) if light else (15, 15, 15),
+        stroke_width=2,
+        stroke_fill=(0, 0, 0) if light else (255, 255, 255),
+    )
+    d.text((3, h - 12), mark, font=_font(9), fill=_jitter(rnd, (128, 128, 128), 40))
+    return img
+
+
+def _manifest(n: int, seed: int, size: tuple[int, int], metadata_only: bool) -> dict[str, Any]:
+    return {
+        "format": 1,
+        "n": n,
+        "seed": seed,
+        "image_size": list(size),
+        "metadata_only": metadata_only,
+    }
+
+
+def _reusable(out: Path, manifest: dict[str, Any]) -> SampleSummary | None:
+    try:
+        found = json.loads((out / "sample.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(found, dict) or {k: found.get(k) for k in manifest} != manifest:
+        return None
+    if not (out / "metadata.tsv").is_file():
+        return None
+    summary = SampleSummary(out_dir=out, metadata_only=manifest["metadata_only"], reused=True)
+    summary.videos, summary.malformed = _counts(manifest["n"])
+    summary.images = manifest["n"]
+    if not manifest["metadata_only"]:
+        try:
+            with open(out / "truth.csv", encoding="utf-8", newline="") as fh:
+                for row in csv.DictReader(fh):
+                    if not (out / row["file"]).is_file():
+                        return None
+                    summary.concepts[row["concept"]] += 1
+        except (OSError, KeyError):
+            return None
+    summary.concepts = Counter(found.get("concepts", {})) or summary.concepts
+    return summary
+
+
+def write_sample(
+    out_dir: str | os.PathLike[str],
+    *,
+    n: int = DEFAULT_N,
+    seed: int = 0,
+    image_size: tuple[int, int] = DEFAULT_IMAGE_SIZE,
+    metadata_only: bool = False,
+    on_progress: Callable[[int], None] | None = None,
+) -> SampleSummary:
+    """Write the sample collection to ``out_dir`` (see the module docstring).
+
+    An identical earlier sample (same ``sample.json`` settings, files present) is kept
+    as it is; anything else is rewritten. Files appear complete or not at all: each is
+    written beside its final name and renamed, and ``sample.json`` comes last.
+
+    Args:
+        out_dir: Folder to write into (created when missing).
+        n: Number of photos (videos and malformed lines come on top).
+        seed: Seed; the same seed and ``n`` give the same files.
+        image_size: ``(width, height)`` of the JPEGs.
+        metadata_only: Write only ``metadata.tsv`` (for benchmarks).
+        on_progress: Called with the number of metadata rows (or images) just written.
+
+    Returns:
+        What was written.
+
+    Raises:
+        ConfigError: ``n`` below 1.
+    """
+    if n < 1:
+        raise ConfigError(f"--n {n}: need at least 1 image")
+    out = Path(out_dir)
+    manifest = _manifest(n, seed, image_size, metadata_only)
+    reused = _reusable(out, manifest)
+    if reused is not None:
+        return reused
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "sample.json").unlink(missing_ok=True)
+    images_dir = (out / "images").resolve()
+    if not metadata_only:
+        images_dir.mkdir(exist_ok=True)
+    url_prefix = images_dir.as_uri() + "/"
+    summary = SampleSummary(out_dir=out, metadata_only=metadata_only)
+    summary.videos, summary.malformed = _counts(n)
+    truth: list[tuple[int, str, str]] = []
+    width, height = image_size
+    line_no = 0
+    part = out / "metadata.tsv.part"
+    with open(part, "w", encoding="utf-8", newline="\n") as meta:
+        for lines, recs in _generate(n, seed, url_prefix):
+            buf = []
+            for line in lines:
+                buf.append(f"{line_no}\t{line}\n")
+                line_no += 1
+            meta.write("".join(buf))
+            for rec in recs:
+                if rec.video:
+                    continue
+                summary.images += 1
+                summary.concepts[rec.concept] += 1
+                if metadata_only:
+                    continue
+                rnd = random.Random(f"{seed}-{rec.photo_id}")
+                img = _draw_scene(rec.topic, rnd, width, height, str(rec.photo_id))
+                name = f"images/{rec.photo_id}.jpg"
+                img.save(out / name, "JPEG", quality=85)
+                truth.append((rec.photo_id, rec.concept, name))
+                if on_progress is not None:
+                    on_progress(1)
+            if metadata_only and on_progress is not None:
+                on_progress(len(lines))
+    os.replace(part, out / "metadata.tsv")
+    if not metadata_only:
+        truth.sort()
+        _write_csv(out / "truth.csv", ["image", "concept", "file"], truth)
+        _write_csv(out / "gold.csv", ["image", "concept", "label"], _gold(truth, seed))
+        (out / "concepts.yaml").write_text(CONCEPTS_YAML, encoding="utf-8")
+    manifest["concepts"] = dict(sorted(summary.concepts.items()))
+    (out / "sample.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    return summary
+
+
+def _write_csv(path: Path, header: list[str], rows: list[tuple[Any, ...]]) -> None:
+    part = path.with_name(path.name + ".part")
+    with open(part, "w", encoding="utf-8", newline="") as fh:
+        writer = csv.writer(fh, lineterminator="\n")
+        writer.writerow(header)
+        writer.writerows(rows)
+    os.replace(part, path)
+
+
+GOLD_PER_LABEL = 3
+"""Known ``yes`` and known ``no`` answers per concept in ``gold.csv``."""
+
+
+def _gold(truth: list[tuple[int, str, str]], seed: int) -> list[tuple[int, str, str]]:
+    """Pick a few known yes and no answers per concept from the photos."""
+    rnd = random.Random(f"gold-{seed}")
+    rows: list[tuple[int, str, str]] = []
+    for concept in CONCEPTS:
+        yes = [i for i, c, _ in truth if c == concept]
+        no = [i for i, c, _ in truth if c != concept]
+        for image in sorted(rnd.sample(yes, min(GOLD_PER_LABEL, len(yes)))):
+            rows.append((image, concept, "yes"))
+        for image in sorted(rnd.sample(no, min(GOLD_PER_LABEL, len(no)))):
+            rows.append((image, concept, "no"))
+    return rows
