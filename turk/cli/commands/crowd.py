@@ -1,3 +1,551 @@
-"""Commands of the crowd area (see :mod:`turk.cli.commands`)."""
+"""Commands of the crowd area: ``turk publish``, ``collect``, ``review``, ``status``, ``expire``.
 
-from turk.cli.app import app  # noqa: F401
+Each opens the ledger and the target's backend (:func:`turk.crowd.boto.connect`), calls
+the library (:mod:`turk.publish`, :mod:`turk.collect`, :mod:`turk.review`,
+:mod:`turk.status`) and prints a summary.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from turk.cli.app import app, open_ledger
+from turk.cli.console import console, err_console, progress_bar
+
+if TYPE_CHECKING:
+    from turk.crowd.boto import BotoBackend
+
+TargetOption = Annotated[
+    str,
+    typer.Option(
+        "--target",
+        help="Crowd target: local (the 'turk sandbox serve' server), mturk-sandbox "
+        "(Amazon's sandbox, no money) or mturk (production, real money).",
+    ),
+]
+EndpointOption = Annotated[
+    str | None,
+    typer.Option(
+        "--endpoint-url",
+        help="Requester API endpoint overriding the target's (for local: where "
+        "'turk sandbox serve' listens; default http://127.0.0.1:8765).",
+        show_default=False,
+    ),
+]
+ProfileOption = Annotated[
+    str | None,
+    typer.Option(
+        "--profile",
+        help="AWS profile for the MTurk targets (default: the standard AWS chain: "
+        "AWS_PROFILE, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, ~/.aws).",
+        show_default=False,
+    ),
+]
+RateOption = Annotated[
+    float | None,
+    typer.Option(
+        "--rate",
+        help="Client-side limit on API requests per second (0 = none; default 5 for "
+        "the MTurk targets, none for local).",
+        show_default=False,
+    ),
+]
+LiveOption = Annotated[
+    bool,
+    typer.Option(
+        "--live", help="Allow changes on target mturk (production, real money); required there."
+    ),
+]
+BatchOption = Annotated[
+    str | None,
+    typer.Option("--batch", help="Only this batch id (default: every batch).", show_default=False),
+]
+
+
+def _connect(
+    target: str,
+    endpoint_url: str | None,
+    profile: str | None,
+    rate: float | None,
+    *,
+    live: bool = False,
+    pool: int = 32,
+) -> BotoBackend:
+    from turk.crowd.boto import connect
+
+    return connect(
+        target,
+        endpoint_url=endpoint_url,
+        profile=profile,
+        live=live,
+        rate=rate,
+        max_pool_connections=max(pool, 10),
+    )
+
+
+@app.command("publish")
+def publish_command(
+    ctx: typer.Context,
+    target: TargetOption = "local",
+    endpoint_url: EndpointOption = None,
+    profile: ProfileOption = None,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run",
+            help="Plan, validate and price the HITs and write their HTML (as 'turk render'); "
+            "call no service.",
+        ),
+    ] = False,
+    live: LiveOption = False,
+    yes: Annotated[
+        bool,
+        typer.Option("--yes", help="Skip the confirmation on production (for scripts)."),
+    ] = False,
+    budget: Annotated[
+        str | None,
+        typer.Option(
+            "--budget",
+            help="Hard cap in USD on the cost of the planned HITs, fees included; publishing "
+            "stops before the HIT that would cross it. Required for --target mturk.",
+            show_default=False,
+        ),
+    ] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            help="YAML file with hit_type (title, description, reward, ...) and "
+            "qualifications (locale, approval_rate, approved_hits, require, exclude).",
+            show_default=False,
+        ),
+    ] = None,
+    reward: Annotated[
+        str | None,
+        typer.Option(
+            "--reward",
+            help="Reward per assignment in USD (overrides the config; default 0.05).",
+            show_default=False,
+        ),
+    ] = None,
+    max_assignments: Annotated[
+        int | None,
+        typer.Option(
+            "--max-assignments",
+            help="Workers per HIT (overrides the config; default 3; the fee rises at 10).",
+            show_default=False,
+        ),
+    ] = None,
+    extend_to: Annotated[
+        int | None,
+        typer.Option(
+            "--extend-to",
+            help="Most workers per HIT that 'turk review --extend' may reach (default "
+            "--max-assignments + 2, kept under 10 when it starts under 10).",
+            show_default=False,
+        ),
+    ] = None,
+    lifetime: Annotated[
+        str | None,
+        typer.Option(
+            "--lifetime",
+            help="How long HITs are offered, seconds or e.g. 2h, 7d (overrides the config).",
+            show_default=False,
+        ),
+    ] = None,
+    concurrency: Annotated[
+        int, typer.Option("--concurrency", min=1, max=64, help="HITs created in parallel.")
+    ] = 8,
+    rate: RateOption = None,
+    task: Annotated[
+        str,
+        typer.Option(
+            "--task", help="binary: one concept per HIT, yes/no; multi: all classes per image."
+        ),
+    ] = "binary",
+    items_per_hit: Annotated[
+        int, typer.Option("--items-per-hit", help="Most images per HIT, gold included.")
+    ] = 12,
+    gold: Annotated[
+        Path | None,
+        typer.Option(
+            "--gold", help="Gold CSV (image,concept,label) to mix in.", show_default=False
+        ),
+    ] = None,
+    gold_rate: Annotated[
+        float, typer.Option("--gold-rate", help="Share of items that are gold (0 to 0.5).")
+    ] = 0.1,
+    seed: Annotated[int, typer.Option("--seed", help="Seed for order and gold placement.")] = 0,
+    instructions: Annotated[
+        str | None,
+        typer.Option(
+            "--instructions",
+            help="Instruction set: packaged name or folder of <concept>.md files.",
+            show_default=False,
+        ),
+    ] = None,
+    concept: Annotated[
+        list[str] | None,
+        typer.Option("--concept", help="Only this concept (repeat for more).", show_default=False),
+    ] = None,
+    bucket: Annotated[
+        list[int] | None,
+        typer.Option("--bucket", help="Only this bucket (repeat for more).", show_default=False),
+    ] = None,
+    image_base_url: Annotated[
+        str | None,
+        typer.Option(
+            "--image-base-url",
+            help="https URL where the ledger's media/ folder is served (required for the "
+            "MTurk targets; local uses <endpoint>/media/).",
+            show_default=False,
+        ),
+    ] = None,
+    media_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--media-dir",
+            help="Folder to put item images in (default <ledger folder>/media; for local it "
+            "must be the folder 'turk sandbox serve --media' serves).",
+            show_default=False,
+        ),
+    ] = None,
+    out: Annotated[
+        Path, typer.Option("--out", help="With --dry-run: folder for the HTML files.")
+    ] = Path("hits"),
+) -> None:
+    """Publish HITs for the ranked candidates (and gold) to a crowd target, within budget."""
+    from turk.crowd.backend import MTURK, check_target
+    from turk.money import format_usd, parse_amount
+    from turk.publish import (
+        execute_publish,
+        load_publish_config,
+        plan_for_publish,
+        prepare_publish,
+    )
+
+    check_target(target)
+    cap = parse_amount(budget, "--budget") if budget is not None else None
+    settings = load_publish_config(
+        config,
+        reward=reward,
+        max_assignments=max_assignments,
+        max_total_assignments=extend_to,
+        lifetime=lifetime,
+    )
+    if dry_run:
+        from turk.render import dry_run as render_dry_run
+
+        with open_ledger(ctx, create=False) as ledger:
+            rendered = render_dry_run(
+                ledger,
+                reward=settings.hit_type.reward,
+                max_assignments=settings.hit_type.max_assignments,
+                out_dir=out,
+                task=task,
+                items_per_hit=items_per_hit,
+                gold=gold,
+                gold_rate=gold_rate,
+                seed=seed,
+                instruction_set=instructions,
+                concepts=concept,
+                buckets=bucket,
+            )
+        for line in rendered.lines():
+            console.print(f"publish --dry-run: {line}")
+        return
+    backend = _connect(target, endpoint_url, profile, rate, live=live, pool=concurrency)
+    with open_ledger(ctx, create=False) as ledger:
+        plans = plan_for_publish(
+            ledger,
+            backend,
+            image_base=image_base_url,
+            task=task,
+            items_per_hit=items_per_hit,
+            gold=gold,
+            gold_rate=gold_rate,
+            seed=seed,
+            instruction_set=instructions,
+            concepts=concept,
+            buckets=bucket,
+        )
+        prepared = prepare_publish(
+            ledger, backend, plans, settings, budget=cap, live=live, media_dir=media_dir
+        )
+        for line in prepared.describe():
+            console.print(f"publish: {line}")
+        if target == MTURK and prepared.affordable and not yes:
+            typer.confirm(
+                f"Publish {prepared.affordable} HITs on PRODUCTION MTurk, committing up to "
+                f"{format_usd(prepared.cost_now)}?",
+                abort=True,
+                err=True,
+            )
+        with (
+            ledger.run("publish", {"target": target, "budget": budget, "task": task}) as run,
+            progress_bar("publish", prepared.affordable, "HITs") as advance,
+        ):
+            report = execute_publish(
+                ledger, backend, prepared, concurrency=concurrency, on_progress=advance
+            )
+            run.add("published", report.published)
+            run.add("reconciled", report.reconciled)
+            run.add("failed", report.failed)
+    console.print(
+        f"publish: {report.published} HITs published to {target}, {report.already} already "
+        f"there, {report.reconciled} reconciled from an earlier run, {report.duplicates} "
+        f"duplicate requests read back; committed {format_usd(report.cost_committed)}; "
+        f"{backend.stats.total_calls} API calls"
+    )
+    if report.not_sent_budget:
+        err_console.print(
+            f"publish: stopped by --budget {format_usd(cap) if cap is not None else ''}: "
+            f"{report.not_sent_budget} HITs not published (the next would cross it)"
+        )
+    if report.failed:
+        err_console.print(
+            f"publish: {report.failed} HITs failed, {report.not_sent_error} not sent: "
+            f"{report.errors[0]}; rerun to resume"
+        )
+        raise typer.Exit(1)
+
+
+@app.command("collect")
+def collect_command(
+    ctx: typer.Context,
+    target: TargetOption = "local",
+    endpoint_url: EndpointOption = None,
+    profile: ProfileOption = None,
+    rate: RateOption = None,
+    batch: BatchOption = None,
+    reviewable_only: Annotated[
+        bool,
+        typer.Option(
+            "--reviewable-only",
+            help="Look only at HITs MTurk lists as Reviewable (skip the ListHITs scan of "
+            "HITs still open).",
+        ),
+    ] = False,
+    concurrency: Annotated[
+        int, typer.Option("--concurrency", min=1, max=64, help="HITs listed in parallel.")
+    ] = 4,
+) -> None:
+    """Fetch new assignments (submitted, approved, rejected) and store and parse answers."""
+    from turk.collect import collect
+
+    backend = _connect(target, endpoint_url, profile, rate, pool=concurrency)
+    with (
+        open_ledger(ctx, create=False) as ledger,
+        ledger.run("collect", {"target": target, "batch": batch}) as run,
+        progress_bar("collect", None, "HITs") as advance,
+    ):
+        report = collect(
+            ledger,
+            backend,
+            batch_id=batch,
+            include_open=not reviewable_only,
+            concurrency=concurrency,
+            on_progress=advance,
+        )
+        run.add("assignments_new", report.assignments_new)
+        run.add("answers", report.answers)
+    for line in report.flags[:20]:
+        err_console.print(f"collect: flagged {line}")
+    calls = sum(report.calls.values())
+    console.print(
+        f"collect: {report.assignments_new} new assignments ({report.answers} answers, "
+        f"{report.flagged} flagged, {report.refused} unreadable kept raw), "
+        f"{report.assignments_updated} status changes, from {report.hits_fetched} of "
+        f"{report.hits_checked} HITs with possible work; {calls} API calls"
+    )
+
+
+@app.command("review")
+def review_command(
+    ctx: typer.Context,
+    target: TargetOption = "local",
+    endpoint_url: EndpointOption = None,
+    profile: ProfileOption = None,
+    rate: RateOption = None,
+    live: LiveOption = False,
+    batch: BatchOption = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print what would be done; send and write nothing.")
+    ] = False,
+    min_gold: Annotated[
+        int, typer.Option("--min-gold", min=1, help="Gold items a worker must answer to be judged.")
+    ] = 3,
+    min_accuracy: Annotated[
+        float,
+        typer.Option(
+            "--min-accuracy", min=0.0, max=1.0, help="Share of gold right to pass (0 to 1)."
+        ),
+    ] = 0.8,
+    approve_all_before_deadline: Annotated[
+        bool,
+        typer.Option(
+            "--approve-all-before-deadline",
+            help="Also approve submitted work of workers with too little gold seen, before "
+            "MTurk's auto-approval deadline does.",
+        ),
+    ] = False,
+    block_after: Annotated[
+        int | None,
+        typer.Option(
+            "--block-after",
+            min=1,
+            help="Block workers with this many rejected assignments.",
+            show_default=False,
+        ),
+    ] = None,
+    trusted: Annotated[
+        str | None,
+        typer.Option(
+            "--trusted",
+            help="Grant this qualification (created if missing) to workers who pass.",
+            show_default=False,
+        ),
+    ] = None,
+    bonus: Annotated[
+        str | None,
+        typer.Option(
+            "--bonus",
+            help="Bonus in USD per approved assignment of workers with --bonus-accuracy.",
+            show_default=False,
+        ),
+    ] = None,
+    bonus_accuracy: Annotated[
+        float,
+        typer.Option("--bonus-accuracy", min=0.0, max=1.0, help="Gold share right for a bonus."),
+    ] = 0.95,
+    extend: Annotated[
+        bool,
+        typer.Option(
+            "--extend",
+            help="Add assignments to HITs whose items' answers disagree, up to --extend-to "
+            "given at publish.",
+        ),
+    ] = False,
+    extend_step: Annotated[
+        int, typer.Option("--extend-step", min=1, help="Assignments added per HIT per review.")
+    ] = 1,
+    budget: Annotated[
+        str | None,
+        typer.Option(
+            "--budget",
+            help="Cap in USD on what this review commits to bonuses and extensions.",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Judge workers on gold and approve, reject, bonus, block, qualify and extend."""
+    from turk.money import format_usd, parse_amount
+    from turk.review import GoldRule, ReviewOptions, review
+
+    options = ReviewOptions(
+        rule=GoldRule(min_gold=min_gold, min_accuracy=min_accuracy),
+        approve_all=approve_all_before_deadline,
+        block_after=block_after,
+        trusted=trusted,
+        bonus=parse_amount(bonus, "--bonus") if bonus is not None else None,
+        bonus_accuracy=bonus_accuracy,
+        extend=extend,
+        extend_step=extend_step,
+        budget=parse_amount(budget, "--budget") if budget is not None else None,
+        batch_id=batch,
+        dry_run=dry_run,
+    )
+    backend = _connect(target, endpoint_url, profile, rate, live=live)
+    with open_ledger(ctx, create=False) as ledger:
+        if dry_run:
+            report = review(ledger, backend, options)
+        else:
+            with ledger.run("review", {"target": target, "batch": batch}) as run:
+                report = review(ledger, backend, options)
+                run.add("approved", report.approved)
+                run.add("rejected", report.rejected)
+    prefix = "review --dry-run: would" if dry_run else "review:"
+    if dry_run:
+        for line in report.lines:
+            console.print(f"{prefix} {line}")
+    workers = ", ".join(f"{n} {v}" for v, n in sorted(report.workers.items())) or "none"
+    console.print(
+        f"{prefix} approve {report.approved}, reject {report.rejected} "
+        f"({report.already} already done, {report.skipped} skipped, {report.left} left for "
+        f"later); block {report.blocked}; grant {report.qualified}; bonus {report.bonuses} "
+        f"({format_usd(report.bonus_total)}); extend {report.extended} HITs "
+        f"({format_usd(report.extension_total)}); workers: {workers}"
+    )
+    if report.budget_stopped:
+        err_console.print(f"review: {report.budget_stopped} actions not taken: --budget reached")
+    if report.failed:
+        err_console.print(f"review: {report.failed} actions failed; rerun to retry")
+        raise typer.Exit(1)
+
+
+@app.command("status")
+def status_command(
+    ctx: typer.Context,
+    target: Annotated[
+        str | None,
+        typer.Option("--target", help="Only this target (default: all).", show_default=False),
+    ] = None,
+    batch: BatchOption = None,
+) -> None:
+    """Show per batch and target: HITs, assignments, money spent and projected, deadlines."""
+    from turk.money import format_usd
+    from turk.status import batch_status
+
+    with open_ledger(ctx, create=False) as ledger:
+        found = batch_status(ledger, target=target, batch_id=batch)
+    if not found:
+        console.print("status: nothing published yet; run 'turk publish'")
+        return
+    for st in found:
+        console.print(
+            f"{st.target} {st.batch_id}: HITs {st.hits_published}/{st.hits_planned} published "
+            f"({st.hits_open} open, {st.hits_deleted} deleted); assignments "
+            f"{st.submitted} submitted, {st.approved} approved, {st.rejected} rejected of "
+            f"{st.assignments_max}; {st.flagged} flagged; spent {format_usd(st.spent)}, "
+            f"projected {format_usd(st.projected)}; next auto-approval "
+            f"{st.next_deadline or '-'}"
+        )
+
+
+@app.command("expire")
+def expire_command(
+    ctx: typer.Context,
+    target: TargetOption = "local",
+    endpoint_url: EndpointOption = None,
+    profile: ProfileOption = None,
+    rate: RateOption = None,
+    live: LiveOption = False,
+    batch: BatchOption = None,
+    delete: Annotated[
+        bool,
+        typer.Option(
+            "--delete",
+            help="Also delete finished HITs whose results are all collected and reviewed.",
+        ),
+    ] = False,
+) -> None:
+    """Stop offering open HITs; with --delete, remove finished ones once results are stored."""
+    from turk.status import expire_hits
+
+    backend = _connect(target, endpoint_url, profile, rate, live=live)
+    with (
+        open_ledger(ctx, create=False) as ledger,
+        ledger.run("expire", {"target": target, "batch": batch}) as run,
+    ):
+        report = expire_hits(ledger, backend, batch_id=batch, delete_finished=delete)
+        run.add("expired", report.expired)
+        run.add("deleted", report.deleted)
+    for line in report.kept[:20]:
+        err_console.print(f"expire: kept {line}")
+    console.print(
+        f"expire: {report.expired} HITs expired, {report.deleted} deleted, "
+        f"{len(report.kept)} kept on {target}"
+    )

@@ -1,0 +1,334 @@
+"""The crowd-backend interface: what publish, collect and review need from a crowd service.
+
+One small interface, one implementation (:class:`turk.crowd.boto.BotoBackend`) for the
+three targets, which differ only in endpoint and guards:
+
+=================  ===========================================================
+``local``          the project's MTurk-compatible server on loopback (default)
+``mturk-sandbox``  Amazon's requester sandbox (no money moves)
+``mturk``          Amazon's production marketplace (real money; needs ``--live``)
+=================  ===========================================================
+
+Ids (HITs, HIT types, qualifications, worker blocks) belong to one target: the ledger
+keeps them per target and nothing from one target is ever sent to another.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Protocol
+
+from turk.errors import ConfigError, CrowdError
+
+LOCAL = "local"
+MTURK_SANDBOX = "mturk-sandbox"
+MTURK = "mturk"
+TARGETS: tuple[str, ...] = (LOCAL, MTURK_SANDBOX, MTURK)
+"""Every crowd target turk knows, in order of increasing consequence."""
+
+DEFAULT_LOCAL_ENDPOINT = "http://127.0.0.1:8765"
+"""Where ``turk sandbox serve`` listens unless told otherwise."""
+
+ENDPOINTS: dict[str, str] = {
+    LOCAL: DEFAULT_LOCAL_ENDPOINT,
+    MTURK_SANDBOX: "https://mturk-requester-sandbox.us-east-1.amazonaws.com",
+    MTURK: "https://mturk-requester.us-east-1.amazonaws.com",
+}
+"""Default requester endpoint of each target (``--endpoint-url`` overrides it)."""
+
+WORKER_SITES: dict[str, str] = {
+    MTURK_SANDBOX: "https://workersandbox.mturk.com",
+    MTURK: "https://worker.mturk.com",
+}
+"""Where workers see HITs on Amazon's targets (for messages and the README)."""
+
+ASSIGNMENT_STATUSES: tuple[str, ...] = ("Submitted", "Approved", "Rejected")
+"""Assignment statuses collect asks for: auto-approved work is never missed."""
+
+# Amazon's system qualification types (same ids on the sandbox and production).
+QUAL_LOCALE = "00000000000000000071"
+QUAL_PERCENT_APPROVED = "000000000000000000L0"
+QUAL_NUMBER_APPROVED = "00000000000000000040"
+
+
+def check_target(target: str) -> str:
+    """Return ``target`` if turk knows it.
+
+    Args:
+        target: A target name from the command line or a config file.
+
+    Returns:
+        The same name.
+
+    Raises:
+        ConfigError: The name is not one of :data:`TARGETS`.
+    """
+    if target not in TARGETS:
+        raise ConfigError(
+            f"--target {target!r}: unknown crowd target; use one of {', '.join(TARGETS)}"
+        )
+    return target
+
+
+@dataclass(frozen=True)
+class QualificationRequirement:
+    """One qualification a worker needs (or must lack) to see and accept a HIT.
+
+    Attributes:
+        type_id: The qualification type id on the target.
+        comparator: MTurk comparator, e.g. ``GreaterThanOrEqualTo`` or ``DoesNotExist``.
+        integer_values: Values compared against the worker's score.
+        locale_values: Countries (``{"Country": "US"}``) for the locale qualification.
+        actions_guarded: ``Accept``, ``PreviewAndAccept`` or ``DiscoverPreviewAndAccept``.
+    """
+
+    type_id: str
+    comparator: str
+    integer_values: tuple[int, ...] = ()
+    locale_values: tuple[tuple[tuple[str, str], ...], ...] = ()
+    actions_guarded: str = "Accept"
+
+    def to_api(self) -> dict[str, object]:
+        """Return the requirement in the shape the MTurk API takes."""
+        out: dict[str, object] = {
+            "QualificationTypeId": self.type_id,
+            "Comparator": self.comparator,
+            "ActionsGuarded": self.actions_guarded,
+        }
+        if self.integer_values:
+            out["IntegerValues"] = list(self.integer_values)
+        if self.locale_values:
+            out["LocaleValues"] = [dict(loc) for loc in self.locale_values]
+        return out
+
+
+@dataclass(frozen=True)
+class HitTypeSpec:
+    """The properties shared by every HIT of a HIT type.
+
+    Attributes:
+        title: What workers see in the HIT list.
+        description: One or two sentences about the task.
+        keywords: Search keywords, comma separated.
+        reward: Pay per assignment, in USD.
+        assignment_duration_s: Time a worker has once they accept.
+        auto_approval_delay_s: Time after submission when MTurk approves automatically.
+        qualifications: Requirements with qualification type ids resolved.
+    """
+
+    title: str
+    description: str
+    keywords: str
+    reward: Decimal
+    assignment_duration_s: int
+    auto_approval_delay_s: int
+    qualifications: tuple[QualificationRequirement, ...] = ()
+
+
+@dataclass(frozen=True)
+class HitInfo:
+    """A HIT as the backend reports it.
+
+    Attributes:
+        hit_id: The target's HIT id.
+        hit_type_id: The HIT type it belongs to.
+        status: ``Assignable``, ``Unassignable``, ``Reviewable``, ``Reviewing`` or
+            ``Disposed``.
+        max_assignments: How many workers may do it (after any extension).
+        available: Assignments still open to workers.
+        pending: Assignments accepted and not yet submitted.
+        completed: Assignments approved or rejected.
+        annotation: The RequesterAnnotation turk set (batch and HIT key).
+        expiration: When the HIT stops being offered, or None if unknown.
+        reward: Pay per assignment as the service reports it.
+    """
+
+    hit_id: str
+    hit_type_id: str
+    status: str
+    max_assignments: int
+    available: int
+    pending: int
+    completed: int
+    annotation: str = ""
+    expiration: datetime | None = None
+    reward: str = ""
+
+    @property
+    def finished_work(self) -> int:
+        """Assignments submitted, approved or rejected (neither open nor in progress)."""
+        return max(0, self.max_assignments - self.available - self.pending)
+
+
+@dataclass(frozen=True)
+class AssignmentInfo:
+    """One worker's assignment on a HIT.
+
+    Attributes:
+        assignment_id: The target's assignment id.
+        worker_id: The worker who did it.
+        hit_id: The HIT it belongs to.
+        status: ``Submitted``, ``Approved`` or ``Rejected``.
+        answer_xml: The raw QuestionFormAnswers XML, untouched.
+        accept_time: When the worker accepted it.
+        submit_time: When the worker submitted it.
+        auto_approval_time: When MTurk approves it unless reviewed first.
+        approval_time: When it was approved, if it was.
+        rejection_time: When it was rejected, if it was.
+    """
+
+    assignment_id: str
+    worker_id: str
+    hit_id: str
+    status: str
+    answer_xml: str
+    accept_time: datetime | None = None
+    submit_time: datetime | None = None
+    auto_approval_time: datetime | None = None
+    approval_time: datetime | None = None
+    rejection_time: datetime | None = None
+
+
+@dataclass(frozen=True)
+class BonusInfo:
+    """A bonus already paid for an assignment."""
+
+    worker_id: str
+    assignment_id: str
+    amount: Decimal
+    reason: str
+
+
+@dataclass
+class CallStats:
+    """Counters of the calls a backend made.
+
+    Attributes:
+        calls: Logical API calls per operation name (one per client method call).
+        requests: HTTP requests sent, retries included.
+    """
+
+    calls: dict[str, int] = field(default_factory=dict)
+    requests: int = 0
+
+    @property
+    def total_calls(self) -> int:
+        """All logical calls, every operation together."""
+        return sum(self.calls.values())
+
+
+class DuplicateRequestError(CrowdError):
+    """The service already processed a request with this idempotency token.
+
+    Args:
+        message: What was repeated.
+        existing_id: The id of what the first request created, when the service says it.
+    """
+
+    def __init__(self, message: str, existing_id: str | None = None) -> None:
+        super().__init__(message)
+        self.existing_id = existing_id
+
+
+class CrowdBackend(Protocol):
+    """What turk needs from a crowd service; every target implements all of it."""
+
+    target: str
+    endpoint_url: str
+    stats: CallStats
+
+    def balance(self) -> Decimal | None:
+        """Return the available account balance in USD (None where it has no meaning)."""
+        ...
+
+    def create_hit_type(self, spec: HitTypeSpec) -> str:
+        """Register (or find, as MTurk does for equal specs) a HIT type; return its id."""
+        ...
+
+    def create_hit(
+        self,
+        *,
+        hit_type_id: str,
+        question_xml: str,
+        max_assignments: int,
+        lifetime_s: int,
+        annotation: str,
+        token: str,
+    ) -> HitInfo:
+        """Create a HIT; raise :class:`DuplicateRequestError` if ``token`` was seen."""
+        ...
+
+    def get_hit(self, hit_id: str) -> HitInfo:
+        """Return one HIT by id."""
+        ...
+
+    def list_hits(self) -> Iterator[HitInfo]:
+        """Yield every HIT of the account, page by page."""
+        ...
+
+    def list_reviewable_hits(self, hit_type_id: str | None = None) -> Iterator[HitInfo]:
+        """Yield HITs in status Reviewable (every page), optionally of one HIT type."""
+        ...
+
+    def list_assignments(
+        self, hit_id: str, statuses: Sequence[str] = ASSIGNMENT_STATUSES
+    ) -> Iterator[AssignmentInfo]:
+        """Yield a HIT's assignments with the given statuses (every page)."""
+        ...
+
+    def get_assignment(self, assignment_id: str) -> AssignmentInfo:
+        """Return one assignment by id."""
+        ...
+
+    def approve(self, assignment_id: str, feedback: str | None = None) -> None:
+        """Approve a submitted assignment (pays the worker)."""
+        ...
+
+    def reject(self, assignment_id: str, feedback: str) -> None:
+        """Reject a submitted assignment with a message to the worker."""
+        ...
+
+    def send_bonus(
+        self, *, worker_id: str, assignment_id: str, amount: Decimal, reason: str, token: str
+    ) -> None:
+        """Pay a bonus; raise :class:`DuplicateRequestError` if ``token`` was seen."""
+        ...
+
+    def list_bonuses(self, assignment_id: str) -> list[BonusInfo]:
+        """Return the bonuses already paid for one assignment."""
+        ...
+
+    def block_worker(self, worker_id: str, reason: str) -> None:
+        """Stop a worker from working on this requester's HITs."""
+        ...
+
+    def extend_hit(self, hit_id: str, additional: int, token: str) -> None:
+        """Add assignments to a HIT; raise :class:`DuplicateRequestError` on a seen token."""
+        ...
+
+    def expire_hit(self, hit_id: str) -> None:
+        """Stop offering a HIT now (work in progress may still be submitted)."""
+        ...
+
+    def update_expiration(self, hit_id: str, expire_at: datetime) -> None:
+        """Move a HIT's expiration (into the future to offer it again)."""
+        ...
+
+    def delete_hit(self, hit_id: str) -> None:
+        """Delete a finished HIT (all assignments approved or rejected)."""
+        ...
+
+    def find_qualification_type(self, name: str) -> str | None:
+        """Return the id of this requester's qualification type called ``name``, or None."""
+        ...
+
+    def create_qualification_type(self, name: str, description: str) -> str:
+        """Create an active qualification type and return its id."""
+        ...
+
+    def grant_qualification(self, type_id: str, worker_id: str, value: int = 1) -> None:
+        """Give a worker a qualification (without notifying them)."""
+        ...

@@ -1,0 +1,239 @@
+"""Where each batch stands per target (from the ledger alone), and ending HITs.
+
+:func:`batch_status` reads the ledger: HITs published, assignments submitted, approved
+and rejected, money spent and projected, and the next auto-approval deadline; it makes
+no call. :func:`expire_hits` stops offering open HITs and, when asked, deletes finished
+HITs, but only those whose results are all stored in the ledger and decided.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from turk.crowd.backend import CrowdBackend
+from turk.crowd.records import finish_action, mark_sent, record_intent, request_token, rows
+from turk.ledger import Ledger
+from turk.money import bonus_fee, mturk_fee
+
+
+@dataclass
+class BatchStatus:
+    """One batch on one target.
+
+    Attributes:
+        target: The crowd target.
+        batch_id: The batch.
+        hits_planned: HITs with an intent in the ledger.
+        hits_published: HITs that exist on the target.
+        hits_open: Published HITs not expired or deleted.
+        hits_deleted: HITs deleted after their results were stored.
+        assignments_max: Assignments the published HITs allow.
+        submitted: Assignments awaiting review.
+        approved: Assignments approved (by review or automatically).
+        rejected: Assignments rejected.
+        flagged: Assignments whose answers did not fit or could not be read.
+        bonuses: Bonuses paid.
+        spent: Money paid so far: approved rewards and bonuses, fees included.
+        projected: Money if every published assignment is approved, plus bonuses paid.
+        next_deadline: Earliest auto-approval time of a submitted assignment (UTC ISO).
+    """
+
+    target: str
+    batch_id: str
+    hits_planned: int = 0
+    hits_published: int = 0
+    hits_open: int = 0
+    hits_deleted: int = 0
+    assignments_max: int = 0
+    submitted: int = 0
+    approved: int = 0
+    rejected: int = 0
+    flagged: int = 0
+    bonuses: int = 0
+    spent: Decimal = Decimal("0")
+    projected: Decimal = Decimal("0")
+    next_deadline: str | None = None
+
+
+def _per_assignment(reward: Decimal, max_assignments: int) -> Decimal:
+    return reward + mturk_fee(reward, max(1, max_assignments)) / max(1, max_assignments)
+
+
+def batch_status(
+    ledger: Ledger, *, target: str | None = None, batch_id: str | None = None
+) -> list[BatchStatus]:
+    """Summarise every batch (or one) on every target (or one), from the ledger.
+
+    Args:
+        ledger: The open ledger.
+        target: Only this target.
+        batch_id: Only this batch.
+
+    Returns:
+        One :class:`BatchStatus` per target and batch, in target then batch order.
+    """
+    if "hits" not in ledger.db.table_names():
+        return []
+    where, params = "1=1", []
+    if target:
+        where += " AND h.target=?"
+        params.append(target)
+    if batch_id:
+        where += " AND h.batch_id=?"
+        params.append(batch_id)
+    out: dict[tuple[str, str], BatchStatus] = {}
+    hits: dict[tuple[str, str], dict[str, Any]] = {}
+    for h in rows(ledger.conn, f"SELECT * FROM hits h WHERE {where} ORDER BY id", tuple(params)):
+        key = (str(h["target"]), str(h["batch_id"]))
+        st = out.setdefault(key, BatchStatus(*key))
+        hits[(str(h["target"]), str(h["hit_key"]))] = h
+        st.hits_planned += 1
+        if h["hit_id"] is None:
+            continue
+        st.hits_published += 1
+        st.hits_open += int(h["status"] == "published")
+        st.hits_deleted += int(h["status"] == "deleted")
+        n = int(h["max_assignments"])
+        st.assignments_max += n
+        st.projected += _per_assignment(Decimal(str(h["reward"])), n) * n
+    for a in rows(
+        ledger.conn,
+        "SELECT a.target, a.hit_key, a.status, a.parse_status, a.auto_approval_time "
+        f"FROM assignments a JOIN hits h ON h.target=a.target AND h.hit_key=a.hit_key "
+        f"WHERE {where}",
+        tuple(params),
+    ):
+        h = hits[(str(a["target"]), str(a["hit_key"]))]
+        st = out[(str(h["target"]), str(h["batch_id"]))]
+        status = str(a["status"])
+        if status == "Submitted":
+            st.submitted += 1
+            deadline = a["auto_approval_time"]
+            if deadline and (st.next_deadline is None or deadline < st.next_deadline):
+                st.next_deadline = str(deadline)
+        elif status == "Approved":
+            st.approved += 1
+            st.spent += _per_assignment(Decimal(str(h["reward"])), int(h["max_assignments"]))
+        elif status == "Rejected":
+            st.rejected += 1
+        if a["parse_status"] not in ("ok", "raw"):
+            st.flagged += 1
+    for b in rows(
+        ledger.conn,
+        "SELECT x.target, x.amount, h.batch_id FROM actions x "
+        "JOIN assignments a ON a.target=x.target AND a.assignment_id=x.assignment_id "
+        "JOIN hits h ON h.target=a.target AND h.hit_key=a.hit_key "
+        f"WHERE x.kind='bonus' AND x.status='done' AND {where}",
+        tuple(params),
+    ):
+        st = out[(str(b["target"]), str(b["batch_id"]))]
+        amount = Decimal(str(b["amount"]))
+        st.bonuses += 1
+        st.spent += amount + bonus_fee(amount)
+        st.projected += amount + bonus_fee(amount)
+    return [out[k] for k in sorted(out)]
+
+
+@dataclass
+class ExpireReport:
+    """What one expire run did.
+
+    Attributes:
+        target: The crowd target.
+        expired: HITs expired now.
+        deleted: Finished HITs deleted now.
+        kept: HITs not deleted, with the reason.
+    """
+
+    target: str
+    expired: int = 0
+    deleted: int = 0
+    kept: list[str] = field(default_factory=list)
+
+
+def expire_hits(
+    ledger: Ledger,
+    backend: CrowdBackend,
+    *,
+    batch_id: str | None = None,
+    delete_finished: bool = False,
+) -> ExpireReport:
+    """Expire the open HITs on the target; optionally delete finished ones.
+
+    A HIT is deleted only when the target says nothing is pending, every finished
+    assignment is stored in the ledger, and none is still awaiting review.
+
+    Args:
+        ledger: The open ledger.
+        backend: The target's backend.
+        batch_id: Only this batch.
+        delete_finished: Also delete HITs whose results are stored and decided.
+
+    Returns:
+        The :class:`ExpireReport`.
+    """
+    target = backend.target
+    report = ExpireReport(target=target)
+    sql = "SELECT * FROM hits WHERE target=? AND hit_id IS NOT NULL AND status=?"
+    extra = " AND batch_id=?" if batch_id else ""
+    args: tuple[Any, ...] = (batch_id,) if batch_id else ()
+    for h in rows(ledger.conn, sql + extra + " ORDER BY id", (target, "published", *args)):
+        action = record_intent(
+            ledger.conn,
+            target=target,
+            kind="expire",
+            token=request_token(target, "expire", h["hit_id"], h["max_assignments"]),
+            hit_id=str(h["hit_id"]),
+        )
+        mark_sent(ledger.conn, int(action["id"]))
+        backend.expire_hit(str(h["hit_id"]))
+        finish_action(ledger.conn, int(action["id"]), "done")
+        with ledger.conn:
+            ledger.conn.execute(
+                "UPDATE hits SET status='expired' WHERE target=? AND hit_id=?",
+                (target, h["hit_id"]),
+            )
+        report.expired += 1
+    if not delete_finished:
+        return report
+    for h in rows(ledger.conn, sql + extra + " ORDER BY id", (target, "expired", *args)):
+        hit_id = str(h["hit_id"])
+        info = backend.get_hit(hit_id)
+        stored = rows(
+            ledger.conn,
+            "SELECT status FROM assignments WHERE target=? AND hit_id=?",
+            (target, hit_id),
+        )
+        undecided = sum(1 for a in stored if a["status"] == "Submitted")
+        if info.pending or info.status not in ("Reviewable", "Reviewing"):
+            report.kept.append(f"{hit_id}: {info.status}, {info.pending} in progress")
+            continue
+        if info.finished_work > len(stored):
+            report.kept.append(
+                f"{hit_id}: {info.finished_work - len(stored)} assignment(s) not collected; "
+                "run 'turk collect' first"
+            )
+            continue
+        if undecided:
+            report.kept.append(
+                f"{hit_id}: {undecided} assignment(s) awaiting review; run 'turk review' first"
+            )
+            continue
+        action = record_intent(
+            ledger.conn,
+            target=target,
+            kind="delete",
+            token=request_token(target, "delete", hit_id),
+            hit_id=hit_id,
+        )
+        mark_sent(ledger.conn, int(action["id"]))
+        backend.delete_hit(hit_id)
+        finish_action(ledger.conn, int(action["id"]), "done")
+        with ledger.conn:
+            ledger.conn.execute(
+                "UPDATE hits SET status='deleted' WHERE target=? AND hit_id=?", (target, hit_id)
+            )
+        report.deleted += 1
+    return report
