@@ -449,7 +449,12 @@ def _claims(
                     ),
                 }
             )
-        elif row["accepted"] > 0 and not math.isnan(row["estimated_precision"]):
+        elif (
+            row["bucket"] == ALL
+            and row["accepted"] > 0
+            and not math.isnan(row["estimated_precision"])
+        ):
+            # Unaudited cells stay in the table; the claims list only the pooled estimates.
             claims.append(
                 {
                     "scope": scope,
@@ -462,6 +467,7 @@ def _claims(
                     ),
                 }
             )
+    claims.sort(key=lambda c: (c["scope"] != "whole dataset", not c["scope"].endswith("buckets)")))
     if dropped:
         warnings.append(
             f"{dropped} audited item(s) are no longer accepted by the current aggregation "

@@ -1,0 +1,206 @@
+"""From the ledger to the exported dataset (CLEAR layout, :mod:`analysis.export`).
+
+:func:`export_from_ledger` aggregates the answers (as ``turk report`` does), takes the
+accepted items as the labeled images, adds the BACKGROUND class from the background
+candidates that no concept accepted, reads the collection metadata and the time
+buckets, finds the instruction set the workers saw, and writes the export with a
+datasheet built from the report.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from analysis.export import BACKGROUND, DatasheetInfo, ExportSummary, LinkMode, export_dataset
+from analysis.report import Report
+from turk.errors import StageError
+from turk.instructions import resolve_set
+from turk.ledger import Ledger, utc_now
+from turk.reporting import CrowdResults, ledger_report
+
+
+def _labeled(ledger: Ledger, results: CrowdResults) -> tuple[pd.DataFrame, int]:
+    """Accepted items as labeled images; an image accepted twice keeps its surest concept."""
+    accepted = results.accepted.sort_values(
+        ["image_id", "posterior", "concept"], ascending=[True, False, True]
+    )
+    conflicts = int(accepted["image_id"].duplicated().sum())
+    accepted = accepted.drop_duplicates("image_id")
+    paths = _paths(ledger, accepted["image_id"].tolist())
+    labeled = pd.DataFrame(
+        {
+            "image_id": accepted["image_id"].astype("int64").to_numpy(),
+            "bucket": accepted["bucket"].astype(int).to_numpy(),
+            "class_name": accepted["concept"].astype(str).to_numpy(),
+            "path": [paths.get(int(i)) for i in accepted["image_id"]],
+            "score": accepted["score"].to_numpy(),
+            "rank": accepted["rank"].to_numpy(),
+            "posterior": accepted["posterior"].to_numpy(),
+        }
+    )
+    return labeled, conflicts
+
+
+def _paths(ledger: Ledger, image_ids: Sequence[int]) -> dict[int, str | None]:
+    found: dict[int, str | None] = {}
+    for start in range(0, len(image_ids), 500):
+        chunk = [int(i) for i in image_ids[start : start + 500]]
+        marks = ",".join("?" * len(chunk))
+        for image_id, path in ledger.conn.execute(
+            f"SELECT id, local_path FROM images WHERE id IN ({marks})", chunk
+        ):
+            found[int(image_id)] = path
+    return found
+
+
+def _background(ledger: Ledger, results: CrowdResults) -> pd.DataFrame:
+    """Background candidates no concept accepted (empty when the ranking made none)."""
+    if not ledger.db["candidates"].exists():
+        return pd.DataFrame(columns=["image_id", "bucket", "class_name", "path"])
+    rows = pd.read_sql_query(
+        "SELECT c.image_id, c.bucket, MIN(c.score) AS score, i.local_path AS path "
+        "FROM candidates c JOIN images i ON i.id = c.image_id "
+        "LEFT JOIN buckets b ON b.id = c.bucket "
+        "WHERE c.role = 'background' AND COALESCE(b.reserved, 0) = 0 "
+        "GROUP BY c.image_id, c.bucket",
+        ledger.conn,
+    )
+    positive_ids = set(results.accepted["image_id"].astype(int))
+    rows = rows[~rows["image_id"].isin(positive_ids)].copy()
+    rows["class_name"] = BACKGROUND
+    return rows.drop_duplicates("image_id")
+
+
+def _instruction_files(ledger: Ledger, concepts: list[str], given: Path | None) -> dict[str, Path]:
+    name: str | Path | None = given
+    if name is None:
+        for command in ("publish", "render"):
+            run = ledger.last_run(command)
+            if run and run["settings"].get("instructions"):
+                name = str(run["settings"]["instructions"])
+                break
+    folder = resolve_set(name, concepts)
+    files: dict[str, Path] = {}
+    for path in sorted(folder.rglob("*")):
+        if path.is_file() and not path.name.startswith("."):
+            relative = path.relative_to(folder)
+            files[str(relative.with_suffix(""))] = path
+    return files
+
+
+def _datasheet(report: Report, results: CrowdResults, title: str) -> DatasheetInfo:
+    data = report.to_json()
+    dates = dict(report.summary.get("answer_dates", {}))
+    dates["exported_at"] = utc_now()
+    notes = list(report.settings.notes)
+    if (data["cost"] or {}).get("per_accepted_image"):
+        notes.append(f"Cost per accepted image: {data['cost']['per_accepted_image']} USD.")
+    return DatasheetInfo(
+        title=title,
+        precision=data["precision"],
+        target=report.settings.target,
+        confidence=report.settings.confidence,
+        aggregator=results.aggregator,
+        workers=int(results.answers["worker"].nunique()),
+        answers=len(results.answers),
+        cost=data["cost"]["total"] if data["cost"] else None,
+        dates={k: str(v) for k, v in dates.items() if v},
+        notes=tuple(notes),
+    )
+
+
+def export_from_ledger(
+    ledger: Ledger,
+    out_dir: Path,
+    *,
+    target: str | None = None,
+    aggregator: str = "ds",
+    mode: LinkMode = "copy",
+    seeds: Sequence[int] = (0, 1, 2, 3, 4),
+    test_ratio: float = 0.3,
+    target_precision: float = 0.99,
+    confidence: float = 0.95,
+    instructions: Path | None = None,
+    title: str = "turk dataset",
+    on_progress: Callable[[int], None] | None = None,
+) -> tuple[ExportSummary, Report]:
+    """Export the ledger's verified dataset in CLEAR's layout.
+
+    Args:
+        ledger: The open ledger.
+        out_dir: Export folder (new, empty, or a previous export).
+        target: Crowd target (None: the only one with answers).
+        aggregator: Aggregation model name.
+        mode: ``copy``, ``hardlink`` or ``symlink``.
+        seeds: Seeds of the train/test splits.
+        test_ratio: Share held out for test per bucket and class.
+        target_precision: Precision target for the datasheet.
+        confidence: Confidence for the datasheet.
+        instructions: Instruction set folder or packaged name (None: the one used to
+            publish, else the packaged set covering the concepts).
+        title: Dataset name in the datasheet.
+        on_progress: Called with the number of images placed.
+
+    Returns:
+        The export summary and the report the datasheet was built from.
+
+    Raises:
+        StageError: No answers or no accepted item yet, or no time buckets.
+    """
+    report, results = ledger_report(
+        ledger,
+        target=target,
+        aggregator=aggregator,
+        target_precision=target_precision,
+        confidence=confidence,
+    )
+    if results.accepted.empty:
+        raise StageError(
+            f"{ledger.path}: no accepted items to export; collect more answers or check "
+            "'turk report'"
+        )
+    buckets = pd.read_sql_query(
+        "SELECT id, reserved, start_uploaded, end_uploaded FROM buckets ORDER BY id", ledger.conn
+    )
+    if buckets.empty:
+        raise StageError(f"{ledger.path}: no time buckets; run 'turk buckets' first")
+    labeled, conflicts = _labeled(ledger, results)
+    background = _background(ledger, results)
+    if not background.empty:
+        labeled = pd.concat([labeled, background], ignore_index=True)
+    metadata = pd.read_sql_query(
+        "SELECT * FROM images WHERE bucket IS NOT NULL ORDER BY id", ledger.conn
+    ).set_index("id")
+    concepts = sorted(set(results.items["concept"].astype(str)))
+    info = _datasheet(report, results, title)
+    if conflicts:
+        info = DatasheetInfo(
+            **{
+                **info.__dict__,
+                "notes": (
+                    *info.notes,
+                    f"{conflicts} image(s) accepted for two concepts kept the one with the "
+                    "higher posterior.",
+                ),
+            }
+        )
+    summary = export_dataset(
+        out_dir,
+        labeled,
+        metadata,
+        buckets,
+        concepts=concepts,
+        background=not background.empty,
+        instructions=_instruction_files(ledger, concepts, instructions),
+        datasheet=info,
+        mode=mode,
+        seeds=seeds,
+        test_ratio=test_ratio,
+        on_progress=on_progress,
+    )
+    (out_dir / "report.json").write_text(json.dumps(report.to_json(), indent=2) + "\n")
+    return summary, report
