@@ -114,9 +114,9 @@ def plan_problems(plan: HitPlan) -> list[str]:
         if plan.task == "binary":
             values = sorted(v for t, v in inputs if t == "radio")
             if values != ["no", "yes"]:
-                problems.append(f"no yes/no field for item {item.field}")
+                problems.append(f"no yes/no field for {item.field}")
         elif len(inputs) != 1:
-            problems.append(f"no answer field for item {item.field}")
+            problems.append(f"no answer field for {item.field}")
     extra = set(scan.inputs) - set(expected_fields) - {"assignmentId"}
     if extra:
         problems.append(f"unexpected form fields {sorted(extra)}")
