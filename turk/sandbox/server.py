@@ -25,7 +25,7 @@ from starlette.types import Receive, Scope, Send
 
 from turk.sandbox import api
 from turk.sandbox.errors import ApiError, SandboxError, service_fault, throttled
-from turk.sandbox.faults import FAULT, LOST, THROTTLE, FaultPlan
+from turk.sandbox.faults import FAULT, LOST, THROTTLE, FaultPlan, parse_faults
 from turk.sandbox.model import TARGET_PREFIX
 from turk.sandbox.store import Store
 from turk.sandbox.worker_pages import WorkerPages
@@ -176,7 +176,9 @@ def build_app(store: Store, config: SandboxConfig) -> Starlette:
 
 def _bind(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # IPPROTO_TCP (not 0) so that asyncio sets TCP_NODELAY on accepted connections; without
+    # it every reply waits ~40 ms for a delayed ACK between its header and body writes.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
@@ -225,6 +227,21 @@ class SandboxServer:
         """The base URL, e.g. ``http://127.0.0.1:8123`` (the API endpoint and worker site)."""
         host = f"[{self.config.host}]" if ":" in self.config.host else self.config.host
         return f"http://{host}:{self.port}"
+
+    @property
+    def state_path(self) -> Path:
+        """The SQLite state file."""
+        return Path(self.config.state_path)
+
+    @property
+    def media_dir(self) -> Path | None:
+        """The folder served at ``/media/``, or None."""
+        return None if self.config.media_dir is None else Path(self.config.media_dir)
+
+    @property
+    def media_url(self) -> str:
+        """The base URL of the media folder, e.g. ``http://127.0.0.1:8123/media``."""
+        return f"{self.url}/media"
 
     def start(self, timeout: float = 10.0) -> SandboxServer:
         """Open the store, bind the port and serve until :meth:`stop`.
@@ -279,13 +296,16 @@ class SandboxServer:
         self.stop()
         return self.start()
 
-    def set_faults(self, faults: FaultPlan | None) -> None:
-        """Change the injected faults while running.
+    def set_faults(self, faults: FaultPlan | str | None) -> None:
+        """Change the injected faults while running (takes effect on the next call).
 
         Args:
-            faults: The new plan, or None for none.
+            faults: A plan, a spec such as ``"throttle=0.2,seed=3"``, or None for none.
+
+        Raises:
+            SandboxError: A spec that does not parse.
         """
-        self.config.faults = faults
+        self.config.faults = parse_faults(faults) if isinstance(faults, str) else faults
 
     def advance_clock(self, seconds: float) -> None:
         """Move the sandbox clock forward, so deadlines and auto-approval come due now.
