@@ -378,7 +378,10 @@ def audit_sample(
 
 
 def _stratum_name(strata: Sequence[str], key: Any) -> str:
-    values = key if isinstance(key, tuple) else (key,)
+    values = [
+        v.item() if isinstance(v, np.generic) else v
+        for v in (key if isinstance(key, tuple) else (key,))
+    ]
     return ", ".join(f"{name}={value!r}" for name, value in zip(strata, values, strict=True))
 
 
