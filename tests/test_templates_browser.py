@@ -38,7 +38,7 @@ def browser() -> Iterator[object]:
 
 
 @pytest.fixture
-def page(browser):  # type: ignore[no-untyped-def]
+def page(browser):
     context = browser.new_context()
     pg = context.new_page()
     yield pg
@@ -58,7 +58,7 @@ def _plans(cl: CandidateLedger, server: HitPageServer, task: str) -> list[HitPla
     return plans
 
 
-def _open(page, server: HitPageServer, plan: HitPlan, assignment: str | None) -> None:  # type: ignore[no-untyped-def]
+def _open(page, server: HitPageServer, plan: HitPlan, assignment: str | None) -> None:
     url = server.add_page(f"{plan.hit_key}.html", plan.html)
     query = f"?hitId=HIT1&workerId=W1&turkSubmitTo={quote(server.url, safe='')}"
     if assignment is not None:
@@ -71,7 +71,7 @@ def _posted(server: HitPageServer) -> dict[str, str]:
     return dict(server.posts[-1])
 
 
-def test_binary_answer_by_clicking_and_submit(page, candidate_ledger, hit_page_server) -> None:  # type: ignore[no-untyped-def]
+def test_binary_answer_by_clicking_and_submit(page, candidate_ledger, hit_page_server) -> None:
     plan = _plans(candidate_ledger, hit_page_server, "binary")[0]
     _open(page, hit_page_server, plan, "A1")
     submit = page.locator("button[type=submit]")
@@ -91,7 +91,7 @@ def test_binary_answer_by_clicking_and_submit(page, candidate_ledger, hit_page_s
     assert posted == {"assignmentId": "A1", **answers}
 
 
-def test_binary_answer_by_keyboard(page, candidate_ledger, hit_page_server) -> None:  # type: ignore[no-untyped-def]
+def test_binary_answer_by_keyboard(page, candidate_ledger, hit_page_server) -> None:
     plan = _plans(candidate_ledger, hit_page_server, "binary")[0]
     _open(page, hit_page_server, plan, "A2")
     page.locator("[data-item='item-0']").focus()
@@ -111,7 +111,7 @@ def test_binary_answer_by_keyboard(page, candidate_ledger, hit_page_server) -> N
     assert _posted(hit_page_server) == {"assignmentId": "A2", **answers}
 
 
-def test_multi_select_by_click_and_keyboard(page, candidate_ledger, hit_page_server) -> None:  # type: ignore[no-untyped-def]
+def test_multi_select_by_click_and_keyboard(page, candidate_ledger, hit_page_server) -> None:
     plan = _plans(candidate_ledger, hit_page_server, "multi")[0]
     assert plan.classes == ("bus", "camera")
     _open(page, hit_page_server, plan, "A3")
@@ -141,7 +141,7 @@ def test_multi_select_by_click_and_keyboard(page, candidate_ledger, hit_page_ser
     assert _posted(hit_page_server) == {"assignmentId": "A3", **answers}
 
 
-def test_preview_cannot_answer_or_submit(page, candidate_ledger, hit_page_server) -> None:  # type: ignore[no-untyped-def]
+def test_preview_cannot_answer_or_submit(page, candidate_ledger, hit_page_server) -> None:
     plan = _plans(candidate_ledger, hit_page_server, "binary")[0]
     _open(page, hit_page_server, plan, "ASSIGNMENT_ID_NOT_AVAILABLE")
     assert "Preview" in page.locator("[data-banner]").inner_text()
@@ -160,7 +160,7 @@ def test_preview_cannot_answer_or_submit(page, candidate_ledger, hit_page_server
     assert not hit_page_server.posted.wait(1.0)
 
 
-def test_outside_a_hit_answers_but_cannot_submit(page, candidate_ledger, hit_page_server) -> None:  # type: ignore[no-untyped-def]
+def test_outside_a_hit_answers_but_cannot_submit(page, candidate_ledger, hit_page_server) -> None:
     plan = _plans(candidate_ledger, hit_page_server, "binary")[0]
     _open(page, hit_page_server, plan, None)
     page.locator("[data-item='item-0']").focus()
@@ -170,7 +170,7 @@ def test_outside_a_hit_answers_but_cannot_submit(page, candidate_ledger, hit_pag
     assert page.locator("button[type=submit]").is_disabled()
 
 
-def test_script_in_concept_and_instructions_shows_as_text(page, tmp_path, hit_page_server) -> None:  # type: ignore[no-untyped-def]
+def test_script_in_concept_and_instructions_shows_as_text(page, tmp_path, hit_page_server) -> None:
     concept = "<script>window.pwned=1"
     folder = tmp_path / "set"
     folder.mkdir()
@@ -210,7 +210,7 @@ def test_script_in_concept_and_instructions_shows_as_text(page, tmp_path, hit_pa
             assert root.get_attribute(attr) == concept
 
 
-def test_fragment_works_inside_a_host_form(page, candidate_ledger, hit_page_server) -> None:  # type: ignore[no-untyped-def]
+def test_fragment_works_inside_a_host_form(page, candidate_ledger, hit_page_server) -> None:
     plan = _plans(candidate_ledger, hit_page_server, "binary")[0]
     host = (
         "<!DOCTYPE html><html><body><form method='post' action='/mturk/externalSubmit'>"
