@@ -219,6 +219,7 @@ def publish_command(
 ) -> None:
     """Publish HITs for the ranked candidates (and gold) to a crowd target, within budget."""
     from turk.crowd.backend import MTURK, check_target
+    from turk.errors import MoneyError
     from turk.money import format_usd, parse_amount
     from turk.publish import (
         execute_publish,
@@ -277,13 +278,17 @@ def publish_command(
         )
         for line in prepared.describe():
             console.print(f"publish: {line}")
-        if target == MTURK and prepared.affordable and not yes:
-            typer.confirm(
+        if (
+            target == MTURK
+            and prepared.affordable
+            and not yes
+            and not typer.confirm(
                 f"Publish {prepared.affordable} HITs on PRODUCTION MTurk, committing up to "
                 f"{format_usd(prepared.cost_now)}?",
-                abort=True,
                 err=True,
             )
+        ):
+            raise MoneyError("publish on production not confirmed; nothing was sent")
         with (
             ledger.run("publish", {"target": target, "budget": budget, "task": task}) as run,
             progress_bar("publish", prepared.affordable, "HITs") as advance,
