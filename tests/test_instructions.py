@@ -62,6 +62,9 @@ def test_default_set_is_the_first_that_covers_every_concept(tmp_path: Path) -> N
     assert resolve_set(None, ["bus", "racing"]) == INSTRUCTIONS_DIR / "clear10"
     assert resolve_set("clear10", ["bus"]) == INSTRUCTIONS_DIR / "clear10"
     assert resolve_set(tmp_path, ["x"]) == tmp_path
+    (tmp_path / "sample").mkdir()
+    assert resolve_set(str(tmp_path / "sample"), ["x"]) == tmp_path / "sample"
+    assert resolve_set("sample", ["bus"]) == INSTRUCTIONS_DIR / "sample"
     with pytest.raises(TemplateError, match=r"clear10: no instruction file for concept\(s\) kite"):
         resolve_set(None, ["bus", "kite"])
     with pytest.raises(TemplateError, match="--instructions: 'nope' is neither"):

@@ -102,7 +102,8 @@ def resolve_set(name_or_path: str | Path | None, concepts: list[str]) -> Path:
     """Find the instruction set folder to use.
 
     Args:
-        name_or_path: A packaged set name (``clear10``, ``sample``), a folder, or None
+        name_or_path: A packaged set name (``clear10``, ``sample``; a bare name always
+            means the packaged set), a folder, or None
             for the first packaged set of :data:`DEFAULT_SETS` that covers ``concepts``.
         concepts: The concepts the HITs ask about.
 
@@ -124,7 +125,9 @@ def resolve_set(name_or_path: str | Path | None, concepts: list[str]) -> Path:
         )
     text = str(name_or_path)
     folder = Path(name_or_path)
-    if not folder.is_dir() and "/" not in text and (INSTRUCTIONS_DIR / text).is_dir():
+    # A bare set name means the packaged set even where a folder of that name exists
+    # (the demo keeps its sample collection in ./sample); write ./sample for the folder.
+    if isinstance(name_or_path, str) and "/" not in text and (INSTRUCTIONS_DIR / text).is_dir():
         folder = INSTRUCTIONS_DIR / text
     if not folder.is_dir():
         raise TemplateError(
