@@ -102,16 +102,18 @@ class RequesterApi:
             status, body = self._answer(scope, b"".join(chunks))
         headers = [
             (b"content-type", JSON_TYPE),
-            (b"content-length", str(len(body)).encode()),
             (b"x-amzn-requestid", str(uuid.uuid4()).encode()),
         ]
-        await send({"type": "http.response.start", "status": status, "headers": headers})
         if fate == LOST:
-            # The operation is done; cut the reply short so the client sees a dropped connection.
-            await send(
-                {"type": "http.response.body", "body": body[: len(body) // 2], "more_body": True}
-            )
+            # The operation is done; now break the reply off mid-way. Without a Content-Length
+            # the reply is chunked, and a chunked body cut short is a broken connection to the
+            # client (botocore would read a short Content-Length body as if it were whole).
+            await send({"type": "http.response.start", "status": status, "headers": headers})
+            partial = body[: len(body) // 2]
+            await send({"type": "http.response.body", "body": partial, "more_body": True})
             return
+        headers.append((b"content-length", str(len(body)).encode()))
+        await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 
     def _answer(self, scope: Scope, raw: bytes) -> tuple[int, bytes]:
