@@ -149,7 +149,9 @@ def resolve_target(ledger: Ledger, target: str | None) -> str:
     return target
 
 
-def load_answers(ledger: Ledger, target: str) -> tuple[pd.DataFrame, pd.Series, dict[str, int]]:
+def load_answers(
+    ledger: Ledger, target: str, *, include_hit_key: bool = False
+) -> tuple[pd.DataFrame, pd.Series, dict[str, int]]:
     """Read the valid answers of one target as binary ``yes``/``no`` questions.
 
     A binary-grid answer is one question about the HIT's concept. A multi-select answer
@@ -159,15 +161,17 @@ def load_answers(ledger: Ledger, target: str) -> tuple[pd.DataFrame, pd.Series, 
     Args:
         ledger: The open ledger.
         target: The crowd target.
+        include_hit_key: Also return each answer's ``hit_key``.
 
     Returns:
         ``(answers, gold, skipped)``: answers with ``task, worker, label, concept,
-        image_id, bucket, is_gold``; gold labels indexed by task; counts of answer rows
-        left out (``flagged``: no valid label; ``no concept``: a binary item with no
-        concept; ``no bucket``: an image in no time bucket).
+        image_id, bucket, is_gold, multi`` (and ``hit_key``); gold labels indexed by
+        task; counts of answer rows left out (``flagged``: no valid label; ``no
+        concept``: a binary item with no concept; ``no bucket``: an image in no time
+        bucket).
     """
     frame = pd.read_sql_query(
-        "SELECT a.worker_id AS worker, a.image_id, a.concept, a.label, a.is_gold, "
+        "SELECT a.worker_id AS worker, a.hit_key, a.image_id, a.concept, a.label, a.is_gold, "
         "a.expected, h.task AS kind, h.labels AS hit_labels, i.bucket AS image_bucket, "
         "h.bucket AS hit_bucket "
         "FROM answers a JOIN hits h ON h.target = a.target AND h.hit_key = a.hit_key "
@@ -226,9 +230,8 @@ def load_answers(ledger: Ledger, target: str) -> tuple[pd.DataFrame, pd.Series, 
     )
     gold = gold[~gold.index.duplicated()]
     frame["multi"] = frame["kind"] == "multi"
-    answers = frame[
-        ["task", "worker", "label", "concept", "image_id", "bucket", "is_gold", "multi"]
-    ]
+    columns = ["task", "worker", "label", "concept", "image_id", "bucket", "is_gold", "multi"]
+    answers = frame[[*columns, "hit_key"] if include_hit_key else columns]
     return answers.reset_index(drop=True), gold, skipped
 
 

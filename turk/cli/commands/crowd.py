@@ -430,10 +430,27 @@ def review_command(
         bool,
         typer.Option(
             "--extend",
-            help="Add assignments to HITs whose items' answers disagree, up to --extend-to "
-            "given at publish.",
+            help="Add assignments to HITs with items still uncertain, up to --extend-to "
+            "given at publish (see --extend-rule).",
         ),
     ] = False,
+    extend_rule: Annotated[
+        str,
+        typer.Option(
+            "--extend-rule",
+            help="What makes an item uncertain: 'policy' (its posterior from gold-weighted "
+            "answers is below --extend-threshold either way) or 'disagree' (answers differ).",
+        ),
+    ] = "policy",
+    extend_threshold: Annotated[
+        float,
+        typer.Option(
+            "--extend-threshold",
+            min=0.5,
+            max=0.999999,
+            help="Posterior at which the policy stops asking for answers on an item.",
+        ),
+    ] = 0.99,
     extend_step: Annotated[
         int, typer.Option("--extend-step", min=1, help="Assignments added per HIT per review.")
     ] = 1,
@@ -463,8 +480,16 @@ def review_command(
         batch_id=batch,
         dry_run=dry_run,
     )
+    if extend_rule not in ("policy", "disagree"):
+        from turk.errors import ConfigError
+
+        raise ConfigError(f"--extend-rule {extend_rule!r}: use policy or disagree")
     backend = _connect(target, endpoint_url, profile, rate, live=live)
     with open_ledger(ctx, create=False) as ledger:
+        if extend and extend_rule == "policy":
+            from turk.adaptive import policy_rule
+
+            options.uncertain = policy_rule(ledger, target, threshold=extend_threshold)
         if dry_run:
             report = review(ledger, backend, options)
         else:
