@@ -5,9 +5,9 @@ bucket, or the whole dataset), drawn once and stored in a random order; the requ
 marks each sampled item right or wrong, one row at a time, so an audit resumes where it
 stopped. ``in_stratum`` / ``in_pooled`` say which sample an item belongs to (the
 per concept x bucket sample, the pooled sample of the whole scope, or both; see
-``analysis.certify.audit_sample``). ``source`` says who gave the verdicts: ``requester`` (the audit page),
-``answers-file`` (a CSV the requester wrote) or ``truth`` (a known truth file, for the
-sample collection and the demo only).
+``analysis.certify.audit_sample``). ``source`` says who gave the verdicts:
+``requester`` (the audit page), ``answers-file`` (a CSV the requester wrote) or
+``truth`` (a known truth file, for the sample collection and the demo only).
 """
 
 import sqlite_utils
