@@ -151,6 +151,15 @@ class CollectionFilters:
     min_edge: int | None = None
     max_aspect: float | None = None
 
+    def __post_init__(self) -> None:
+        for option, value in (("--min-bytes", self.min_bytes), ("--min-edge", self.min_edge)):
+            if value is not None and value < 0:
+                raise CollectionError(f"{option} {value}: must be 0 or more")
+        if self.max_aspect is not None and not self.max_aspect >= 1:
+            raise CollectionError(
+                f"--max-aspect {self.max_aspect}: a long/short side ratio is 1 or more"
+            )
+
     @property
     def needs_image_files(self) -> bool:
         """Whether any filter looks at the image files themselves."""
@@ -330,7 +339,8 @@ def _stream_error(path: Path, line: int, exc: BaseException) -> CollectionError:
         what = "compressed stream ends early (the file is truncated)"
     else:
         what = f"cannot decompress ({exc})"
-    return CollectionError(f"{path}: {what} after line {line}; download or copy the file again")
+    where = f"after line {line}" if line else "before the first line"
+    return CollectionError(f"{path}: {what} {where}; download or copy the file again")
 
 
 def detect_layout(path: str | os.PathLike[str]) -> str:
@@ -382,14 +392,26 @@ class _Images:
         self.filters = filters
         self.index = index
 
+        # Folders known to exist or not: metadata whose file:// URLs point into a
+        # missing folder costs one stat per folder, not one per row.
+        self._folders: dict[str, bool] = {}
+
     def resolve(self, photo_id: int, download_url: str) -> str | None:
         if self.index is not None:
             found = self.index.get(photo_id)
             if found is not None:
                 return found
         if download_url.startswith("file://"):
-            candidate = unquote(download_url[7:])
-            if os.path.isfile(candidate):
+            candidate = download_url[7:]
+            if "%" in candidate:
+                candidate = unquote(candidate)
+            folder = candidate.rpartition("/")[0]
+            exists = self._folders.get(folder)
+            if exists is None:
+                if len(self._folders) > 10_000:
+                    self._folders.clear()
+                exists = self._folders[folder] = os.path.isdir(folder)
+            if exists and os.path.isfile(candidate):
                 return candidate
         return None
 
@@ -533,25 +555,39 @@ class MetadataFile:
                         lon = f[b + 10]
                         lat = f[b + 11]
                         acc = f[b + 12]
+                        # Device, title, description, user tags and machine tags are
+                        # adjacent: URL-decode them in one call unless a tab is encoded.
+                        text = "\t".join(f[b + 5 : b + 10])
+                        if "%" in text and "%09" not in text:
+                            text = unquote(text.replace("+", " "))
+                        else:
+                            text = text.replace("+", " ")
+                            if "%" in text:
+                                text = "\t".join(unquote(x) for x in text.split("\t"))
+                        device, title, description, user_tags, machine_tags = text.split("\t")
+                        nick = f[b + 2]
+                        license_name = f[b + 15]
                         row = (
                             pid,
                             int(f[0]) if wide else None,
                             f[2] if wide else None,
                             f[b + 1],
-                            dec(f[b + 2]),
+                            dec(nick) if "%" in nick else nick.replace("+", " "),
                             taken or None,
                             uploaded,
-                            dec(f[b + 5]),
-                            dec(f[b + 6]),
-                            dec(f[b + 7]),
-                            dec(f[b + 8]),
-                            dec(f[b + 9]),
+                            device,
+                            title,
+                            description,
+                            user_tags,
+                            machine_tags,
                             float(lon) if lon else None,
                             float(lat) if lat else None,
                             int(acc) if acc else None,
                             f[b + 13],
                             f[b + 14],
-                            dec(f[b + 15]),
+                            license_name.replace("+", " ")
+                            if "%" not in license_name
+                            else dec(license_name),
                             f[b + 16],
                             int(f[b + 17]),
                             int(f[b + 18]),

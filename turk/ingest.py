@@ -15,6 +15,7 @@ before anything is written, then streamed in batches into ``images`` with one
 from __future__ import annotations
 
 import os
+import sqlite3
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -101,6 +102,30 @@ def rejects_file(rejects_dir: Path, source: str | os.PathLike[str]) -> Path:
     return rejects_dir / f"{Path(source).name}.rejects.tsv"
 
 
+def open_sources(
+    sources: Sequence[str | os.PathLike[str]],
+    *,
+    filters: CollectionFilters | None = None,
+    images_dir: str | os.PathLike[str] | None = None,
+) -> list[CollectionSource]:
+    """Open and check every input as a whole, before anything is written.
+
+    Args:
+        sources: Metadata files or img2dataset folders.
+        filters: Which rows to keep.
+        images_dir: Folder of local image files named by photo id, or None.
+
+    Returns:
+        One reader per input, in order.
+
+    Raises:
+        CollectionError: An input is missing, unreadable, empty or of unknown layout,
+            or the images folder does not exist.
+    """
+    index = ImageIndex(images_dir) if images_dir is not None else None
+    return [open_collection(s, filters=filters, images=index) for s in sources]
+
+
 def ingest_collection(
     ledger: Ledger,
     sources: Sequence[str | os.PathLike[str]],
@@ -132,8 +157,7 @@ def ingest_collection(
             its compressed stream is truncated (that file's rows are rolled back).
     """
     filters = filters or CollectionFilters()
-    index = ImageIndex(images_dir) if images_dir is not None else None
-    readers = [open_collection(s, filters=filters, images=index) for s in sources]
+    readers = open_sources(sources, filters=filters, images_dir=images_dir)
     out_dir = Path(rejects_dir) if rejects_dir is not None else ledger.root / "rejects"
     settings = {
         "sources": [str(Path(s).resolve()) for s in sources],
@@ -152,6 +176,25 @@ def ingest_collection(
             for reason, n in result.filtered.items():
                 run.add(f"filtered_{reason}", n)
     return summary
+
+
+def _defer_indexes(conn: sqlite3.Connection) -> list[str]:
+    """Drop the indexes of an empty ``images`` table; return the SQL that rebuilds them.
+
+    Building an index once over loaded rows is much cheaper than updating it row by
+    row. Only done for an empty table: rebuilding over rows already present would cost
+    more than it saves. Runs inside the caller's transaction, so a rollback restores
+    the indexes.
+    """
+    if conn.execute("SELECT EXISTS (SELECT 1 FROM images)").fetchone()[0]:
+        return []
+    indexes = conn.execute(
+        "SELECT name, sql FROM sqlite_master "
+        "WHERE type = 'index' AND tbl_name = 'images' AND sql IS NOT NULL"
+    ).fetchall()
+    for name, _sql in indexes:
+        conn.execute(f'DROP INDEX "{name}"')
+    return [str(sql) for _name, sql in indexes]
 
 
 def _ingest_one(
@@ -174,6 +217,7 @@ def _ingest_one(
             rejects.write(REJECTS_HEADER)
             conn.execute("BEGIN IMMEDIATE")
             try:
+                deferred = _defer_indexes(conn)
                 cur = conn.cursor()
                 for batch in reader.batches():
                     if batch.rows:
@@ -189,6 +233,8 @@ def _ingest_one(
                     result.lines += batch.lines
                     if on_progress is not None:
                         on_progress(batch.lines)
+                for sql in deferred:
+                    conn.execute(sql)
             except BaseException:
                 conn.rollback()
                 raise

@@ -2,13 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from turk.cli.app import app, open_ledger
-from turk.cli.console import console, progress_bar
+from turk.cli.console import console, err_console, progress_bar
+
+
+@contextmanager
+def _progress(description: str, total: int | None, unit: str) -> Iterator[Callable[[int], None]]:
+    """A progress bar with a rate on a terminal; silent when stderr is a file or pipe,
+    so that logs and error output keep one line per event."""
+    if err_console.is_terminal:
+        with progress_bar(description, total, unit) as advance:
+            yield advance
+    else:
+        yield lambda n: None
 
 
 @app.command("sample")
@@ -16,7 +29,7 @@ def sample_command(
     out_dir: Annotated[
         Path, typer.Argument(help="Folder to write the sample collection into.", show_default=False)
     ],
-    n: Annotated[int, typer.Option("--n", min=1, help="Number of photos to write.")] = 2000,
+    n: Annotated[int, typer.Option("--n", help="Number of photos to write.")] = 2000,
     seed: Annotated[int, typer.Option("--seed", help="Seed; same seed, same files.")] = 0,
     metadata_only: Annotated[
         bool,
@@ -33,7 +46,7 @@ def sample_command(
     from turk.sample import parse_image_size, write_sample
 
     size = parse_image_size(image_size)
-    with progress_bar(
+    with _progress(
         "sample", n if not metadata_only else None, "rows" if metadata_only else "images"
     ) as advance:
         summary = write_sample(
@@ -84,14 +97,13 @@ def ingest_command(
     min_bytes: Annotated[
         int | None,
         typer.Option(
-            "--min-bytes", min=0, help="Drop image files smaller than N bytes.", show_default=False
+            "--min-bytes", help="Drop image files smaller than N bytes.", show_default=False
         ),
     ] = None,
     min_edge: Annotated[
         int | None,
         typer.Option(
             "--min-edge",
-            min=0,
             help="Drop images whose shorter side is below N px.",
             show_default=False,
         ),
@@ -100,7 +112,6 @@ def ingest_command(
         float | None,
         typer.Option(
             "--max-aspect",
-            min=1.0,
             help="Drop images whose long/short side ratio exceeds R.",
             show_default=False,
         ),
@@ -116,10 +127,11 @@ def ingest_command(
 ) -> None:
     """Read YFCC100M metadata into the ledger; malformed lines go to a rejects file."""
     from retrieval.collection import CollectionFilters
-    from turk.ingest import ingest_collection
+    from turk.ingest import ingest_collection, open_sources
 
     filters = CollectionFilters(photos_only, valid_date, min_bytes, min_edge, max_aspect)
-    with open_ledger(ctx) as ledger, progress_bar("ingest", None, "rows") as advance:
+    open_sources(metadata, filters=filters, images_dir=images)  # whole-file checks first
+    with open_ledger(ctx) as ledger, _progress("ingest", None, "rows") as advance:
         summary = ingest_collection(
             ledger,
             metadata,
@@ -148,7 +160,6 @@ def buckets_command(
         int | None,
         typer.Option(
             "--count",
-            min=1,
             help="Equal-count buckets by upload time [default: 11].",
             show_default=False,
         ),

@@ -16,7 +16,7 @@ def demo_command(
     out: Annotated[
         Path, typer.Option("--out", help="Folder for the demo's sample collection and ledger.")
     ] = Path("demo-out"),
-    n: Annotated[int, typer.Option("--n", min=1, help="Photos in the sample collection.")] = 2000,
+    n: Annotated[int, typer.Option("--n", help="Photos in the sample collection.")] = 2000,
 ) -> None:
     """Run the pipeline offline on a fresh sample collection, printing each stage."""
     from turk.demo import run_demo

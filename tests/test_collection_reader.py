@@ -1,0 +1,283 @@
+"""The YFCC100M readers: layouts, compression, URL decoding, validation, filters, folders."""
+
+from __future__ import annotations
+
+import bz2
+import gzip
+import json
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from retrieval.collection import (
+    IMAGE_FIELDS,
+    CollectionFilters,
+    ImageIndex,
+    MetadataFile,
+    Reject,
+    detect_layout,
+    open_collection,
+    read_rows,
+)
+from retrieval.errors import CollectionError
+
+F = {name: i for i, name in enumerate(IMAGE_FIELDS)}
+
+
+def line25(
+    pid: int = 101,
+    *,
+    uploaded: str = "1262304000",
+    taken: str = "2009-12-31 10:00:00.0",
+    title: str = "Red+bus+%C3%A0+Paris",
+    device: str = "Canon+PowerShot",
+    lon: str = "2.35",
+    marker: str = "0",
+    url: str = "http://farm1.staticflickr.com/1/101_abc.jpg",
+) -> str:
+    """One 25-column yfcc100m_dataset line."""
+    fields = [
+        "7",
+        str(pid),
+        "0123456789abcdef0123456789abcdef",
+        "123@N00",
+        "mr+brown",
+        taken,
+        uploaded,
+        device,
+        title,
+        "A+bus%2C+seen+in+town",
+        "bus,london,double+decker",
+        "vision%3Aoutdoor%3D099",
+        lon,
+        "48.85",
+        "16",
+        f"http://www.flickr.com/photos/123@N00/{pid}/",
+        url,
+        "Attribution+License",
+        "http://creativecommons.org/licenses/by/2.0/",
+        "1",
+        "2",
+        "abc",
+        "def",
+        "jpg",
+        marker,
+    ]
+    return "\t".join(fields)
+
+
+def to23(line: str) -> str:
+    """The same record in the 23-column layout (no line number, no hash)."""
+    fields = line.split("\t")
+    return "\t".join([fields[1], *fields[3:]])
+
+
+def rows_of(path: Path, **filters: object) -> tuple[list[tuple], list[Reject]]:
+    rows, rejects = [], []
+    for item in read_rows(path, filters=CollectionFilters(**filters)):  # type: ignore[arg-type]
+        (rejects if isinstance(item, Reject) else rows).append(item)
+    return rows, rejects
+
+
+def test_25_column_layout_is_detected_and_decoded(tmp_path: Path) -> None:
+    path = tmp_path / "m.tsv"
+    path.write_text(line25() + "\n" + line25(102) + "\n")
+    assert detect_layout(path) == "yfcc25"
+    rows, rejects = rows_of(path)
+    assert rejects == []
+    row = rows[0]
+    assert row[F["id"]] == 101 and row[F["line_number"]] == 7
+    assert row[F["hash"]] == "0123456789abcdef0123456789abcdef"
+    assert row[F["title"]] == "Red bus à Paris"
+    assert row[F["device"]] == "Canon PowerShot"
+    assert row[F["description"]] == "A bus, seen in town"
+    assert row[F["user_tags"]] == "bus,london,double decker"
+    assert row[F["machine_tags"]] == "vision:outdoor=099"
+    assert row[F["nickname"]] == "mr brown"
+    assert row[F["license_name"]] == "Attribution License"
+    assert row[F["date_uploaded"]] == 1262304000
+    assert row[F["longitude"]] == pytest.approx(2.35)
+    assert row[F["accuracy"]] == 16 and row[F["marker"]] == 0
+    assert row[F["source"]] == str(path.resolve())
+    assert row[F["local_path"]] is None
+
+
+def test_23_column_layout_gives_the_same_row_without_line_number_and_hash(
+    tmp_path: Path,
+) -> None:
+    wide, narrow = tmp_path / "w.tsv", tmp_path / "n.tsv"
+    wide.write_text(line25() + "\n")
+    narrow.write_text(to23(line25()) + "\n")
+    assert detect_layout(narrow) == "yfcc23"
+    (rw,), _ = rows_of(wide)
+    (rn,), _ = rows_of(narrow)
+    assert rn[F["line_number"]] is None and rn[F["hash"]] is None
+    skip = {F["line_number"], F["hash"], F["source"]}
+    assert [v for i, v in enumerate(rn) if i not in skip] == [
+        v for i, v in enumerate(rw) if i not in skip
+    ]
+
+
+@pytest.mark.parametrize("opener", [bz2.open, gzip.open], ids=["bz2", "gz"])
+def test_compressed_files_are_read_by_content_not_name(tmp_path: Path, opener) -> None:
+    path = tmp_path / "metadata"  # no suffix: compression is recognised from the bytes
+    with opener(path, "wt") as fh:
+        fh.write("".join(line25(100 + i) + "\n" for i in range(50)))
+    rows, rejects = rows_of(path)
+    assert [r[F["id"]] for r in rows] == list(range(100, 150)) and rejects == []
+
+
+def test_malformed_lines_are_rejected_with_line_numbers_and_no_good_row_lost(
+    tmp_path: Path,
+) -> None:
+    lines = [
+        line25(1),
+        line25(2)[:-10].rsplit("\t", 2)[0],  # cut short: 23 columns in a 25-column file
+        line25(3, uploaded="2010-05-06"),
+        line25(4, lon="north"),
+        line25(5, taken="2010-13-45 00:00:00"),
+        line25(6, marker="7"),
+        "",
+        line25(8),
+    ]
+    path = tmp_path / "m.tsv"
+    path.write_text("\n".join(lines) + "\n")
+    rows, rejects = rows_of(path, photos_only=False)
+    assert [r[F["id"]] for r in rows] == [1, 8]
+    by_line = {r.line: r.reason for r in rejects}
+    assert sorted(by_line) == [2, 3, 4, 5, 6, 7]
+    assert "columns, expected 25" in by_line[2]
+    assert by_line[3] == "date uploaded '2010-05-06' is not an integer"
+    assert by_line[4] == "longitude 'north' is not a number"
+    assert "date taken" in by_line[5] and "marker" in by_line[6]
+    assert rejects[0].text == lines[1]
+
+
+def test_batches_are_bounded(tmp_path: Path) -> None:
+    path = tmp_path / "m.tsv"
+    path.write_text("".join(line25(i + 1) + "\n" for i in range(250)))
+    sizes = [b.lines for b in MetadataFile(path, batch_size=100).batches()]
+    assert sizes == [100, 100, 50]
+
+
+def test_filters_videos_and_invalid_dates(tmp_path: Path) -> None:
+    path = tmp_path / "m.tsv"
+    path.write_text(
+        "\n".join(
+            [
+                line25(1),
+                line25(2, marker="1"),
+                line25(3, taken="2011-01-01 00:00:00.0"),  # taken after the 2010 upload
+                line25(4, taken=""),
+            ]
+        )
+        + "\n"
+    )
+    rows, _ = rows_of(path)
+    assert [r[F["id"]] for r in rows] == [1, 3, 4]
+    rows, _ = rows_of(path, photos_only=False)
+    assert [r[F["id"]] for r in rows] == [1, 2, 3, 4]
+    batch = next(MetadataFile(path, filters=CollectionFilters(valid_date=True)).batches())
+    assert [r[F["id"]] for r in batch.rows] == [1, 4]
+    assert batch.filtered == {"video": 1, "invalid_date": 1}
+
+
+def test_image_filters_use_local_files(tmp_path: Path) -> None:
+    images = tmp_path / "imgs" / "sub"
+    images.mkdir(parents=True)
+    Image.new("RGB", (300, 200), "red").save(images / "1.jpg")
+    Image.new("RGB", (100, 100), "red").save(images / "2.jpg")
+    Image.new("RGB", (900, 200), "red").save(images / "3.png")
+    (images / "4.jpg").write_bytes(b"not a jpeg")
+    path = tmp_path / "m.tsv"
+    path.write_text("".join(line25(i) + "\n" for i in (1, 2, 3, 4, 5)))
+    index = ImageIndex(tmp_path / "imgs")
+    assert len(index) == 4
+    filters = CollectionFilters(min_edge=150, max_aspect=3.0)
+    batch = next(MetadataFile(path, filters=filters, images=index).batches())
+    assert [r[F["id"]] for r in batch.rows] == [1]
+    row = batch.rows[0]
+    assert (row[F["width"]], row[F["height"]]) == (300, 200)
+    assert row[F["local_path"]] == str((images / "1.jpg").resolve())
+    assert row[F["byte_size"]] == (images / "1.jpg").stat().st_size
+    assert batch.filtered == {"too_small": 1, "bad_aspect": 1, "no_local_image": 1}
+    assert [r.line for r in batch.rejects] == [4] and "not an image" in batch.rejects[0].reason
+    few = CollectionFilters(min_bytes=10**9)
+    assert next(MetadataFile(path, filters=few, images=index).batches()).rows == []
+
+
+def test_file_urls_resolve_to_local_paths(tmp_path: Path) -> None:
+    Image.new("RGB", (64, 48)).save(tmp_path / "9.jpg")
+    path = tmp_path / "m.tsv"
+    url = (tmp_path / "9.jpg").as_uri()
+    missing = (tmp_path / "nowhere" / "10.jpg").as_uri()
+    path.write_text(line25(9, url=url) + "\n" + line25(10, url=missing) + "\n")
+    rows, _ = rows_of(path)
+    assert rows[0][F["local_path"]] == str(tmp_path / "9.jpg")
+    assert (rows[0][F["width"]], rows[0][F["height"]]) == (64, 48)
+    assert rows[1][F["local_path"]] is None
+
+
+def test_img2dataset_folder(tmp_path: Path) -> None:
+    shard = tmp_path / "out" / "00000"
+    shard.mkdir(parents=True)
+    for key, extra in [
+        ("000000000", {"photoid": 11, "dateuploaded": "1262304000", "title": "Bus+stop"}),
+        ("000000001", {"photoid": 12, "dateuploaded": 1262304001, "marker": 1}),
+        ("000000002", {"photoid": 13}),  # no upload time
+        ("000000003", {"status": "failed_to_download", "photoid": 14}),
+    ]:
+        Image.new("RGB", (80, 60)).save(shard / f"{key}.jpg")
+        sidecar = {"key": key, "status": "success", "url": "http://x/y.jpg", **extra}
+        (shard / f"{key}.json").write_text(json.dumps(sidecar))
+    (shard / "00000_stats.json").write_text("{}")
+    reader = open_collection(tmp_path / "out")
+    assert reader.layout == "img2dataset"
+    (batch,) = list(reader.batches())
+    assert [r[F["id"]] for r in batch.rows] == [11]
+    assert batch.rows[0][F["title"]] == "Bus stop"
+    assert batch.rows[0][F["local_path"]] == str((shard / "000000000.jpg").resolve())
+    assert batch.filtered == {"video": 1, "download_failed": 1}
+    assert [r.line for r in batch.rejects] == [3] and "upload time" in batch.rejects[0].reason
+
+
+def test_folder_without_sidecars_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(CollectionError, match="no images with .json sidecars"):
+        open_collection(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"", "empty file"),
+        (b"\n\n", "empty file"),
+        (b"a\tb\tc\n" * 5, "unknown layout"),
+        (b"BZh9 not really bzip2 data" * 10, "cannot decompress"),
+    ],
+    ids=["empty", "blank", "layout", "corrupt-bz2"],
+)
+def test_whole_file_errors(tmp_path: Path, content: bytes, message: str) -> None:
+    path = tmp_path / "m.tsv"
+    path.write_bytes(content)
+    with pytest.raises(CollectionError, match=message) as info:
+        detect_layout(path)
+    assert str(path) in str(info.value)
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(CollectionError, match="no such file"):
+        MetadataFile(tmp_path / "absent.tsv")
+
+
+def test_truncated_bz2_is_an_error_naming_the_line(tmp_path: Path) -> None:
+    # bzip2 works in 900 kB blocks: several blocks, cut in the last, so the first
+    # lines decompress and the end is missing.
+    data = bz2.compress("".join(line25(i + 1) + "\n" for i in range(6000)).encode())
+    path = tmp_path / "m.tsv.bz2"
+    path.write_bytes(data[: len(data) * 9 // 10])
+    reader = MetadataFile(path)  # the first lines decompress fine
+    with pytest.raises(CollectionError, match="truncated") as info:
+        for _ in reader.batches():
+            pass
+    assert "after line" in str(info.value)

@@ -1,0 +1,210 @@
+"""``turk ingest``: the sample into the ledger, rejects, reruns, filters and bad input."""
+
+from __future__ import annotations
+
+import bz2
+import gzip
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from tests.fixtures.core import CliRunner
+
+
+def image_count(db: Path) -> int:
+    if not db.exists():
+        return 0
+    with sqlite3.connect(db) as conn:
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+        if "images" not in tables:
+            return 0
+        return int(conn.execute("SELECT COUNT(*) FROM images").fetchone()[0])
+
+
+def last_run(db: Path) -> tuple[str, dict]:
+    with sqlite3.connect(db) as conn:
+        status, counts = conn.execute(
+            "SELECT status, counts FROM runs WHERE command='ingest' ORDER BY id DESC LIMIT 1"
+        ).fetchone()
+    return status, json.loads(counts)
+
+
+def test_ingest_sample_counts_rows_and_writes_rejects(
+    cli: CliRunner, sample_dir: Path, db_path: Path
+) -> None:
+    result = cli("ingest", sample_dir / "metadata.tsv")
+    assert result.exit_code == 0, result.stderr
+    assert "240 images added" in result.stdout
+    assert image_count(db_path) == 240
+    status, counts = last_run(db_path)
+    assert status == "ok"
+    assert counts["inserted"] == 240 and counts["filtered_video"] == 2
+    assert counts["rejected"] == 3 and counts["lines"] == 245
+    rejects = db_path.parent / "rejects" / "metadata.tsv.rejects.tsv"
+    lines = rejects.read_text().splitlines()
+    assert lines[0] == "line\treason\ttext"
+    metadata = (sample_dir / "metadata.tsv").read_text().splitlines()
+    for entry in lines[1:]:
+        number, reason, text = entry.split("\t", 2)
+        assert metadata[int(number) - 1] == text  # line numbers point at the raw line
+        assert reason
+    with sqlite3.connect(db_path) as conn:
+        truth = dict(
+            line.split(",")[:2] for line in (sample_dir / "truth.csv").read_text().split()[1:]
+        )
+        ids = {str(r[0]) for r in conn.execute("SELECT id FROM images")}
+        assert ids == set(truth)  # every photo, nothing else
+        title, local = conn.execute(
+            "SELECT title, local_path FROM images WHERE title LIKE '% %' LIMIT 1"
+        ).fetchone()
+        assert "+" not in title and Path(local).is_file()
+
+
+def test_rerun_skips_present_rows(cli: CliRunner, sample_dir: Path, db_path: Path) -> None:
+    assert cli("ingest", sample_dir / "metadata.tsv").exit_code == 0
+    again = cli("ingest", sample_dir / "metadata.tsv")
+    assert again.exit_code == 0
+    assert "0 new, 240 already present" in again.stdout
+    assert image_count(db_path) == 240
+
+
+def test_resume_after_partial_ingest(cli: CliRunner, sample_dir: Path, tmp_path: Path) -> None:
+    lines = (sample_dir / "metadata.tsv").read_text().splitlines(keepends=True)
+    first = tmp_path / "first.tsv"
+    first.write_text("".join(lines[:100]))
+    assert cli("ingest", first).exit_code == 0
+    before = cli("ingest", sample_dir / "metadata.tsv")
+    assert before.exit_code == 0
+    assert "already present" in before.stdout
+    assert image_count(tmp_path / "turk.db") == 240
+
+
+@pytest.mark.parametrize("suffix", ["bz2", "gz"])
+def test_compressed_and_23_column_input(
+    cli: CliRunner, sample_dir: Path, db_path: Path, tmp_path: Path, suffix: str
+) -> None:
+    narrow = [
+        "\t".join([f[1], *f[3:]])
+        for f in (
+            line.split("\t") for line in (sample_dir / "metadata.tsv").read_text().split("\n")
+        )
+        if len(f) == 25
+    ]
+    path = tmp_path / f"yfcc23.tsv.{suffix}"
+    opener = bz2.open if suffix == "bz2" else gzip.open
+    with opener(path, "wt") as fh:
+        fh.write("\n".join(narrow) + "\n")
+    result = cli("ingest", path)
+    assert result.exit_code == 0, result.stderr
+    assert "(yfcc23)" in result.stdout
+    assert image_count(db_path) == 240
+
+
+def test_filters_and_images_folder(
+    cli: CliRunner, sample_dir: Path, db_path: Path, tmp_path: Path
+) -> None:
+    result = cli(
+        "ingest",
+        sample_dir / "metadata.tsv",
+        "--keep-videos",
+        "--valid-date",
+        "--images",
+        sample_dir / "images",
+        "--min-edge",
+        "100",
+        "--max-aspect",
+        "2",
+        "--rejects",
+        tmp_path / "rej",
+    )
+    assert result.exit_code == 0, result.stderr
+    _, counts = last_run(db_path)
+    # Videos have no image file, so the image checks drop them.
+    assert counts["filtered_no_local_image"] == 2
+    assert counts.get("filtered_invalid_date", 0) > 0
+    assert counts["inserted"] == 240 - counts["filtered_invalid_date"]
+    assert (tmp_path / "rej" / "metadata.tsv.rejects.tsv").exists()
+    small = cli("ingest", sample_dir / "metadata.tsv", "--min-edge", "1000")
+    assert small.exit_code == 0
+    assert last_run(db_path)[1]["filtered_too_small"] == 240
+
+
+def test_img2dataset_folder_ingests(cli: CliRunner, tmp_path: Path, db_path: Path) -> None:
+    from PIL import Image
+
+    shard = tmp_path / "dl" / "00000"
+    shard.mkdir(parents=True)
+    for i in range(3):
+        Image.new("RGB", (40, 30)).save(shard / f"00000000{i}.jpg")
+        (shard / f"00000000{i}.json").write_text(
+            json.dumps({"status": "success", "photo_id": 500 + i, "date_uploaded": 1300000000 + i})
+        )
+    result = cli("ingest", tmp_path / "dl")
+    assert result.exit_code == 0, result.stderr
+    assert image_count(db_path) == 3
+
+
+def one_line_error(result) -> str:
+    assert result.exit_code != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("turk: error: ")
+    return lines[0]
+
+
+def test_bad_files_leave_the_ledger_unchanged(
+    cli: CliRunner, sample_dir: Path, db_path: Path, tmp_path: Path
+) -> None:
+    assert cli("ingest", sample_dir / "metadata.tsv").exit_code == 0
+    good = sample_dir / "metadata.tsv"
+    empty = tmp_path / "empty.tsv"
+    empty.write_text("")
+    odd = tmp_path / "odd.tsv"
+    odd.write_text("a\tb\n" * 3)
+    corrupt = tmp_path / "corrupt.gz"
+    corrupt.write_bytes(b"\x1f\x8b\x08\x00garbage" * 20)
+    cases = {
+        tmp_path / "absent.tsv": "no such file",
+        empty: "empty file",
+        odd: "unknown layout",
+        corrupt: "cannot",
+    }
+    for bad, message in cases.items():
+        # The good file comes first: nothing of it is written again either.
+        line = one_line_error(cli("ingest", good, bad))
+        assert str(bad) in line and message in line
+        assert image_count(db_path) == 240
+
+
+def test_truncated_bz2_rolls_back_its_rows(
+    cli: CliRunner, sample_dir: Path, db_path: Path, tmp_path: Path
+) -> None:
+    text = (sample_dir / "metadata.tsv").read_text()
+    lines = text.splitlines(keepends=True)
+    # Repeat the records under fresh ids until the file spans several bzip2 blocks.
+    body = []
+    for copy in range(30):
+        for line in lines:
+            f = line.split("\t")
+            if len(f) == 25 and f[1].isdigit():
+                f[1] = str(int(f[1]) + 10**12 * (copy + 1))
+            body.append("\t".join(f))
+    data = bz2.compress("".join(body).encode())
+    cut = tmp_path / "cut.tsv.bz2"
+    cut.write_bytes(data[: len(data) * 9 // 10])
+    line = one_line_error(cli("ingest", cut))
+    assert "truncated" in line and str(cut) in line
+    assert image_count(db_path) == 0
+    assert not (db_path.parent / "rejects" / "cut.tsv.bz2.rejects.tsv").exists()
+    assert last_run(db_path)[0] == "failed"
+
+
+def test_bad_options(cli: CliRunner, sample_dir: Path, tmp_path: Path) -> None:
+    line = one_line_error(cli("ingest", sample_dir / "metadata.tsv", "--images", tmp_path / "nope"))
+    assert "--images" in line
+    line = one_line_error(cli("ingest", sample_dir / "metadata.tsv", "--max-aspect", "0.5"))
+    assert "--max-aspect" in line
+    line = one_line_error(cli("ingest", sample_dir / "metadata.tsv", "--min-edge", "-3"))
+    assert "--min-edge" in line
