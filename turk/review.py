@@ -181,6 +181,7 @@ class ReviewReport:
         budget_stopped: Actions not taken because the budget would be crossed.
         failed: Actions that failed (their intent stays; rerun).
         lines: One line per action, for the dry run and the log.
+        planned: A dry run's decided statuses by assignment (nothing was sent).
     """
 
     target: str
@@ -199,6 +200,7 @@ class ReviewReport:
     budget_stopped: int = 0
     failed: int = 0
     lines: list[str] = field(default_factory=list)
+    planned: dict[str, str] = field(default_factory=dict)
 
 
 def _batch_sql(batch_id: str | None, alias: str = "hit_key") -> tuple[str, tuple[Any, ...]]:
@@ -348,6 +350,21 @@ def _pending_actions(ledger: Ledger, target: str, kinds: tuple[str, ...]) -> lis
     )
 
 
+def _statuses(ledger: Ledger, target: str, report: ReviewReport) -> dict[str, tuple[str, str]]:
+    """Each assignment's worker and status, with a dry run's decisions applied."""
+    out = {
+        str(r["assignment_id"]): (str(r["worker_id"]), str(r["status"]))
+        for r in rows(
+            ledger.conn,
+            "SELECT assignment_id, worker_id, status FROM assignments WHERE target=?",
+            (target,),
+        )
+    }
+    for assignment_id, status in report.planned.items():
+        out[assignment_id] = (out[assignment_id][0], status)
+    return out
+
+
 def _room(options: ReviewOptions, report: ReviewReport, cost: Decimal) -> bool:
     if options.budget is None:
         return True
@@ -398,6 +415,7 @@ def review(ledger: Ledger, backend: CrowdBackend, options: ReviewOptions) -> Rev
                 report.approved += 1
             else:
                 report.rejected += 1
+            report.planned[assignment_id] = "Approved" if kind == "approve" else "Rejected"
             continue
         action = record_intent(
             ledger.conn,
@@ -432,13 +450,19 @@ def _block(
     limit = int(options.block_after or 0)
     if limit < 1:
         raise ConfigError(f"--block-after {limit}: must be 1 or more")
-    offenders = rows(
-        ledger.conn,
-        "SELECT worker_id, COUNT(*) AS n FROM assignments WHERE target=? AND status='Rejected' "
-        "AND worker_id NOT IN (SELECT worker_id FROM worker_blocks WHERE target=? "
-        "AND status='done') GROUP BY worker_id HAVING n >= ?",
-        (target, target, limit),
-    )
+    blocked = {
+        str(r["worker_id"])
+        for r in rows(
+            ledger.conn,
+            "SELECT worker_id FROM worker_blocks WHERE target=? AND status='done'",
+            (target,),
+        )
+    }
+    rejected: dict[str, int] = {}
+    for worker_id, status in _statuses(ledger, target, report).values():
+        if status == "Rejected" and worker_id not in blocked:
+            rejected[worker_id] = rejected.get(worker_id, 0) + 1
+    offenders = [{"worker_id": w, "n": n} for w, n in sorted(rejected.items()) if n >= limit]
     for r in offenders:
         worker_id = str(r["worker_id"])
         score = scores.get(worker_id, WorkerScore(worker_id, 0, 0))
@@ -545,15 +569,18 @@ def _bonus(
             (target,),
         )
     }
-    candidates = [
-        r
+    in_scope = {
+        str(r["assignment_id"])
         for r in rows(
             ledger.conn,
-            "SELECT assignment_id, worker_id FROM assignments WHERE target=? "
-            "AND status='Approved'" + extra + " ORDER BY assignment_id",
+            "SELECT assignment_id FROM assignments WHERE target=?" + extra,
             (target, *params),
         )
-        if str(r["worker_id"]) in earners and str(r["assignment_id"]) not in paid
+    }
+    candidates = [
+        {"assignment_id": a, "worker_id": w}
+        for a, (w, status) in sorted(_statuses(ledger, target, report).items())
+        if status == "Approved" and a in in_scope and w in earners and a not in paid
     ]
     # Intents of an interrupted run first: they may have been paid already.
     pending = [] if options.dry_run else _pending_actions(ledger, target, ("bonus",))
