@@ -418,7 +418,10 @@ class _Reader:
         self.lines = lines
 
     def fail(self, key: str, message: str) -> ConfigError:
-        line = self.lines.get(key)
+        line, parent = self.lines.get(key), key
+        while line is None and "." in parent:  # a missing key: point at its section
+            parent = parent.rsplit(".", 1)[0]
+            line = self.lines.get(parent)
         where = f"{self.file}: line {line}" if line else str(self.file)
         return ConfigError(f"{where}: {key}: {message}")
 

@@ -351,12 +351,15 @@ def check_sandbox(config: ProjectConfig) -> Finding:
         )
     try:
         backend = connect("local", endpoint_url=crowd.endpoint, max_attempts=1, read_timeout=5)
-        backend.balance()
+        balance = backend.balance()
+        problem = "" if balance is not None else "no account balance in its answer"
     except USER_ERRORS as exc:
+        problem = str(exc)
+    if problem:
         return Finding(
             "sandbox",
             FAIL,
-            f"something listens at {crowd.endpoint} but does not answer as the sandbox ({exc})",
+            f"something listens at {crowd.endpoint} but does not answer as the sandbox ({problem})",
             "stop it, or run 'turk sandbox serve' on another port and set crowd.endpoint",
         )
     return Finding("sandbox", OK, f"the local sandbox answers at {crowd.endpoint}")

@@ -269,6 +269,7 @@ def init_project(
     from_sample: bool = False,
     n: int = 2000,
     seed: int = 0,
+    image_size: tuple[int, int] | None = None,
 ) -> InitSummary:
     """Write a new project into ``folder``.
 
@@ -277,6 +278,7 @@ def init_project(
         from_sample: Fill the project from a fresh sample collection in ``sample/``.
         n: Photos in the sample collection.
         seed: Seed of the sample collection.
+        image_size: Size of the sample's JPEGs (default: the sample's own).
 
     Returns:
         The :class:`InitSummary`.
@@ -294,9 +296,10 @@ def init_project(
     project.mkdir(parents=True, exist_ok=True)
     summary = InitSummary(project=project)
     if from_sample:
-        from turk.sample import CONCEPTS, write_sample
+        from turk.sample import CONCEPTS, DEFAULT_IMAGE_SIZE, write_sample
 
-        sample = write_sample(project / "sample", n=n, seed=seed)
+        size = image_size or DEFAULT_IMAGE_SIZE
+        sample = write_sample(project / "sample", n=n, seed=seed, image_size=size)
         summary.sample_images = sample.images
         concepts = list(CONCEPTS)
         concepts_text = (project / "sample" / "concepts.yaml").read_text(encoding="utf-8")
