@@ -128,7 +128,10 @@ def main() -> None:
                 )
         med = {k: statistics.median(r["rows_per_s"] for r in v) for k, v in runs.items()}
         mem = {k: statistics.median(r["peak_mb"] for r in v) for k, v in runs.items()}
-        ratios = [t["rows_per_s"] / p["rows_per_s"] for p, t in zip(runs["pandas"], runs["turk"])]
+        ratios = [
+            t["rows_per_s"] / p["rows_per_s"]
+            for p, t in zip(runs["pandas"], runs["turk"], strict=True)
+        ]
         big_line = ""
         if args.big_rows:
             shutil.rmtree(small.parent, ignore_errors=True)  # keep disk use to one file

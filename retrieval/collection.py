@@ -557,14 +557,14 @@ class MetadataFile:
                         acc = f[b + 12]
                         # Device, title, description, user tags and machine tags are
                         # adjacent: URL-decode them in one call unless a tab is encoded.
-                        text = "\t".join(f[b + 5 : b + 10])
-                        if "%" in text and "%09" not in text:
-                            text = unquote(text.replace("+", " "))
+                        joined = "\t".join(f[b + 5 : b + 10])
+                        if "%09" in joined:
+                            parts = [unquote(x) for x in joined.replace("+", " ").split("\t")]
+                        elif "%" in joined:
+                            parts = unquote(joined.replace("+", " ")).split("\t")
                         else:
-                            text = text.replace("+", " ")
-                            if "%" in text:
-                                text = "\t".join(unquote(x) for x in text.split("\t"))
-                        device, title, description, user_tags, machine_tags = text.split("\t")
+                            parts = joined.replace("+", " ").split("\t")
+                        device, title, description, user_tags, machine_tags = parts
                         nick = f[b + 2]
                         license_name = f[b + 15]
                         row = (

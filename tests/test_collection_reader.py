@@ -243,7 +243,7 @@ def test_img2dataset_folder(tmp_path: Path) -> None:
 
 
 def test_folder_without_sidecars_is_refused(tmp_path: Path) -> None:
-    with pytest.raises(CollectionError, match="no images with .json sidecars"):
+    with pytest.raises(CollectionError, match=r"no images with \.json sidecars"):
         open_collection(tmp_path)
 
 
@@ -281,3 +281,11 @@ def test_truncated_bz2_is_an_error_naming_the_line(tmp_path: Path) -> None:
         for _ in reader.batches():
             pass
     assert "after line" in str(info.value)
+
+
+def test_encoded_tab_stays_inside_its_field(tmp_path: Path) -> None:
+    path = tmp_path / "m.tsv"
+    path.write_text(line25(title="a%09b+c") + "\n")
+    (row,), _ = rows_of(path)
+    assert row[F["title"]] == "a\tb c"
+    assert row[F["description"]] == "A bus, seen in town"
