@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import sqlite3
 from pathlib import Path
@@ -58,7 +59,7 @@ def test_equal_count_default_is_eleven(cli: CliRunner, ingested_db: Path) -> Non
     assert "bucket" in result.stdout and "from (UTC)" in result.stdout
     assert result.stdout.count("labeled") == 11
     # Ranges are in time order and do not overlap.
-    assert all(a[2] < b[1] for a, b in zip(rows, rows[1:], strict=False))
+    assert all(a[2] < b[1] for a, b in itertools.pairwise(rows))
 
 
 def test_fixture_buckets_and_reserve(ingested_db: Path) -> None:
