@@ -128,7 +128,8 @@ def test_population_is_deterministic():
 def test_reads_the_contract_around_instruction_images():
     page = (
         '<div data-task="binary" data-concept="bus"><img src="example.jpg">'
-        '<ol><li data-item="item-0"><img src="a.jpg"><input type="radio" name="item-0" value="yes"></li>'
+        '<ol><li data-item="item-0"><img src="a.jpg">'
+        '<input type="radio" name="item-0" value="yes"></li>'
         '<li data-item="item-1"><img src="b.jpg"></li></ol></div>'
     )
     form = read_hit_form(page)

@@ -179,8 +179,18 @@ def sweep(store: Store, min_interval: float = 0.0) -> None:
     now = store.now()
     if min_interval > 0 and now - store.last_sweep < min_interval:
         return
-    with store.transaction() as conn:
+    with store.lock:
         store.last_sweep = now
+        conn = store.conn
+        due = conn.execute(
+            "SELECT EXISTS (SELECT 1 FROM assignments WHERE status = 'Accepted' AND deadline <= ?) "
+            "OR EXISTS (SELECT 1 FROM assignments WHERE status = 'Submitted' "
+            "AND auto_approval_time <= ?)",
+            (now, now),
+        ).fetchone()[0]
+        if not due:  # the common case: no write transaction at all
+            return
+    with store.transaction() as conn:
         conn.execute(
             "UPDATE assignments SET status = 'Abandoned' "
             "WHERE status = 'Accepted' AND deadline <= ?",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import secrets
 import sqlite3
 import threading
@@ -36,6 +37,7 @@ CREATE TABLE IF NOT EXISTS assignments (
 CREATE INDEX IF NOT EXISTS assignments_hit ON assignments(hit_id);
 CREATE INDEX IF NOT EXISTS assignments_worker ON assignments(worker_id, hit_id);
 CREATE INDEX IF NOT EXISTS assignments_due ON assignments(status, auto_approval_time);
+CREATE INDEX IF NOT EXISTS assignments_deadline ON assignments(status, deadline);
 CREATE TABLE IF NOT EXISTS request_tokens (
     operation TEXT NOT NULL, token TEXT NOT NULL, result TEXT NOT NULL, created REAL NOT NULL,
     PRIMARY KEY (operation, token));
@@ -63,7 +65,6 @@ CREATE TABLE IF NOT EXISTS notifications (
 """
 
 CENT = Decimal("0.01")
-_ID_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
 
 
 def money(value: Decimal) -> str:
@@ -87,7 +88,8 @@ def new_id(length: int = 30) -> str:
     Returns:
         The identifier.
     """
-    return "".join(secrets.choice(_ID_ALPHABET) for _ in range(length))
+    # base32 letters and digits are all in MTurk's id alphabet (and much cheaper to draw).
+    return base64.b32encode(secrets.token_bytes(length)).decode()[:length]
 
 
 class Store:
