@@ -260,7 +260,9 @@ def _changed_keys(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
         after = json.dumps(new.get(key), sort_keys=True, default=str)
         if before == after:
             continue
-        if isinstance(new.get(key), dict) and "path" in new[key]:
+        value = new.get(key)
+        items = value if isinstance(value, list) else [value]
+        if items and all(isinstance(v, dict) and "path" in v for v in items):
             out.append(f"{key} (file changed)")
         elif len(before) + len(after) <= 60:
             out.append(f"{key} ({before} -> {after})")

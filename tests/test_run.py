@@ -1,0 +1,183 @@
+"""turk run: resumes after SIGKILL between and inside stages, detects invalidation, refuses
+stages whose inputs do not exist."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.fixtures.project import edit_yaml
+from turk.errors import ConfigError
+from turk.project.pipeline import NEEDS, STAGES, select_stages
+from turk.project.scaffold import init_project
+from turk.sample import write_sample
+
+BIG_N = 40_000
+
+
+@pytest.fixture(scope="module")
+def big_metadata(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A metadata-only sample large enough that ingest takes a few seconds."""
+    folder = tmp_path_factory.mktemp("big") / "sample"
+    write_sample(folder, n=BIG_N, metadata_only=True)
+    return folder / "metadata.tsv"
+
+
+@pytest.fixture
+def big_project(tmp_path: Path, big_metadata: Path) -> Path:
+    folder = tmp_path / "project"
+    init_project(folder)
+    path = folder / "turk.yaml"
+    edit_yaml(path, "collection.metadata", [str(big_metadata)])
+    edit_yaml(path, "collection.images", None)
+    edit_yaml(path, "gold.file", None)
+    return folder
+
+
+def _turk(project: Path, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "turk", "run", "--project", str(project), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+
+
+def _query(db: Path, sql: str) -> list[tuple[object, ...]]:
+    if not db.exists():
+        return []
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
+    try:
+        return conn.execute(sql).fetchall()
+    except sqlite3.OperationalError:  # tables not created yet
+        return []
+    finally:
+        conn.close()
+
+
+def _stage_status(db: Path, name: str) -> str | None:
+    rows = _query(db, f"SELECT status FROM stages WHERE name = '{name}'")
+    return str(rows[0][0]) if rows else None
+
+
+def _kill_when(process: subprocess.Popen[str], ready, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not ready():
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline, "the run never reached the point to kill it"
+        time.sleep(0.02)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+
+
+def _finish(project: Path, *args: str) -> str:
+    process = _turk(project, *args)
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 0, err
+    return out
+
+
+@pytest.mark.slow
+def test_resume_after_sigkill_inside_a_stage(big_project: Path) -> None:
+    db = big_project / "turk.db"
+    process = _turk(big_project, "--until", "buckets")
+    _kill_when(process, lambda: _stage_status(db, "ingest") == "running")
+    assert _stage_status(db, "ingest") == "running"  # killed half-way: left as it was
+    out = _finish(big_project, "--until", "buckets")
+    assert "ingest (done)" in out and "buckets (done)" in out
+    assert _query(db, "SELECT COUNT(*) FROM images") == [(BIG_N,)]
+    assert _query(db, "SELECT COUNT(*) FROM images WHERE bucket IS NULL") == [(0,)]
+    assert _query(db, "SELECT SUM(image_count) FROM buckets") == [(BIG_N,)]
+    assert {r[0] for r in _query(db, "SELECT status FROM stages")} == {"done"}
+
+
+@pytest.mark.slow
+def test_resume_after_sigkill_between_stages(big_project: Path) -> None:
+    db = big_project / "turk.db"
+    process = _turk(big_project, "--until", "buckets")
+    _kill_when(process, lambda: _stage_status(db, "ingest") == "done")
+    out = _finish(big_project, "--until", "buckets")
+    assert "ingest (skipped)" in out and "already done" in out
+    assert "buckets (done)" in out or "buckets (skipped)" in out
+    assert _query(db, "SELECT COUNT(*) FROM images WHERE bucket IS NOT NULL") == [(BIG_N,)]
+    again = _finish(big_project, "--until", "buckets")
+    assert "ingest (skipped)" in again and "buckets (skipped)" in again
+
+
+def test_changed_setting_is_reported_with_the_stages_it_invalidates(
+    cli, sample_project: Path
+) -> None:
+    path = sample_project / "turk.yaml"
+    first = cli("run", "--project", sample_project, "--until", "buckets")
+    assert first.exit_code == 0, first.stderr
+    assert "2 stages run" in first.stdout
+    edit_yaml(path, "buckets.count", 4)
+    refused = cli("run", "--project", sample_project, "--until", "buckets")
+    assert refused.exit_code == 1
+    message = refused.stderr.strip()
+    assert message.count("\n") == 0
+    assert "buckets.count (7 -> 4) changed since buckets ran" in message
+    assert "invalidates buckets, rank, publish, collect, review, report, export" in message
+    assert "'turk run --from buckets'" in message
+    before = _query(sample_project / "turk.db", "SELECT COUNT(*) FROM buckets")
+    assert before == [(7,)]  # nothing was redone silently
+    redo = cli("run", "--project", sample_project, "--from", "buckets", "--until", "buckets")
+    assert redo.exit_code == 0, redo.stderr
+    assert _query(sample_project / "turk.db", "SELECT COUNT(*) FROM buckets") == [(4,)]
+    again = cli("run", "--project", sample_project, "--until", "buckets")
+    assert "0 stages run, 2 already done" in again.stdout
+
+
+def test_changed_input_file_invalidates_everything_after_it(cli, sample_project: Path) -> None:
+    assert cli("run", "--project", sample_project, "--until", "buckets").exit_code == 0
+    metadata = sample_project / "sample" / "metadata.tsv"
+    with metadata.open("a", encoding="utf-8") as handle:
+        handle.write("")
+    os.utime(metadata, ns=(time.time_ns(), time.time_ns() + 10_000_000_000))
+    refused = cli("run", "--project", sample_project)
+    assert refused.exit_code == 1
+    assert "collection.metadata (file changed) changed since ingest ran" in refused.stderr
+    assert "invalidates ingest, buckets, embed, rank" in refused.stderr
+    assert "'turk run --from ingest'" in refused.stderr
+
+
+def test_stage_before_its_inputs(cli, sample_project: Path) -> None:
+    result = cli("run", "--project", sample_project, "buckets")
+    assert result.exit_code == 1
+    assert (
+        "stage buckets needs ingest, which has not run; run 'turk run --until buckets'"
+        in result.stderr
+    )
+    assert cli("run", "--project", sample_project, "ingest").exit_code == 0
+    assert cli("run", "--project", sample_project, "buckets").exit_code == 0
+
+
+def test_stage_whose_input_was_killed_half_way(cli, sample_project: Path) -> None:
+    assert cli("run", "--project", sample_project, "ingest").exit_code == 0
+    with sqlite3.connect(sample_project / "turk.db") as conn:  # as a SIGKILL leaves it
+        conn.execute("UPDATE stages SET status = 'running' WHERE name = 'ingest'")
+    result = cli("run", "--project", sample_project, "buckets")
+    assert result.exit_code == 1
+    assert "needs ingest, which did not finish (running)" in result.stderr
+
+
+def test_stage_selection() -> None:
+    assert select_stages([]) == (list(STAGES), set())
+    assert select_stages(["report", "collect"]) == (["collect", "report"], {"collect", "report"})
+    chosen, forced = select_stages(start="rank", until="collect")
+    assert chosen == ["rank", "publish", "collect"] and forced == set(chosen)
+    with pytest.raises(ConfigError, match=r"unknown stage 'rnak' \(did you mean 'rank'\?\)"):
+        select_stages(["rnak"])
+    with pytest.raises(ConfigError, match="--from report comes after --until rank"):
+        select_stages(start="report", until="rank")
+    with pytest.raises(ConfigError, match="not both"):
+        select_stages(["rank"], until="rank")
+    assert all(need in STAGES[: STAGES.index(s)] for s in STAGES for need in NEEDS[s])
