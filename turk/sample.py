@@ -188,6 +188,7 @@ _LICENSES = [
     ("Attribution-ShareAlike License", "http://creativecommons.org/licenses/by-sa/2.0/"),
     ("Attribution-NoDerivs License", "http://creativecommons.org/licenses/by-nd/2.0/"),
 ]
+_LICENSE_NAMES = {name: quote_plus(name) for name, _url in _LICENSES}
 _NAMES = [
     "john",
     "maria",
@@ -363,13 +364,23 @@ def _generate(n: int, seed: int, url_prefix: str) -> Iterator[tuple[list[str], l
         secrets = rng.integers(0, 16**10, (m, 2))
         lines: list[str] = []
         recs: list[_Record] = []
+        # Plain Python values in the loop: numpy scalars are slow one at a time.
+        ids_l, concept_l, pick_l = ids.tolist(), concept.tolist(), pick.tolist()
+        hashes_l, secrets_l = hashes.tolist(), secrets.tolist()
+        lon_l, lat_l, geo_l, uploaded_l = (
+            lon.tolist(),
+            lat.tolist(),
+            geo.tolist(),
+            uploaded.tolist(),
+        )
+        taken_l = [t.replace("T", " ") + ".0" for t in taken_text.tolist()]
         for k in range(m):
             i = a + k
-            pid = int(ids[k])
+            pid = ids_l[k]
             is_video = i in video_at
-            c = int(concept[k])
-            p = pick[k]
-            topic = _topic_of(c, int(p[0]))
+            c = concept_l[k]
+            p = pick_l[k]
+            topic = _topic_of(c, p[0])
             label = CONCEPTS[c] if c < len(CONCEPTS) else NONE
             recs.append(_Record(pid, label, topic, is_video))
             if p[1] % 10 < 6:
@@ -384,27 +395,27 @@ def _generate(n: int, seed: int, url_prefix: str) -> Iterator[tuple[list[str], l
             ext = "mp4" if is_video else "jpg"
             fields = [
                 str(pid),
-                f"{hashes[k, 0]:016x}{hashes[k, 1]:016x}",
+                f"{hashes_l[k][0]:016x}{hashes_l[k][1]:016x}",
                 nsid,
                 nick,
-                taken_text[k].replace("T", " ") + ".0",
-                str(int(uploaded[k])),
+                taken_l[k],
+                str(uploaded_l[k]),
                 _DEVICES[p[6] % len(_DEVICES)],
                 title,
                 vocab.descriptions[p[7] % len(vocab.descriptions)],
                 tags_pool[p[3] % len(tags_pool)],
                 vocab.machine_tags[p[5] % len(vocab.machine_tags)],
-                f"{lon[k]:.6f}" if geo[k] else "",
-                f"{lat[k]:.6f}" if geo[k] else "",
-                str(1 + p[6] % 16) if geo[k] else "",
+                f"{lon_l[k]:.6f}" if geo_l[k] else "",
+                f"{lat_l[k]:.6f}" if geo_l[k] else "",
+                str(1 + p[6] % 16) if geo_l[k] else "",
                 f"http://www.flickr.com/photos/{nsid}/{pid}/",
                 f"{url_prefix}{pid}.{ext}",
-                quote_plus(license_name),
+                _LICENSE_NAMES[license_name],
                 license_url,
                 str(1 + p[1] % 9000),
                 str(1 + p[2] % 9),
-                f"{secrets[k, 0]:010x}",
-                f"{secrets[k, 1]:010x}",
+                f"{secrets_l[k][0]:010x}",
+                f"{secrets_l[k][1]:010x}",
                 ext,
                 "1" if is_video else "0",
             ]
