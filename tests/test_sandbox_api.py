@@ -413,3 +413,60 @@ def test_error_message_ends_with_server_time(sandbox_server, mturk_client):
         mturk_client().get_hit(HITId="NOSUCHHIT")
     stamp = int(_error(excinfo)[2].rsplit("(", 1)[1].rstrip(")"))
     assert abs(stamp / 1000 - time.time()) < 60
+
+
+@pytest.mark.slow
+def test_cli_serve_prints_url_and_serves(tmp_path):
+    import subprocess
+    import sys
+
+    import boto3
+
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "turk",
+            "sandbox",
+            "serve",
+            "--port",
+            "0",
+            "--state",
+            str(tmp_path / "s.db"),
+            "--balance",
+            "25.00",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        line = process.stdout.readline()
+        assert line.startswith("sandbox: serving http://127.0.0.1:"), line + process.stderr.read()
+        url = line.split()[2]
+        client = boto3.client(
+            "mturk",
+            endpoint_url=url,
+            region_name="us-east-1",
+            aws_access_key_id="a",
+            aws_secret_access_key="b",
+        )
+        assert client.get_account_balance()["AvailableBalance"] == "25.00"
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["--faults", "throttle=2"], "throttle=2.0"),
+        (["--faults", "bogus=1"], "bogus=1"),
+        (["--balance", "lots"], "--balance"),
+        (["--media", "/nonexistent-media-dir"], "--media"),
+    ],
+)
+def test_cli_serve_bad_options(cli, tmp_path, args, fragment):
+    result = cli("sandbox", "serve", "--port", "0", "--state", tmp_path / "s.db", *args)
+    assert result.exit_code == 1
+    assert fragment in result.stderr and result.stderr.startswith("turk: error:")
