@@ -335,7 +335,8 @@ def staleness(config: ProjectConfig, ledger: Ledger) -> Staleness:
         upstream = {n: records[n].fingerprint if n in records else None for n in NEEDS[name]}
         if _fingerprint(current, upstream) == record.fingerprint:
             continue
-        keys = _changed_keys(record.settings.get("settings", {}), current)
+        then = {k: v for k, v in record.settings.get("settings", {}).items() if k != "state"}
+        keys = _changed_keys(then, current)
         upstream_then = record.settings.get("upstream", {})
         keys += [f"{n} (rerun)" for n in NEEDS[name] if upstream_then.get(n) != upstream.get(n)]
         if name in RECURRING and not any(k.endswith("(rerun)") for k in keys):
@@ -468,6 +469,51 @@ def _buckets(ctx: _Context) -> StageOutcome:
         + (f"; {result.unassigned:,} outside every range" if result.unassigned else "")
     )
     return StageOutcome("buckets", "done", lines)
+
+
+def _embed(ctx: _Context) -> StageOutcome:
+    from turk.embedding import plan_embedding, run_embedding
+
+    m = ctx.config.model
+    plan = plan_embedding(ctx.ledger, model=m.name, pretrained=m.pretrained, device=m.device)
+    with ctx.progress("embed", plan.total, "images") as advance:
+        report = run_embedding(
+            ctx.ledger, plan, batch_size=m.batch_size, workers=m.workers, on_progress=advance
+        )
+    lines = [
+        f"{report.images:,} images embedded, {report.failed:,} failed, "
+        f"{report.already_done:,} done before; {report.shards} new shards in "
+        f"{ctx.config.rel(plan.folder)}",
+        f"{report.device}: {report.images_per_second:,.0f} images/s",
+    ]
+    return StageOutcome("embed", "done", lines)
+
+
+def _rank(ctx: _Context) -> StageOutcome:
+    from turk.ranking import rank_ledger
+
+    m = ctx.config.model
+    with ctx.progress("rank", None, "embeddings") as advance:
+        report = rank_ledger(
+            ctx.ledger,
+            ctx.config.concepts,
+            model=m.name,
+            pretrained=m.pretrained,
+            device=m.device,
+            on_progress=advance,
+        )
+    lines = [
+        f"{len(report.concepts)} concepts x {len(report.buckets)} buckets "
+        f"({len(report.reserved)} reserved skipped) over {report.embeddings:,} embeddings",
+        f"{report.positives:,} positive and {report.background:,} background candidates; "
+        f"table in {ctx.config.rel(report.csv)}",
+    ]
+    for concept, bucket, found in report.short[:3]:
+        lines.append(f"short: {concept} in bucket {bucket} has only {found} candidates")
+    if len(report.short) > 3:
+        lines.append(f"... {len(report.short) - 3} more concept x bucket cells are short")
+    lines.append("look at them with 'turk preview --out preview' before publishing")
+    return StageOutcome("rank", "done", lines)
 
 
 def _publish(ctx: _Context) -> StageOutcome:
@@ -772,6 +818,8 @@ StageFn = Callable[[_Context], StageOutcome]
 STAGE_FUNCTIONS: dict[str, StageFn] = {
     "ingest": _ingest,
     "buckets": _buckets,
+    "embed": _embed,
+    "rank": _rank,
     "publish": _publish,
     "collect": _collect,
     "review": _review,
@@ -986,10 +1034,24 @@ def _run_stage(ctx: _Context, name: str, forced: bool, run_id: int) -> StageOutc
                 (status, str(exc)[:2000], utc_now(), name),
             )
         raise
+    if name in RECURRING:
+        # The stage changes what it reads (a report marks its audit): remember the state
+        # it left, so the next run skips it when nothing new arrived.
+        settings = {**stage_settings(ctx.config, name), "state": _state_digest(ctx, name)}
+        fingerprint = _fingerprint(settings, upstream)
+    recorded = json.dumps({"settings": settings, "upstream": upstream}, sort_keys=True, default=str)
     with ledger.conn:
         ledger.conn.execute(
-            "UPDATE stages SET status=?, outputs=?, finished_at=? WHERE name=?",
-            (outcome.status, json.dumps({"lines": outcome.lines}), utc_now(), name),
+            "UPDATE stages SET status=?, outputs=?, finished_at=?, fingerprint=?, settings=? "
+            "WHERE name=?",
+            (
+                outcome.status,
+                json.dumps({"lines": outcome.lines}),
+                utc_now(),
+                fingerprint,
+                recorded,
+                name,
+            ),
         )
     return outcome
 
