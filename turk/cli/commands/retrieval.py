@@ -1,3 +1,162 @@
-"""Commands of the retrieval area (see :mod:`turk.cli.commands`)."""
+"""Commands of the retrieval area: ``turk embed``, ``turk rank``, ``turk preview``."""
 
-from turk.cli.app import app  # noqa: F401
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from retrieval.modelnames import DEFAULT_MODEL, DEFAULT_PRETRAINED
+from turk.cli.app import app, open_ledger
+from turk.cli.console import console, err_console, progress_bar
+
+_MODEL_HELP = (
+    "open_clip model name (e.g. ViT-B-32, ViT-L-14) or the path of an open_clip model "
+    "config JSON for a custom architecture."
+)
+_PRETRAINED_HELP = (
+    "Weights: an open_clip pretrained tag (fetched once into open_clip's cache), the "
+    "path of a local weights file, or 'none' for random weights."
+)
+_DEVICE_HELP = "auto (CUDA when present), cpu, or cuda (an error when CUDA is absent)."
+
+
+@contextmanager
+def _progress(description: str, total: int | None, unit: str) -> Iterator[Callable[[int], None]]:
+    """A progress bar with a rate on a terminal; silent when stderr is a file or pipe."""
+    if err_console.is_terminal:
+        with progress_bar(description, total, unit) as advance:
+            yield advance
+    else:
+        yield lambda n: None
+
+
+def _weights(pretrained: str) -> str | None:
+    return None if pretrained.lower() == "none" else pretrained
+
+
+@app.command("embed")
+def embed_command(
+    ctx: typer.Context,
+    model: Annotated[str, typer.Option("--model", help=_MODEL_HELP)] = DEFAULT_MODEL,
+    pretrained: Annotated[
+        str, typer.Option("--pretrained", help=_PRETRAINED_HELP)
+    ] = DEFAULT_PRETRAINED,
+    device: Annotated[str, typer.Option("--device", help=_DEVICE_HELP)] = "auto",
+    precision: Annotated[
+        str,
+        typer.Option("--precision", help="auto (fp16 on CUDA, fp32 on CPU), fp16 or bf16."),
+    ] = "auto",
+    batch_size: Annotated[
+        int, typer.Option("--batch-size", min=1, help="Images per encoder call.")
+    ] = 256,
+    workers: Annotated[
+        int,
+        typer.Option(
+            "--workers",
+            min=0,
+            help="CPU decode processes (0: decode in-process); file-reading threads on CUDA.",
+        ),
+    ] = 2,
+    shard_size: Annotated[
+        int,
+        typer.Option("--shard-size", min=1, help="Images per shard (the most a killed run loses)."),
+    ] = 10_000,
+    tar: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--tar",
+            help="webdataset / img2dataset tar shard to read images from instead of the "
+            "ledger's local files (repeatable).",
+        ),
+    ] = None,
+) -> None:
+    """Embed the ledger's images with CLIP into resumable shards beside the ledger."""
+    from turk.embedding import plan_embedding, run_embedding
+
+    with open_ledger(ctx) as ledger:
+        plan = plan_embedding(
+            ledger,
+            model=model,
+            pretrained=_weights(pretrained),
+            device=device,
+            precision=precision,
+            tar_paths=[str(t) for t in tar or []],
+        )
+        with _progress("embed", plan.total, "images") as advance:
+            report = run_embedding(
+                ledger,
+                plan,
+                batch_size=batch_size,
+                workers=workers,
+                shard_size=shard_size,
+                on_progress=advance,
+            )
+    unmatched = f", {report.tar_unmatched} tar samples not in the ledger" if tar else ""
+    console.print(
+        f"embed: {report.images:,} images in {report.shards} new shards "
+        f"({report.images_per_second:,.0f} images/s on {report.device}), "
+        f"{report.failed} unreadable (recorded), {report.already_done:,} already done"
+        f"{unmatched}; embeddings/{report.slug}"
+    )
+
+
+@app.command("rank")
+def rank_command(
+    ctx: typer.Context,
+    concepts: Annotated[
+        Path, typer.Argument(help="Concepts YAML (see docs/design.md).", show_default=False)
+    ],
+    model: Annotated[
+        str, typer.Option("--model", help=_MODEL_HELP + " Must match 'turk embed'.")
+    ] = DEFAULT_MODEL,
+    pretrained: Annotated[
+        str, typer.Option("--pretrained", help=_PRETRAINED_HELP + " Must match 'turk embed'.")
+    ] = DEFAULT_PRETRAINED,
+    device: Annotated[str, typer.Option("--device", help=_DEVICE_HELP)] = "auto",
+) -> None:
+    """Rank every unreserved bucket per concept; write candidates (ledger, Parquet, CSV)."""
+    from turk.ranking import rank_ledger
+
+    with open_ledger(ctx) as ledger, _progress("rank", None, "vectors") as advance:
+        report = rank_ledger(
+            ledger,
+            concepts,
+            model=model,
+            pretrained=_weights(pretrained),
+            device=device,
+            on_progress=advance,
+        )
+    console.print(
+        f"rank: {len(report.concepts)} concepts x {len(report.buckets)} buckets over "
+        f"{report.embeddings:,} embeddings; {report.positives:,} positives, "
+        f"{report.background:,} background; skipped reserved buckets "
+        f"{report.reserved or 'none'}; {len(report.short)} concept-buckets below "
+        f"images_per_class; wrote {report.parquet} and {report.csv}"
+    )
+
+
+@app.command("preview")
+def preview_command(
+    ctx: typer.Context,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Folder for the pages. Default: preview/ beside the ledger."),
+    ] = None,
+    notice: Annotated[
+        str | None,
+        typer.Option("--notice", help="A warning to show at the top of every page."),
+    ] = None,
+) -> None:
+    """Write static HTML contact sheets of the candidates, per concept and bucket."""
+    from turk.ranking import preview_ledger
+
+    with open_ledger(ctx) as ledger:
+        summary = preview_ledger(ledger, out, notice=notice)
+    console.print(
+        f"preview: {len(summary.pages)} pages, {summary.thumbnails} new thumbnails, "
+        f"{summary.missing} images without a file; open {summary.index}"
+    )

@@ -1,0 +1,265 @@
+"""``turk rank`` and ``turk preview``: candidates per concept and bucket, and their pages.
+
+Wires :mod:`retrieval.rank` and :mod:`retrieval.preview` to the ledger. Ranking checks
+everything it needs (concepts file, buckets, embeddings of the model named) before it
+loads the model, then replaces the ``candidates`` table in one transaction and exports
+the rows to ``<ledger root>/candidates/candidates.parquet`` and ``candidates.csv``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from retrieval.concepts import ConceptsFile, load_concepts
+from retrieval.modelnames import DEFAULT_MODEL, DEFAULT_PRETRAINED, model_slug
+from retrieval.preview import PreviewItem, PreviewSheet, PreviewSummary, write_preview
+from retrieval.rank import BucketIndex, Candidate, rank_buckets, select_candidates
+from turk.embedding import load_embeddings, registered_shards
+from turk.errors import StageError
+from turk.ledger import Ledger
+
+CANDIDATE_COLUMNS = ["concept", "bucket", "image_id", "score", "rank", "role"]
+"""Columns of the candidates exports, in order."""
+
+
+@dataclass
+class RankReport:
+    """What ``turk rank`` did.
+
+    Attributes:
+        slug: Embeddings used.
+        concepts: Concept names.
+        buckets: Buckets ranked.
+        reserved: Reserved buckets skipped.
+        embeddings: Embeddings scored.
+        positives: Positive candidates written.
+        background: Background candidates written.
+        short: ``(concept, bucket, found)`` where fewer positives than asked were found.
+        parquet: The Parquet export.
+        csv: The CSV export.
+    """
+
+    slug: str
+    concepts: list[str]
+    buckets: list[int]
+    reserved: list[int]
+    embeddings: int
+    positives: int
+    background: int
+    short: list[tuple[str, int, int]]
+    parquet: Path
+    csv: Path
+
+
+def _prompt_lines(concepts: ConceptsFile) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for concept in concepts.concepts:
+        lines = [f"prompt: {p}" for p in concept.prompts]
+        if concept.prefix:
+            lines.append(f"prefix: {concept.prefix}")
+        if concept.templates:
+            first = concept.templates[0]
+            lines.append(f"templates: {len(concept.templates)} (e.g. {first})")
+        lines.extend(f"negative: {n}" for n in concept.negatives)
+        out[concept.name] = lines
+    return out
+
+
+def _export(rows: list[Candidate], folder: Path) -> tuple[Path, Path]:
+    import pandas as pd
+
+    folder.mkdir(parents=True, exist_ok=True)
+    frame = pd.DataFrame(
+        [(r.concept, r.bucket, r.image_id, r.score, r.rank, r.role) for r in rows],
+        columns=CANDIDATE_COLUMNS,
+    ).astype({"bucket": "int64", "image_id": "int64", "score": "float64", "rank": "int64"})
+    parquet, csv = folder / "candidates.parquet", folder / "candidates.csv"
+    tmp_parquet = parquet.with_name(parquet.name + ".tmp")
+    tmp_csv = csv.with_name(csv.name + ".tmp")
+    frame.to_parquet(tmp_parquet, index=False)
+    frame.to_csv(tmp_csv, index=False)
+    os.replace(tmp_parquet, parquet)
+    os.replace(tmp_csv, csv)
+    return parquet, csv
+
+
+def rank_ledger(
+    ledger: Ledger,
+    concepts_path: str | os.PathLike[str],
+    *,
+    model: str = DEFAULT_MODEL,
+    pretrained: str | None = DEFAULT_PRETRAINED,
+    device: str = "auto",
+    on_progress: Callable[[int], None] | None = None,
+) -> RankReport:
+    """Rank every unreserved bucket for every concept and replace the candidates.
+
+    Args:
+        ledger: The ledger.
+        concepts_path: The concepts YAML.
+        model: Model whose embeddings to rank (as given to ``turk embed``).
+        pretrained: Its weights (as given to ``turk embed``).
+        device: ``auto``, ``cpu`` or ``cuda``.
+        on_progress: Called with the number of embeddings just scored.
+
+    Returns:
+        The :class:`RankReport`.
+
+    Raises:
+        ConceptsError: The concepts file is invalid.
+        StageError: No buckets, or no embeddings for the model.
+        ModelError: The model cannot be loaded for the prompts.
+    """
+    from retrieval.encoder import load_encoder
+
+    concepts = load_concepts(concepts_path)
+    bucket_rows = ledger.conn.execute("SELECT id, reserved FROM buckets ORDER BY id").fetchall()
+    if not bucket_rows:
+        raise StageError(f"{ledger.path}: no time buckets; run 'turk buckets' first")
+    slug = model_slug(model, pretrained)
+    shards = registered_shards(ledger, slug)
+    if not shards:
+        weights = f" --pretrained {pretrained}" if pretrained else ""
+        raise StageError(
+            f"{ledger.path}: no embeddings for --model {model}{weights} ({slug}); "
+            f"run 'turk embed --model {model}{weights}' first, or pass the model you embedded with"
+        )
+    reserved = [int(b) for b, r in bucket_rows if r]
+    buckets = [int(b) for b, r in bucket_rows if not r]
+    encoder = load_encoder(model, pretrained, device=device)
+    queries = np.stack(
+        [
+            encoder.encode_prompt_ensemble(
+                list(c.prompts), list(c.templates), c.prefix, list(c.negatives)
+            )
+            for c in concepts.concepts
+        ]
+    )
+    image_rows = ledger.conn.execute(
+        "SELECT id, bucket FROM images WHERE bucket IS NOT NULL"
+    ).fetchall()
+    ids = np.asarray([r[0] for r in image_rows], dtype=np.int64)
+    of = np.asarray([r[1] for r in image_rows], dtype=np.int64)
+    of[np.isin(of, np.asarray(reserved, dtype=np.int64))] = -1
+    settings: dict[str, Any] = {
+        "concepts_file": str(Path(concepts_path).resolve()),
+        "model": model,
+        "pretrained": pretrained,
+        "slug": slug,
+        "settings": concepts.settings.__dict__,
+        "prompts": _prompt_lines(concepts),
+        "concepts": concepts.names,
+    }
+    with ledger.run("rank", settings) as run:
+        rankings = rank_buckets(
+            load_embeddings(ledger, slug),
+            queries,
+            BucketIndex(ids, of),
+            buckets,
+            concepts.settings.query_depth,
+            device=encoder.device,
+            on_progress=on_progress,
+        )
+        rows = select_candidates(rankings, concepts.names, concepts.settings)
+        with ledger.conn:
+            ledger.conn.execute("DELETE FROM candidates")
+            ledger.conn.executemany(
+                "INSERT INTO candidates (concept, bucket, image_id, score, rank, role, run_id, "
+                "slug) VALUES (?,?,?,?,?,?,?,?)",
+                [
+                    (r.concept, r.bucket, r.image_id, r.score, r.rank, r.role, run.id, slug)
+                    for r in rows
+                ],
+            )
+        parquet, csv = _export(rows, ledger.root / "candidates")
+        positives = sum(1 for r in rows if r.role == "positive")
+        run.add("positives", positives)
+        run.add("background", len(rows) - positives)
+    counts: dict[tuple[str, int], int] = {}
+    for r in rows:
+        if r.role == "positive":
+            counts[(r.concept, r.bucket)] = counts.get((r.concept, r.bucket), 0) + 1
+    per_class = concepts.settings.images_per_class
+    short = [
+        (name, b, counts.get((name, b), 0))
+        for b in buckets
+        for name in concepts.names
+        if counts.get((name, b), 0) < per_class
+    ]
+    return RankReport(
+        slug=slug,
+        concepts=concepts.names,
+        buckets=buckets,
+        reserved=reserved,
+        embeddings=sum(s.count for s in shards),
+        positives=positives,
+        background=len(rows) - positives,
+        short=short,
+        parquet=parquet,
+        csv=csv,
+    )
+
+
+def preview_ledger(
+    ledger: Ledger,
+    out_dir: Path | None = None,
+    *,
+    notice: str | None = None,
+    on_progress: Callable[[int], None] | None = None,
+) -> PreviewSummary:
+    """Write contact sheets of the current candidates (see :mod:`retrieval.preview`).
+
+    Args:
+        ledger: The ledger.
+        out_dir: Output folder; default ``<ledger root>/preview``.
+        notice: A warning to show on every page (e.g. random model weights).
+        on_progress: Called with 1 per page written.
+
+    Returns:
+        The :class:`PreviewSummary`.
+
+    Raises:
+        StageError: ``turk rank`` has not run.
+    """
+    last = ledger.last_run("rank")
+    (count,) = ledger.conn.execute("SELECT COUNT(*) FROM candidates").fetchone()
+    if last is None:
+        raise StageError(f"{ledger.path}: no candidates yet; run 'turk rank CONCEPTS.yaml' first")
+    settings = last["settings"]
+    names: list[str] = list(settings.get("concepts") or [])
+    prompts: dict[str, list[str]] = settings.get("prompts") or {}
+    buckets = [
+        int(r[0])
+        for r in ledger.conn.execute("SELECT id FROM buckets WHERE reserved=0 ORDER BY id")
+    ]
+    rows = ledger.conn.execute(
+        "SELECT c.concept, c.bucket, c.image_id, c.score, c.rank, c.role, i.local_path "
+        "FROM candidates c LEFT JOIN images i ON i.id = c.image_id "
+        "ORDER BY c.bucket, c.concept, c.role, c.rank"
+    ).fetchall()
+    sheets: dict[tuple[str, int], PreviewSheet] = {}
+    for name in names:
+        for b in buckets:
+            sheets[(name, b)] = PreviewSheet(name, b, prompts.get(name, []))
+    for concept, bucket, image_id, score, rank, role, path in rows:
+        sheet = sheets.setdefault(
+            (concept, bucket), PreviewSheet(concept, bucket, prompts.get(concept, []))
+        )
+        item = PreviewItem(int(image_id), path, float(score), int(rank))
+        (sheet.positives if role == "positive" else sheet.background).append(item)
+    for sheet in sheets.values():
+        sheet.background.sort(key=lambda i: -i.rank)
+    title = f"turk preview · {settings.get('slug', '')} · {count} candidates"
+    return write_preview(
+        list(sheets.values()),
+        out_dir or (ledger.root / "preview"),
+        title=title,
+        notice=notice,
+        on_progress=on_progress,
+    )
