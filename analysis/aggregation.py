@@ -31,8 +31,7 @@ from typing import Any, Self
 
 import numpy as np
 import pandas as pd
-from scipy.optimize import minimize
-from scipy.special import digamma, expit, log_expit, logsumexp
+from scipy.special import digamma, expit, log_expit
 
 from analysis.answers import EncodedAnswers, FloatArray, IntArray, encode_answers
 from analysis.errors import AnalysisError
@@ -78,8 +77,42 @@ def _posteriors_from_loglik(
     for k in range(enc.n_labels):
         joint[:, k] = np.bincount(enc.task, weights=answer_loglik[:, k], minlength=enc.n_tasks)
     joint += log_prior[None, :]
-    norm = logsumexp(joint, axis=1, keepdims=True)
-    return np.exp(joint - norm), float(norm.sum())
+    return _normalize_log(joint)
+
+
+def _normalize_log(joint: FloatArray) -> tuple[FloatArray, float]:
+    """Row-normalise log scores (in place); also return the sum of the row log-normalisers."""
+    top = joint.max(axis=1, keepdims=True)
+    joint -= top
+    probas = np.exp(joint, out=joint)
+    sums = probas.sum(axis=1, keepdims=True)
+    probas /= sums
+    return probas, float((np.log(sums) + top).sum())
+
+
+def _posteriors_right_wrong(
+    enc: EncodedAnswers, right: FloatArray, wrong: FloatArray, log_prior: FloatArray
+) -> tuple[FloatArray, float]:
+    """Task posteriors when an answer's likelihood only depends on whether it is right.
+
+    Args:
+        enc: the encoded answers.
+        right: per answer, log P(answer | the truth is the answered label).
+        wrong: per answer, log P(answer | the truth is a given other label).
+        log_prior: log class prior.
+
+    Returns:
+        Posteriors (n_tasks, n_labels) and the log marginal likelihood. Two
+        bincounts replace the n_answers x n_labels likelihood matrix.
+    """
+    k = enc.n_labels
+    base = np.bincount(enc.task, weights=wrong, minlength=enc.n_tasks)
+    joint = np.bincount(
+        enc.task * k + enc.label, weights=right - wrong, minlength=enc.n_tasks * k
+    ).reshape(enc.n_tasks, k)
+    joint += base[:, None]
+    joint += log_prior[None, :]
+    return _normalize_log(joint)
 
 
 def _pin_gold(enc: EncodedAnswers, probas: FloatArray) -> FloatArray:
@@ -363,7 +396,10 @@ class _EMAggregator(Aggregator):
     def _m_step(self, enc: EncodedAnswers, probas: FloatArray) -> None:
         raise NotImplementedError
 
-    def _answer_loglik(self, enc: EncodedAnswers, worker_codes: IntArray) -> FloatArray:
+    def _posteriors(
+        self, enc: EncodedAnswers, worker_codes: IntArray, log_prior: FloatArray
+    ) -> tuple[FloatArray, float]:
+        """Task posteriors and log marginal likelihood; ``worker_codes`` may hold -1 (unseen)."""
         raise NotImplementedError
 
     def _class_log_prior(self, probas: FloatArray) -> FloatArray:
@@ -378,9 +414,7 @@ class _EMAggregator(Aggregator):
         for _ in range(self.max_iter):
             self._m_step(enc, probas)
             log_prior = self._class_log_prior(probas)
-            probas, loglik = _posteriors_from_loglik(
-                enc, self._answer_loglik(enc, enc.worker), log_prior
-            )
+            probas, loglik = self._posteriors(enc, enc.worker, log_prior)
             _pin_gold(enc, probas)
             self.n_iter_ += 1
             loss = loglik / max(enc.n_answers, 1)
@@ -395,9 +429,7 @@ class _EMAggregator(Aggregator):
         return probas
 
     def _predict_encoded(self, enc: EncodedAnswers, worker_map: IntArray) -> FloatArray:
-        probas, _ = _posteriors_from_loglik(
-            enc, self._answer_loglik(enc, worker_map[enc.worker]), self._log_prior
-        )
+        probas, _ = self._posteriors(enc, worker_map[enc.worker], self._log_prior)
         return probas
 
 
@@ -436,6 +468,11 @@ class DawidSkene(_EMAggregator):
         self.confusion_ = confusion
         self._log_confusion = np.log(np.clip(confusion, 1e-300, None))
         self._mean_log_confusion = np.log(np.clip(confusion.mean(axis=0), 1e-300, None))
+
+    def _posteriors(
+        self, enc: EncodedAnswers, worker_codes: IntArray, log_prior: FloatArray
+    ) -> tuple[FloatArray, float]:
+        return _posteriors_from_loglik(enc, self._answer_loglik(enc, worker_codes), log_prior)
 
     def _answer_loglik(self, enc: EncodedAnswers, worker_codes: IntArray) -> FloatArray:
         known = worker_codes >= 0
@@ -487,16 +524,15 @@ class OneCoinDawidSkene(_EMAggregator):
         self._skills = skills
         self.skills_ = pd.Series(skills, index=enc.workers.rename("worker"), name="skill")
 
-    def _answer_loglik(self, enc: EncodedAnswers, worker_codes: IntArray) -> FloatArray:
+    def _posteriors(
+        self, enc: EncodedAnswers, worker_codes: IntArray, log_prior: FloatArray
+    ) -> tuple[FloatArray, float]:
         skills = np.where(
             worker_codes >= 0, self._skills[np.maximum(worker_codes, 0)], self._skills.mean()
         )
-        k = enc.n_labels
         right = np.log(skills)
-        wrong = np.log((1 - skills) / max(k - 1, 1))
-        out = np.repeat(wrong[:, None], k, axis=1)
-        out[np.arange(len(skills)), enc.label] = right
-        return out
+        wrong = np.log((1 - skills) / max(enc.n_labels - 1, 1))
+        return _posteriors_right_wrong(enc, right, wrong, log_prior)
 
 
 class GLAD(Aggregator):
@@ -507,14 +543,15 @@ class GLAD(Aggregator):
     wrong answers are spread evenly over the other labels. The E-step computes
     task posteriors; the M-step maximises the expected complete log likelihood
     plus Gaussian priors ``alpha ~ N(alpha_prior_mean, 1)``,
-    ``beta ~ N(beta_prior_mean, 1)`` with L-BFGS-B on an analytic, vectorised
-    gradient (``m_step_max_iter`` steps, warm-started). The class prior stays
-    uniform unless ``learn_priors``.
+    ``beta ~ N(beta_prior_mean, 1)`` by ``m_step_max_iter`` warm-started Fisher
+    scoring sweeps (all abilities, then all difficulties, each a vectorised
+    Newton step with the expected curvature). The class prior stays uniform
+    unless ``learn_priors``.
 
     Args:
         max_iter: maximum number of EM iterations.
         tol: convergence tolerance on the objective per answer.
-        m_step_max_iter: L-BFGS-B iterations per M-step.
+        m_step_max_iter: scoring sweeps per M-step.
         alpha_prior_mean: prior mean of worker abilities.
         beta_prior_mean: prior mean of log inverse task difficulties.
         learn_priors: re-estimate the class prior each iteration.
@@ -530,7 +567,7 @@ class GLAD(Aggregator):
         self,
         max_iter: int = 100,
         tol: float = 1e-5,
-        m_step_max_iter: int = 25,
+        m_step_max_iter: int = 5,
         alpha_prior_mean: float = 1.0,
         beta_prior_mean: float = 1.0,
         learn_priors: bool = False,
@@ -545,47 +582,54 @@ class GLAD(Aggregator):
         self.learn_priors = learn_priors
 
     @staticmethod
-    def _answer_loglik(enc: EncodedAnswers, alpha: FloatArray, beta: FloatArray) -> FloatArray:
-        """log P(answer | class k) for every answer (alpha, beta per answer)."""
+    def _posteriors(
+        enc: EncodedAnswers, alpha: FloatArray, beta: FloatArray, log_prior: FloatArray
+    ) -> FloatArray:
+        """Task posteriors from per-answer ability ``alpha`` and log inverse difficulty ``beta``."""
         x = alpha * np.exp(beta)
-        k = enc.n_labels
         right = log_expit(x)
-        wrong = log_expit(-x) - np.log(max(k - 1, 1))
-        out = np.repeat(wrong[:, None], k, axis=1)
-        out[np.arange(len(x)), enc.label] = right
-        return out
+        wrong = log_expit(-x) - np.log(max(enc.n_labels - 1, 1))
+        return _posteriors_right_wrong(enc, right, wrong, log_prior)[0]
+
+    def _objective(
+        self, enc: EncodedAnswers, q: FloatArray, alpha: FloatArray, beta: FloatArray
+    ) -> float:
+        """Expected complete log likelihood (up to constants) plus the Gaussian log priors."""
+        x = alpha[enc.worker] * np.exp(beta)[enc.task]
+        value = np.sum(q * log_expit(x) + (1 - q) * log_expit(-x))
+        value -= 0.5 * np.sum((alpha - self.alpha_prior_mean) ** 2)
+        value -= 0.5 * np.sum((beta - self.beta_prior_mean) ** 2)
+        return float(value)
 
     def _m_step(
         self, enc: EncodedAnswers, q: FloatArray, alpha: FloatArray, beta: FloatArray
-    ) -> tuple[FloatArray, FloatArray, float]:
-        n_w = enc.n_workers
+    ) -> tuple[FloatArray, FloatArray]:
+        """Fisher-scoring sweeps, alternating all abilities and all difficulties.
+
+        With the task posteriors fixed, the objective separates into one
+        one-dimensional problem per worker (given the difficulties) and one per
+        task (given the abilities); each sweep takes one scoring step on all of
+        them at once: gradient and expected curvature are two bincounts each.
+        """
         w, t = enc.worker, enc.task
-
-        def negative_objective(params: FloatArray) -> tuple[float, FloatArray]:
-            a, b = params[:n_w], params[n_w:]
-            eb = np.exp(b)[t]
-            x = a[w] * eb
-            value = np.sum(q * log_expit(x) + (1 - q) * log_expit(-x))
-            value -= 0.5 * np.sum((a - self.alpha_prior_mean) ** 2)
-            value -= 0.5 * np.sum((b - self.beta_prior_mean) ** 2)
-            residual = q - expit(x)
-            grad_a = np.bincount(w, weights=residual * eb, minlength=n_w) - (
-                a - self.alpha_prior_mean
-            )
-            grad_b = np.bincount(t, weights=residual * x, minlength=enc.n_tasks) - (
-                b - self.beta_prior_mean
-            )
-            return -float(value), -np.concatenate([grad_a, grad_b])
-
-        result = minimize(
-            negative_objective,
-            np.concatenate([alpha, beta]),
-            jac=True,
-            method="L-BFGS-B",
-            options={"maxiter": self.m_step_max_iter},
-        )
-        params = np.asarray(result.x, dtype=np.float64)
-        return params[:n_w], params[n_w:], -float(result.fun)
+        n_w, n_t = enc.n_workers, enc.n_tasks
+        for _ in range(self.m_step_max_iter):
+            eb = np.exp(beta)[t]
+            x = alpha[w] * eb
+            sig = expit(x)
+            weight = sig * (1 - sig)
+            grad = np.bincount(w, weights=(q - sig) * eb, minlength=n_w)
+            grad -= alpha - self.alpha_prior_mean
+            curv = np.bincount(w, weights=weight * eb * eb, minlength=n_w) + 1.0
+            alpha = alpha + np.clip(grad / curv, -2.0, 2.0)
+            x = alpha[w] * eb
+            sig = expit(x)
+            weight = sig * (1 - sig)
+            grad = np.bincount(t, weights=(q - sig) * x, minlength=n_t)
+            grad -= beta - self.beta_prior_mean
+            curv = np.bincount(t, weights=weight * x * x, minlength=n_t) + 1.0
+            beta = beta + np.clip(grad / curv, -1.0, 1.0)
+        return alpha, beta
 
     def _fit_encoded(self, enc: EncodedAnswers) -> FloatArray:
         k = enc.n_labels
@@ -598,13 +642,14 @@ class GLAD(Aggregator):
         self.n_iter_ = 0
         for _ in range(self.max_iter):
             q = probas[enc.task, enc.label]
-            alpha, beta, objective = self._m_step(enc, q, alpha, beta)
+            alpha, beta = self._m_step(enc, q, alpha, beta)
+            objective = self._objective(enc, q, alpha, beta)
             if self.learn_priors:
                 counts = probas.sum(axis=0) + 0.01
                 log_prior = np.log(counts / counts.sum())
-            loglik = self._answer_loglik(enc, alpha[enc.worker], beta[enc.task])
-            probas, _ = _posteriors_from_loglik(enc, loglik, log_prior)
-            _pin_gold(enc, probas)
+            probas = _pin_gold(
+                enc, self._posteriors(enc, alpha[enc.worker], beta[enc.task], log_prior)
+            )
             self.n_iter_ += 1
             loss = objective / max(enc.n_answers, 1)
             self.loss_history_.append(loss)
@@ -621,10 +666,7 @@ class GLAD(Aggregator):
         mapped = worker_map[enc.worker]
         alpha = np.where(mapped >= 0, self._alpha[np.maximum(mapped, 0)], self._alpha.mean())
         beta = np.full(enc.n_answers, self.beta_prior_mean)
-        probas, _ = _posteriors_from_loglik(
-            enc, self._answer_loglik(enc, alpha, beta), self._log_prior
-        )
-        return probas
+        return self._posteriors(enc, alpha, beta, self._log_prior)
 
 
 class MACE(Aggregator):
@@ -692,10 +734,9 @@ class MACE(Aggregator):
         guess = spam[enc.worker] * strategy[enc.worker, enc.label]
         knows = know[enc.worker]
         # P(answer | truth) is guess + knows when the answer is the truth, else guess.
-        log_guess = np.log(np.clip(guess, 1e-300, None))
-        loglik = np.repeat(log_guess[:, None], k, axis=1)
-        loglik[np.arange(enc.n_answers), enc.label] = np.log(guess + knows)
-        probas, marginal = _posteriors_from_loglik(enc, loglik, np.full(k, -np.log(k)))
+        probas, marginal = _posteriors_right_wrong(
+            enc, np.log(guess + knows), np.log(np.maximum(guess, 1e-300)), np.full(k, -np.log(k))
+        )
         _pin_gold(enc, probas)
         knowing = probas[enc.task, enc.label] * knows / (guess + knows)
         return probas, marginal, knowing
