@@ -107,8 +107,9 @@ def _posteriors_right_wrong(
     """
     k = enc.n_labels
     base = np.bincount(enc.task, weights=wrong, minlength=enc.n_tasks)
-    joint = np.bincount(
-        enc.task * k + enc.label, weights=right - wrong, minlength=enc.n_tasks * k
+    joint = np.asarray(
+        np.bincount(enc.task * k + enc.label, weights=right - wrong, minlength=enc.n_tasks * k),
+        dtype=np.float64,
     ).reshape(enc.n_tasks, k)
     joint += base[:, None]
     joint += log_prior[None, :]
@@ -618,15 +619,17 @@ class GLAD(Aggregator):
             x = alpha[w] * eb
             sig = expit(x)
             weight = sig * (1 - sig)
-            grad = np.bincount(w, weights=(q - sig) * eb, minlength=n_w)
-            grad -= alpha - self.alpha_prior_mean
+            grad = np.bincount(w, weights=(q - sig) * eb, minlength=n_w) - (
+                alpha - self.alpha_prior_mean
+            )
             curv = np.bincount(w, weights=weight * eb * eb, minlength=n_w) + 1.0
             alpha = alpha + np.clip(grad / curv, -2.0, 2.0)
             x = alpha[w] * eb
             sig = expit(x)
             weight = sig * (1 - sig)
-            grad = np.bincount(t, weights=(q - sig) * x, minlength=n_t)
-            grad -= beta - self.beta_prior_mean
+            grad = np.bincount(t, weights=(q - sig) * x, minlength=n_t) - (
+                beta - self.beta_prior_mean
+            )
             curv = np.bincount(t, weights=weight * x * x, minlength=n_t) + 1.0
             beta = beta + np.clip(grad / curv, -1.0, 1.0)
         return alpha, beta
