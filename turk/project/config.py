@@ -30,7 +30,7 @@ BUCKET_SCHEMES = ("count", "by-year", "ranges")
 DEVICES = ("auto", "cpu", "cuda")
 TASKS = ("binary", "multi")
 AUDIT_SOURCES = ("requester", "answers-file", "truth")
-AGGREGATORS = ("majority", "wawa", "ds", "glad", "mace")
+AGGREGATORS = ("ds", "one-coin", "mv", "gold-mv", "glad", "mace")
 DEFAULT_LOCAL_ENDPOINT = "http://127.0.0.1:8765"
 
 # -- the schema ------------------------------------------------------------------------

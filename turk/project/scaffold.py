@@ -130,7 +130,7 @@ review:
 certification:                   # docs/certification.md
   target: 0.99                   # precision to certify (CLEAR: 99%)
   confidence: 0.95
-  aggregator: ds                 # ds | majority | wawa | glad | mace
+  aggregator: ds                 # ds | one-coin | mv | gold-mv | glad | mace
   audit:
 {audit}
 
