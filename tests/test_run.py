@@ -181,3 +181,68 @@ def test_stage_selection() -> None:
     with pytest.raises(ConfigError, match="not both"):
         select_stages(["rank"], until="rank")
     assert all(need in STAGES[: STAGES.index(s)] for s in STAGES for need in NEEDS[s])
+
+
+@pytest.fixture
+def ranked_project(sample_project: Path, tmp_path: Path) -> Path:
+    """The sample project on the tiny model, run until rank."""
+    from retrieval.encoder import TINY_CLIP_CONFIG, save_random_model
+    from turk.project.config import load_project
+    from turk.project.pipeline import run_pipeline
+
+    config, weights = tmp_path / "tiny-clip.json", tmp_path / "tiny-clip.pt"
+    save_random_model(TINY_CLIP_CONFIG, config, weights)
+    path = sample_project / "turk.yaml"
+    edit_yaml(path, "model.name", str(config))
+    edit_yaml(path, "model.pretrained", str(weights))
+    edit_yaml(path, "model.device", "cpu")
+    run_pipeline(load_project(path), until="rank")
+    return sample_project
+
+
+@pytest.mark.slow
+def test_money_guards_and_budget_below_published(
+    cli, ranked_project: Path, sandbox_server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import io
+
+    from turk.project.doctor import run_doctor
+
+    path = ranked_project / "turk.yaml"
+    db = ranked_project / "turk.db"
+    published = cli("run", "--project", ranked_project, "publish")
+    assert published.exit_code == 0, published.stderr
+    assert "committed" in published.stdout
+    cost = _query(db, "SELECT SUM(CAST(cost AS REAL)) FROM hits WHERE target='local'")[0][0]
+    assert isinstance(cost, float) and cost > 0.2
+    edit_yaml(path, "budget", 0.2)
+    refused = cli("run", "--project", ranked_project, "publish")
+    assert refused.exit_code == 1
+    assert "budget: $0.20 is lower than the $" in refused.stderr
+    assert "already published on target local" in refused.stderr
+    budget = [f for f in run_doctor(path, model=False) if f.check == "budget"]
+    assert budget and budget[0].status == "fail"
+
+    # Production, pointed at the local server so nothing leaves this machine.
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIARUNTEST000000000")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "run-test-secret")
+    edit_yaml(path, "budget", 100)
+    edit_yaml(path, "crowd.simulated_workers", None)
+    edit_yaml(path, "crowd.target", "mturk")
+    edit_yaml(path, "crowd.endpoint", sandbox_server.url)
+    edit_yaml(path, "crowd.image_base_url", "https://media.example.org/m/")
+    no_live = cli("run", "--project", ranked_project, "publish")
+    assert no_live.exit_code == 1
+    assert "production (real money)" in no_live.stderr and "crowd.live: true" in no_live.stderr
+    edit_yaml(path, "crowd.live", True)
+    assert "production" in cli("run", "--project", ranked_project, "publish").stderr
+    monkeypatch.setattr("sys.stdin", io.StringIO("n\n"))
+    declined = cli("run", "--project", ranked_project, "publish", "--live")
+    assert declined.exit_code == 1
+    assert "not confirmed; nothing was sent" in declined.stderr
+    assert _query(db, "SELECT COUNT(*) FROM hits WHERE target='mturk'") == [(0,)]
+    sent = cli("run", "--project", ranked_project, "publish", "--live", "--yes")
+    assert sent.exit_code == 0, sent.stderr
+    count = _query(db, "SELECT COUNT(*) FROM hits WHERE target='mturk' AND hit_id IS NOT NULL")
+    assert count[0][0] > 0
+    assert "run-test-secret" not in sent.stdout + sent.stderr
