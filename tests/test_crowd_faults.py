@@ -152,7 +152,8 @@ def _wait_for(db: Path, sql: str, at_least: int, proc: subprocess.Popen[bytes]) 
         if n >= at_least:
             return int(n)
         if proc.poll() is not None:
-            raise AssertionError(f"finished before being killed: {proc.stderr.read()!r}")
+            err = proc.stderr.read() if proc.stderr else b""
+            raise AssertionError(f"finished before being killed: {err!r}")
         time.sleep(0.02)
     raise AssertionError("timed out waiting for progress")
 

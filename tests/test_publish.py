@@ -228,7 +228,7 @@ def test_production_guards_and_confirmation(cli, crowd_project, monkeypatch):
     assert result.exit_code == 1 and "--image-base-url is required for target mturk" in (
         result.stderr
     )
-    base = (*base, "--image-base-url", "https://media.example.org/turk/")
+    base = (*base, "--image-base-url", "https://media.example.org/turk/")  # type: ignore[assignment]
     result = cli(*base)
     assert result.exit_code == 1 and "pass --live" in result.stderr
     result = cli(*base, "--live")
