@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -21,21 +22,31 @@ def test_version(cli: CliRunner) -> None:
 
 
 def test_every_command_and_option_has_help(cli: CliRunner) -> None:
-    import click
     import typer
 
     from turk.cli.app import app
 
-    def walk(command: click.Command, path: list[str]) -> None:
+    seen = {"commands": 0, "options": 0}
+
+    def walk(command: Any, path: list[str]) -> None:
+        seen["commands"] += 1
         assert command.help or command.short_help, f"no help for {' '.join(path)}"
         for param in command.params:
-            if isinstance(param, click.Option) and param.name not in {"help"}:
+            if param.param_type_name == "option" and param.name != "help":
+                seen["options"] += 1
                 assert param.help, f"no help for {' '.join(path)} {param.opts}"
-        if isinstance(command, click.Group):
-            for name, sub in command.commands.items():
-                walk(sub, [*path, name])
+        for name, sub in getattr(command, "commands", {}).items():
+            walk(sub, [*path, name])
 
     walk(typer.main.get_command(app), ["turk"])
+    assert seen["commands"] > 10 and seen["options"] > 20
+
+
+def test_usage_error_is_one_line(cli: CliRunner) -> None:
+    result = cli("buckets", "--count", "not-a-number")
+    assert result.exit_code == 2
+    assert "Traceback" not in result.stderr
+    assert "--count" in result.stderr
 
 
 def test_ledger_applies_migrations_once(tmp_path: Path) -> None:

@@ -63,7 +63,9 @@ def progress_bar(
         TimeElapsedColumn(),
         TimeRemainingColumn() if total is not None else TextColumn(""),
     ]
-    with Progress(*columns, console=err_console, transient=False) as progress:
+    # On a pipe or a file the bar would only add noise to logs and error output.
+    disable = not err_console.is_terminal
+    with Progress(*columns, console=err_console, transient=False, disable=disable) as progress:
         task = progress.add_task(description, total=total, unit=unit)
 
         def advance(n: int) -> None:

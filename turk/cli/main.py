@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sys
 
-import click
+import typer
 
 from turk.cli import commands  # noqa: F401  (registers every command on the app)
 from turk.cli.app import app
@@ -32,12 +32,16 @@ def main(argv: list[str] | None = None) -> int:
     """
     try:
         result = app(args=argv, prog_name="turk", standalone_mode=False)
-    except click.exceptions.Exit as exc:
-        return exc.exit_code
-    except click.ClickException as exc:
-        exc.show()
-        return exc.exit_code
-    except click.exceptions.Abort:
+    except typer.Exit as exc:
+        return int(getattr(exc, "exit_code", 0))
+    except typer.TyperException as exc:  # usage errors: bad option value, missing argument
+        show = getattr(exc, "show", None)
+        if callable(show):
+            show()
+        else:
+            print(f"turk: error: {exc}", file=sys.stderr)
+        return int(getattr(exc, "exit_code", 2))
+    except typer.Abort:
         print("turk: aborted", file=sys.stderr)
         return EXIT_ERROR
     except USER_ERRORS as exc:
