@@ -233,6 +233,7 @@ def test_blocked_workers_cannot_work_and_qualified_ones_can(target: ContractTarg
         submit(gated, "AWORKEROTHER", {"item-0": "yes"})
 
 
+@pytest.mark.slow
 def test_pagination_returns_every_assignment(target: ContractTarget) -> None:
     submit = _need_worker(target)
     hit_id = _hit(target, "many", max_assignments=105)
