@@ -250,7 +250,7 @@ def test_cli_bad_input(crowd: CrowdLedger, cli, tmp_path: Path) -> None:
     assert result.exit_code == 1 and "--aggregator 'oracle': unknown" in result.stderr
     result = cli("export", tmp_path / "x", "--seeds", "a,b")
     assert result.exit_code == 1 and "--seeds" in result.stderr
-    result = cli("report", "--crowd", "mturk", "--out", tmp_path / "r")
+    result = cli("report", "--target", "mturk", "--out", tmp_path / "r")
     assert result.exit_code == 1 and "no answers from this target" in result.stderr
 
 

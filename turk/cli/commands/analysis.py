@@ -24,8 +24,8 @@ _TARGET_HELP = "Precision to certify, e.g. 0.99."
 _CONFIDENCE_HELP = "Confidence of the one-sided certification, e.g. 0.95."
 
 AggregatorOption = Annotated[str, typer.Option("--aggregator", help=_AGGREGATOR_HELP)]
-CrowdOption = Annotated[str | None, typer.Option("--crowd", help=_CROWD_HELP, show_default=False)]
-TargetOption = Annotated[float, typer.Option("--target", help=_TARGET_HELP)]
+CrowdOption = Annotated[str | None, typer.Option("--target", help=_CROWD_HELP, show_default=False)]
+TargetOption = Annotated[float, typer.Option("--precision", help=_TARGET_HELP)]
 ConfidenceOption = Annotated[float, typer.Option("--confidence", help=_CONFIDENCE_HELP)]
 
 
@@ -45,7 +45,7 @@ def audit_command(
         typer.Option(
             "--size",
             min=1,
-            help="Items in the pooled sample. Default: the zero-error size for --target at "
+            help="Items in the pooled sample. Default: the zero-error size for --precision at "
             "--confidence (299 for 0.99 at 0.95), or the whole scope when smaller.",
             show_default=False,
         ),
