@@ -188,7 +188,7 @@ def _gpu_decode_run(
         except (OSError, ValueError, SyntaxError) as exc:
             failures.append((int(image_id), _failure_reason(source, exc)))
             continue
-        squares[p] = torch.from_numpy(array).to(device).permute(2, 0, 1)
+        squares[p] = torch.from_numpy(array.copy()).to(device).permute(2, 0, 1)
     # Centre square of each image, resized in groups of equal shape (one kernel per group).
     by_shape: dict[tuple[int, int], list[int]] = collections.defaultdict(list)
     for p, image in decoded.items():
@@ -222,22 +222,41 @@ def _gpu_decode_run(
 def _gpu_stream(
     tasks: Iterator[Task], size: int, device: str, readers: int
 ) -> Iterator[tuple[int, Decoded]]:
-    with ThreadPoolExecutor(max(1, readers)) as pool:
-        pending: collections.deque[tuple[int, list[tuple[int, ImageSource]], Future[Any]]] = (
-            collections.deque()
-        )
+    import torch
 
-        def submit(seq: int, run: list[tuple[int, ImageSource]]) -> None:
-            future = pool.submit(lambda r: [_read_source(s) for _, s in r], run)
-            pending.append((seq, run, future))
+    # Reader threads load bytes; one decode thread runs nvJPEG and the resizes on its own
+    # CUDA stream, so decoding batch i+1 overlaps encoding batch i on the main stream.
+    decode_stream = torch.cuda.Stream(device=device)
+
+    def read(run: list[tuple[int, ImageSource]]) -> list[bytes | BaseException]:
+        return [_read_source(source) for _, source in run]
+
+    def decode(
+        run: list[tuple[int, ImageSource]], data: Future[list[bytes | BaseException]]
+    ) -> tuple[Decoded, Any]:
+        with torch.cuda.stream(decode_stream):
+            ids, pixels, failures = _gpu_decode_run(run, data.result(), size, device)
+            done = torch.cuda.Event()
+            done.record(decode_stream)
+        return (ids, pixels, failures, len(run)), done
+
+    with (
+        ThreadPoolExecutor(max(1, readers)) as read_pool,
+        ThreadPoolExecutor(1) as decode_pool,
+    ):
+        pending: collections.deque[tuple[int, Future[tuple[Decoded, Any]]]] = collections.deque()
 
         def drain_one() -> tuple[int, Decoded]:
-            seq, run, future = pending.popleft()
-            ids, pixels, failures = _gpu_decode_run(run, future.result(), size, device)
-            return seq, (ids, pixels, failures, len(run))
+            seq, future = pending.popleft()
+            decoded, done = future.result()
+            consumer = torch.cuda.current_stream(device)
+            consumer.wait_event(done)
+            decoded[1].record_stream(consumer)
+            return seq, decoded
 
         for seq, run in tasks:
-            submit(seq, run)
+            data = read_pool.submit(read, run)
+            pending.append((seq, decode_pool.submit(decode, run, data)))
             if len(pending) >= 3:
                 yield drain_one()
         while pending:

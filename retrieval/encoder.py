@@ -10,6 +10,7 @@ model config JSON (for custom or small architectures); weights are a pretrained 
 from __future__ import annotations
 
 import json
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -317,6 +318,8 @@ def load_encoder(
     if precision not in dtypes:
         raise ModelError(f"--precision {precision}: unknown; pass fp32, fp16 or bf16")
     dtype = dtypes[precision] if resolved.startswith("cuda") else torch.float32
+    if pretrained is None:
+        logging.disable(logging.WARNING)  # random weights were asked for
     try:
         clip_model = open_clip.create_model(
             name,
@@ -355,6 +358,8 @@ def load_encoder(
                 "file saved with torch.save(model.state_dict()) or a pretrained tag"
             ) from exc
         raise
+    finally:
+        logging.disable(logging.NOTSET)
     if resolved.startswith("cuda") and dtype != torch.float32:
         clip_model = clip_model.to(dtype)
     clip_model.eval()
@@ -397,7 +402,11 @@ def save_random_model(config: dict[str, object], config_path: Path, weights_path
     config_path.write_text(json.dumps(config, indent=2), encoding="utf-8")
     name = _register_config(config_path)
     torch.manual_seed(0)
-    model = open_clip.create_model(name, pretrained=None)
+    logging.disable(logging.WARNING)  # open_clip warns that the weights are random: meant
+    try:
+        model = open_clip.create_model(name, pretrained=None)
+    finally:
+        logging.disable(logging.NOTSET)
     torch.save(model.state_dict(), weights_path)
 
 

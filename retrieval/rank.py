@@ -212,7 +212,8 @@ def _gpu_candidates(
 
     device = queries_t.device
     x = torch.from_numpy(np.ascontiguousarray(vectors)).to(device, non_blocking=True)
-    scores = (queries_t.half() @ x.T).float()  # (C, n), fp32 from fp16 products
+    # float32 products (no TF32): the same scores, hence the same order, as on the CPU.
+    scores = queries_t @ x.float().T  # (C, n)
     k = min(depth, scores.shape[1])
     kth = torch.topk(scores, k, dim=1, sorted=False).values.min(dim=1).values
     cut = torch.maximum(kth, torch.from_numpy(thresholds).to(device))

@@ -286,3 +286,21 @@ def test_help_on_every_option(cli):
     text = cli("embed", "--help").stdout
     for option in ("--model", "--pretrained", "--device", "--batch-size", "--workers", "--tar"):
         assert option in text
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_path_matches_cpu_path(tiny_clip, tiny_encoder, images_with_bad_ones, tmp_path):
+    from retrieval.encoder import load_encoder
+
+    config, weights = tiny_clip
+    gpu = load_encoder(str(config), str(weights), device="cuda")
+    items = images_with_bad_ones
+    cpu_run = embed_images(items, tiny_encoder, tmp_path / "cpu", shard_size=8, workers=0)
+    gpu_run = embed_images(items, gpu, tmp_path / "gpu", shard_size=8, workers=2)
+    assert [r.failures for r in gpu_run.shards] == [r.failures for r in cpu_run.shards]
+    for index in range(3):
+        cpu_ids, cpu_vectors = read_shard(*shard_paths(tmp_path / "cpu", index))
+        gpu_ids, gpu_vectors = read_shard(*shard_paths(tmp_path / "gpu", index))
+        assert cpu_ids.tolist() == gpu_ids.tolist()
+        cosine = (cpu_vectors.astype(np.float32) * gpu_vectors.astype(np.float32)).sum(axis=1)
+        assert cosine.min() > 0.95  # nvJPEG + GPU bicubic + fp16 vs PIL + fp32

@@ -257,3 +257,21 @@ def test_rank_needs_buckets(cli, db_path, sample_dir, tiny_clip):
     result = cli("rank", sample_dir / "concepts.yaml", *tiny_args(tiny_clip))
     assert result.exit_code == 1
     assert "no time buckets; run 'turk buckets' first" in result.stderr
+
+
+@pytest.mark.skipif(not __import__("torch").cuda.is_available(), reason="needs CUDA")
+def test_rankings_on_cuda_match_brute_force(collection):
+    ids, buckets, vectors, queries = collection
+    got = rank_buckets(
+        shards_of(ids, vectors, 256),
+        queries,
+        BucketIndex(ids, buckets),
+        [0, 1, 3],
+        120,
+        device="cuda",
+        chunk_rows=500,
+    )
+    ref = reference_rankings(ids, buckets, vectors, queries, [0, 1, 3], 120)
+    for b in (0, 1, 3):
+        for c in range(queries.shape[0]):
+            assert got[b][c].ids.tolist() == ref[b][c][0]

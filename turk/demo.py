@@ -20,6 +20,7 @@ from typing import Any
 from turk.bucketing import format_bucket_table, make_buckets
 from turk.ingest import ingest_collection
 from turk.ledger import Ledger
+from turk.retrieval_demo import stage_embed, stage_preview, stage_rank
 from turk.sample import DEFAULT_IMAGE_SIZE, write_sample
 
 DEMO_BUCKETS = 11
@@ -123,6 +124,9 @@ STAGES: list[DemoStage] = [
     ("sample", stage_sample),
     ("ingest", stage_ingest),
     ("buckets", stage_buckets),
+    ("embed", stage_embed),
+    ("rank", stage_rank),
+    ("preview", stage_preview),
 ]
 """The demo's stages in order; later stages of the pipeline append themselves."""
 
@@ -135,6 +139,8 @@ def run_demo(
     image_size: tuple[int, int] = DEFAULT_IMAGE_SIZE,
     stages: list[DemoStage] | None = None,
     on_stage: Callable[[str, str], None] | None = None,
+    model: str | None = None,
+    pretrained: str | None = None,
 ) -> DemoContext:
     """Run the demo's stages in order in ``out_dir``.
 
@@ -145,6 +151,9 @@ def run_demo(
         image_size: Size of the sample's JPEGs.
         stages: Stages to run; default :data:`STAGES`.
         on_stage: Called with each stage's name and summary as it finishes.
+        model: CLIP model for the embed stage (with ``pretrained``); default ViT-B-32.
+        pretrained: CLIP weights file or tag; default: cached ViT-B-32 weights, else a
+            tiny random-weight model (and the demo says the ranking is arbitrary).
 
     Returns:
         The context after the last stage (its ledger is closed).
@@ -153,6 +162,7 @@ def run_demo(
     out.mkdir(parents=True, exist_ok=True)
     ledger = Ledger(out / "turk.db")
     ctx = DemoContext(out_dir=out, n=n, seed=seed, image_size=image_size, ledger=ledger)
+    ctx.state.update(model=model, pretrained=pretrained)
     try:
         for name, stage in stages if stages is not None else STAGES:
             summary = stage(ctx)

@@ -17,6 +17,18 @@ def demo_command(
         Path, typer.Option("--out", help="Folder for the demo's sample collection and ledger.")
     ] = Path("demo-out"),
     n: Annotated[int, typer.Option("--n", help="Photos in the sample collection.")] = 2000,
+    model: Annotated[
+        str | None,
+        typer.Option("--model", help="CLIP model for --pretrained (default ViT-B-32)."),
+    ] = None,
+    pretrained: Annotated[
+        str | None,
+        typer.Option(
+            "--pretrained",
+            help="CLIP weights file or tag. Default: ViT-B-32 weights in open_clip's cache, "
+            "else a tiny random-weight model (the ranking is then arbitrary).",
+        ),
+    ] = None,
 ) -> None:
     """Run the pipeline offline on a fresh sample collection, printing each stage."""
     from turk.demo import run_demo
@@ -27,5 +39,5 @@ def demo_command(
         if rest:
             console.print(rest, markup=False)
 
-    context = run_demo(out, n=n, on_stage=show)
+    context = run_demo(out, n=n, on_stage=show, model=model, pretrained=pretrained)
     console.print(f"demo: done; ledger at {context.db_path}")
