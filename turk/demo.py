@@ -22,6 +22,7 @@ from turk.ingest import ingest_collection
 from turk.ledger import Ledger
 from turk.retrieval_demo import stage_embed, stage_preview, stage_rank
 from turk.sample import DEFAULT_IMAGE_SIZE, write_sample
+from turk.templates_demo import stage_render
 
 DEMO_BUCKETS = 11
 """Equal-count buckets in the demo (as CLEAR-10), bucket 0 reserved as unlabeled."""
@@ -127,6 +128,7 @@ STAGES: list[DemoStage] = [
     ("embed", stage_embed),
     ("rank", stage_rank),
     ("preview", stage_preview),
+    ("render", stage_render),
 ]
 """The demo's stages in order; later stages of the pipeline append themselves."""
 
