@@ -18,11 +18,33 @@ Two inputs are understood:
   sidecar carries the YFCC fields saved with ``--save_additional_columns``).
 
 Reading streams in batches (:class:`Batch`), so memory stays bounded whatever the file
-size. Every line is validated: a good line becomes a row (a tuple in
-:data:`IMAGE_FIELDS` order), a malformed one becomes a :class:`Reject` with its line
-number and reason, and the rest of the file goes on. Title, description, user tags,
-machine tags, device and nickname are URL-decoded (``Canon+PowerShot`` ->
-``Canon PowerShot``).
+size. Every line is validated in full (column count, integers, numbers, dates, marker,
+ranges): a good line becomes a compact row (a tuple in :data:`ROW_FIELDS` order), a
+malformed one becomes a :class:`Reject` with its line number and reason, and the rest of
+the file goes on.
+
+**Compact rows, decoding on read.** A row keeps typed values only for what the pipeline
+queries or filters on (photo id, line number, dates, marker, coordinates, download url,
+local file and its size) plus one text value, ``yfcc_fields``: the other YFCC fields of
+:data:`YFCC_TEXT_FIELDS` exactly as the dataset distributes them (still URL-encoded),
+tab-joined in layout order. Building it is one join of fields the line split already
+produced; no field is decoded while ingesting. :func:`decode_metadata` turns a stored row
+back into every YFCC field, URL-decoded (``Canon+PowerShot`` -> ``Canon PowerShot``)
+exactly as the readers once did on ingest. The reason: every row is validated once, at
+ingest, but decoded text (titles, tags, descriptions) is needed only for the few thousand
+images that get labeled and exported, never for the other 99.99% of a 100M-row
+collection; and SQLite's cost per row grows with the number of bound columns.
+
+**Parsing in worker processes.** A metadata file is read as raw bytes by the calling
+process, cut on line boundaries into chunks of ``batch_size`` lines, each tagged with its
+first line number (so rejects keep exact line numbers), and parsed either in-process
+(``workers=0``) or by ``workers`` processes started with the ``spawn`` method (safe
+whatever threads the caller runs), which return rows and rejects in file order. At most
+``2 * workers`` chunks are in flight, so memory stays bounded; the caller (ingest) spends
+its core inserting while the workers parse. :func:`default_workers` picks in-process
+parsing for files under :data:`IN_PROCESS_MAX_BYTES` (starting a process costs more than
+it saves there) and ``min(2, CPUs)`` workers otherwise. img2dataset folders are read
+in-process.
 
 Optional filters (:class:`CollectionFilters`) follow the choices CLEAR made when it
 built its buckets from YFCC100M: keep photos only (marker 0, no videos), keep only
@@ -38,19 +60,61 @@ import bz2
 import gzip
 import io
 import json
+import multiprocessing
 import os
+import threading
 import zlib
-from collections import Counter
-from collections.abc import Callable, Iterator
+from collections import Counter, deque
+from collections.abc import Iterator, Mapping
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from itertools import islice
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, BinaryIO, TextIO
 from urllib.parse import unquote, unquote_plus
 
 from retrieval.errors import CollectionError
 
-IMAGE_FIELDS: tuple[str, ...] = (
+ROW_FIELDS: tuple[str, ...] = (
+    "id",
+    "line_number",
+    "date_taken",
+    "date_uploaded",
+    "marker",
+    "longitude",
+    "latitude",
+    "download_url",
+    "local_path",
+    "byte_size",
+    "width",
+    "height",
+    "yfcc_fields",
+)
+"""Order of the values in every row a reader yields (columns of the ledger's ``images``)."""
+
+YFCC_TEXT_FIELDS: tuple[str, ...] = (
+    "hash",
+    "user_nsid",
+    "nickname",
+    "device",
+    "title",
+    "description",
+    "user_tags",
+    "machine_tags",
+    "accuracy",
+    "page_url",
+    "license_name",
+    "license_url",
+    "server",
+    "farm",
+    "secret",
+    "secret_original",
+    "extension",
+)
+"""The YFCC fields held, tab-joined and as distributed, in a row's ``yfcc_fields``."""
+
+METADATA_FIELDS: tuple[str, ...] = (
     "id",
     "line_number",
     "hash",
@@ -82,10 +146,16 @@ IMAGE_FIELDS: tuple[str, ...] = (
     "height",
     "source",
 )
-"""Order of the values in every row a reader yields (the ledger's ``images`` columns)."""
+"""Keys of a decoded record (:func:`decode_metadata`): every YFCC field, the local file
+and the source the row came from."""
+
+BARE_ROW_FIELDS: tuple[str, ...] = tuple(
+    name for name in ROW_FIELDS if name not in ("local_path", "byte_size", "width", "height")
+)
+"""Order of the values of a row without a local image file (:attr:`Batch.bare_rows`)."""
 
 Row = tuple[Any, ...]
-"""One image: values in :data:`IMAGE_FIELDS` order."""
+"""One image: values in :data:`ROW_FIELDS` (or :data:`BARE_ROW_FIELDS`) order."""
 
 YFCC25_COLUMNS: tuple[str, ...] = (
     "line_number",
@@ -128,8 +198,21 @@ IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp"})
 DEFAULT_BATCH_SIZE = 20_000
 """Rows per batch: large enough to amortise per-batch work, small enough to bound memory."""
 
+IN_PROCESS_MAX_BYTES = 4 << 20
+"""Metadata files smaller than this (on disk) are parsed in-process by default: starting a
+worker process costs more than it saves on a few thousand lines."""
+
 _SNIFF_LINES = 50
-_DECODED = ("nickname", "device", "title", "description", "user_tags", "machine_tags")
+_DECODED = (
+    "nickname",
+    "device",
+    "title",
+    "description",
+    "user_tags",
+    "machine_tags",
+    "license_name",
+)
+_TEXT_INT_FIELDS = ("accuracy", "server", "farm")
 
 
 @dataclass(frozen=True)
@@ -183,10 +266,16 @@ class Reject:
 
 @dataclass
 class Batch:
-    """One slice of a collection, in file order.
+    """One slice of a collection.
+
+    Good rows come in two lists, each in file order: rows with a local image file, and
+    rows without one, which leave out the four file columns (binding four NULLs per row
+    costs SQLite about a fifth of an insert).
 
     Attributes:
-        rows: Good rows in :data:`IMAGE_FIELDS` order.
+        rows: Good rows with a local image file, in :data:`ROW_FIELDS` order.
+        bare_rows: Good rows without a local image file, in :data:`BARE_ROW_FIELDS`
+            order.
         rejects: Malformed lines.
         filtered: Rows dropped by a filter, counted by reason (``video``,
             ``invalid_date``, ``too_few_bytes``, ``too_small``, ``bad_aspect``,
@@ -195,9 +284,15 @@ class Batch:
     """
 
     rows: list[Row] = field(default_factory=list)
+    bare_rows: list[Row] = field(default_factory=list)
     rejects: list[Reject] = field(default_factory=list)
     filtered: Counter[str] = field(default_factory=Counter)
     lines: int = 0
+
+    def full_rows(self) -> list[Row]:
+        """Every good row in :data:`ROW_FIELDS` order (file columns None when absent)."""
+        bare = [(*r[:8], None, None, None, None, r[8]) for r in self.bare_rows]
+        return self.rows + bare
 
 
 class ImageIndex:
@@ -317,6 +412,21 @@ def open_text(path: str | os.PathLike[str]) -> TextIO:
     Raises:
         CollectionError: The file is missing or unreadable.
     """
+    return io.TextIOWrapper(open_binary(path), encoding="utf-8", errors="replace", newline="\n")
+
+
+def open_binary(path: str | os.PathLike[str]) -> BinaryIO:
+    """Open a plain, ``.bz2`` or ``.gz`` file as a stream of decompressed bytes.
+
+    Args:
+        path: The file; compression is recognised from its first bytes.
+
+    Returns:
+        A binary stream (iterating it yields lines ending in ``\\n``).
+
+    Raises:
+        CollectionError: The file is missing or unreadable.
+    """
     kind = compression_of(path)
     try:
         raw: Any  # BZ2File, GzipFile or BufferedReader
@@ -328,7 +438,7 @@ def open_text(path: str | os.PathLike[str]) -> TextIO:
             raw = open(path, "rb", buffering=1 << 20)  # noqa: SIM115 (returned open)
     except OSError as exc:
         raise _file_error(Path(path), exc) from exc
-    return io.TextIOWrapper(raw, encoding="utf-8", errors="replace", newline="\n")
+    return raw
 
 
 _STREAM_ERRORS = (EOFError, OSError, zlib.error, gzip.BadGzipFile)
@@ -467,6 +577,226 @@ def _diagnose(fields: list[str], columns: tuple[str, ...]) -> str:
     return "unparseable line"
 
 
+class _LineParser:
+    """Validates metadata lines and turns them into compact rows (one per process).
+
+    Args:
+        layout: ``yfcc25`` or ``yfcc23``.
+        filters: Which rows to keep.
+        images: Local image files by photo id, or None.
+    """
+
+    def __init__(self, layout: str, filters: CollectionFilters, images: ImageIndex | None) -> None:
+        self.layout = layout
+        self.columns = LAYOUTS[layout]
+        self.filters = filters
+        self.images = _Images(filters, images)
+
+    def parse(self, first_line: int, data: bytes) -> Batch:
+        """Parse a chunk of whole lines.
+
+        Args:
+            first_line: 1-based line number of the chunk's first line in its file.
+            data: The lines, UTF-8 (bad bytes replaced), each ending in ``\\n`` except
+                perhaps the file's last.
+
+        Returns:
+            The chunk's rows, rejects (with their line numbers in the file), filter
+            counts and line count.
+        """
+        text = data.decode("utf-8", "replace")
+        lines = text.split("\n")
+        if lines[-1] == "":
+            lines.pop()
+        columns = self.columns
+        ncols = len(columns)
+        layout = self.layout
+        wide = ncols == 25
+        # In the 25-column layout every field after the photo id sits two places later
+        # (line number before the id, hash after it).
+        b = 2 if wide else 0
+        id_at = 1 if wide else 0
+        filters = self.filters
+        photos_only = filters.photos_only
+        valid_date = filters.valid_date
+        needs_files = filters.needs_image_files
+        resolve = self.images.resolve
+        images = self.images
+        fromiso = datetime.fromisoformat
+        join = "\t".join
+        batch = Batch(lines=len(lines))
+        rows = batch.rows
+        append = rows.append
+        append_bare = batch.bare_rows.append
+        rejects = batch.rejects
+        filtered = batch.filtered
+        line_no = first_line - 1
+        for raw in lines:
+            line_no += 1
+            line = raw.rstrip("\r\n")
+            f = line.split("\t")
+            if len(f) != ncols:
+                reason = f"{len(f)} columns, expected {ncols} ({layout})"
+                rejects.append(Reject(line_no, reason, line))
+                continue
+            try:
+                pid = int(f[id_at])
+                uploaded = int(f[b + 4])
+                marker = int(f[b + 22])
+                taken = f[b + 3]
+                if taken == "null":
+                    taken = ""
+                taken_dt = fromiso(taken) if taken else None
+                lon = f[b + 10]
+                lat = f[b + 11]
+                acc = f[b + 12]
+                # Validated although stored as text: the same checks as typed columns.
+                if acc:
+                    int(acc)
+                int(f[b + 17])
+                int(f[b + 18])
+                line_number = int(f[0]) if wide else None
+                if pid <= 0 or marker not in (0, 1):
+                    raise ValueError("out of range")
+                longitude = float(lon) if lon else None
+                latitude = float(lat) if lat else None
+            except ValueError:
+                rejects.append(Reject(line_no, _diagnose(f, columns), line))
+                continue
+            if photos_only and marker == 1:
+                filtered["video"] += 1
+                continue
+            if (
+                valid_date
+                and taken_dt is not None
+                and taken_dt.replace(tzinfo=UTC).timestamp() > uploaded
+            ):
+                filtered["invalid_date"] += 1
+                continue
+            # The YFCC_TEXT_FIELDS, as distributed (no decoding), in layout order.
+            yfcc = join(
+                (
+                    f[2] if wide else "",
+                    f[b + 1],
+                    f[b + 2],
+                    f[b + 5],
+                    f[b + 6],
+                    f[b + 7],
+                    f[b + 8],
+                    f[b + 9],
+                    acc,
+                    f[b + 13],
+                    f[b + 15],
+                    f[b + 16],
+                    f[b + 17],
+                    f[b + 18],
+                    f[b + 19],
+                    f[b + 20],
+                    f[b + 21],
+                )
+            )
+            url = f[b + 14]
+            local = resolve(pid, url)
+            if local is None:
+                if needs_files:
+                    filtered["no_local_image"] += 1
+                else:
+                    append_bare(
+                        (
+                            pid,
+                            line_number,
+                            taken or None,
+                            uploaded,
+                            marker,
+                            longitude,
+                            latitude,
+                            url,
+                            yfcc,
+                        )
+                    )
+                continue
+            try:
+                size, width, height = images.measure(local)
+            except OSError as exc:
+                rejects.append(Reject(line_no, f"image {local}: {exc}", line))
+                continue
+            why = images.filter_reason(size, width, height)
+            if why is not None:
+                filtered[why] += 1
+                continue
+            append(
+                (
+                    pid,
+                    line_number,
+                    taken or None,
+                    uploaded,
+                    marker,
+                    longitude,
+                    latitude,
+                    url,
+                    local,
+                    size,
+                    width,
+                    height,
+                    yfcc,
+                )
+            )
+        return batch
+
+
+_worker_parser: _LineParser | None = None
+
+
+def _start_worker(layout: str, filters: CollectionFilters, images: ImageIndex | None) -> None:
+    """Initialise a parsing worker process (runs once in each)."""
+    global _worker_parser
+    _worker_parser = _LineParser(layout, filters, images)
+
+
+def _parse_in_worker(first_line: int, data: bytes) -> Batch:
+    """Parse one chunk in a worker process."""
+    assert _worker_parser is not None, "worker not initialised"
+    return _worker_parser.parse(first_line, data)
+
+
+def worker_context() -> multiprocessing.context.BaseContext:
+    """How parsing workers are started: ``fork`` when safe, ``spawn`` otherwise.
+
+    ``fork`` starts a worker in milliseconds and needs no import of the caller's main
+    module, but is only safe when no other thread could hold a lock at the moment of the
+    fork; so it is used only where the platform has it and the caller runs a single
+    Python thread. Otherwise ``spawn`` (a fresh interpreter) is used, which, as always with
+    ``spawn``, needs a script's entry point under ``if __name__ == "__main__":`` (the
+    ``turk`` command has it).
+
+    Returns:
+        A multiprocessing context.
+    """
+    if "fork" in multiprocessing.get_all_start_methods() and threading.active_count() == 1:
+        return multiprocessing.get_context("fork")
+    return multiprocessing.get_context("spawn")
+
+
+def default_workers(path: str | os.PathLike[str]) -> int:
+    """How many parsing processes to use for a metadata file by default.
+
+    Args:
+        path: The metadata file.
+
+    Returns:
+        0 (parse in-process) for files under :data:`IN_PROCESS_MAX_BYTES` on disk,
+        otherwise ``min(2, CPUs)``: one process inserting and up to two parsing keep two
+        cores busy, and more parsers would only wait on the single SQLite writer.
+    """
+    try:
+        size = os.path.getsize(path)
+    except OSError:
+        return 0
+    if size < IN_PROCESS_MAX_BYTES:
+        return 0
+    return max(1, min(2, os.cpu_count() or 1))
+
+
 class MetadataFile:
     """A YFCC100M metadata file (plain, ``.bz2`` or ``.gz``), validated on opening.
 
@@ -474,10 +804,13 @@ class MetadataFile:
         path: The file.
         filters: Which rows to keep.
         images: Local image files by photo id (``--images DIR``), or None.
-        batch_size: Rows per :class:`Batch`.
+        batch_size: Lines per :class:`Batch`.
+        workers: Parsing processes; 0 parses in the calling process; None picks
+            :func:`default_workers`.
 
     Raises:
-        CollectionError: Missing, unreadable or empty file, or unknown layout.
+        CollectionError: Missing, unreadable or empty file, unknown layout, or a
+            negative ``workers``.
     """
 
     kind = "metadata"
@@ -489,17 +822,44 @@ class MetadataFile:
         filters: CollectionFilters | None = None,
         images: ImageIndex | None = None,
         batch_size: int = DEFAULT_BATCH_SIZE,
+        workers: int | None = None,
     ) -> None:
         self.path = Path(path)
         self.layout = detect_layout(self.path)
         self.filters = filters or CollectionFilters()
         self.images = images
         self.batch_size = batch_size
+        if workers is not None and workers < 0:
+            raise CollectionError(f"--workers {workers}: must be 0 or more")
+        self.workers = default_workers(self.path) if workers is None else workers
 
     @property
     def source(self) -> str:
-        """Absolute path recorded as each row's ``source``."""
+        """Absolute path of the file (the ``sources`` entry of its rows)."""
         return str(self.path.resolve())
+
+    def chunks(self) -> Iterator[tuple[int, bytes]]:
+        """Read the file as raw chunks of up to ``batch_size`` whole lines.
+
+        Yields:
+            ``(first line number, bytes)`` pairs, in file order.
+
+        Raises:
+            CollectionError: The compressed stream is truncated or corrupt.
+        """
+        line_no = 0
+        with open_binary(self.path) as raw:
+            while True:
+                lines: list[bytes] = []
+                try:
+                    lines.extend(islice(raw, self.batch_size))
+                except _STREAM_ERRORS as exc:
+                    # extend() keeps what it got before the error: count those lines too.
+                    raise _stream_error(self.path, line_no + len(lines), exc) from exc
+                if not lines:
+                    return
+                yield line_no + 1, b"".join(lines)
+                line_no += len(lines)
 
     def batches(self) -> Iterator[Batch]:
         """Read the file in batches, in file order.
@@ -510,133 +870,68 @@ class MetadataFile:
         Raises:
             CollectionError: The compressed stream is truncated or corrupt.
         """
-        columns = LAYOUTS[self.layout]
-        ncols = len(columns)
-        wide = ncols == 25
-        # In the 25-column layout every field after the photo id sits two places later
-        # (line number before the id, hash after it).
-        b = 2 if wide else 0
-        id_at = 1 if wide else 0
-        source = self.source
-        filters = self.filters
-        photos_only = filters.photos_only
-        valid_date = filters.valid_date
-        needs_files = filters.needs_image_files
-        images = _Images(filters, self.images)
-        fromiso = datetime.fromisoformat
-        dec = unquote_plus
-        batch = Batch()
-        rows = batch.rows
-        line_no = 0
-        with open_text(self.path) as text:
-            lines = enumerate(text, start=1)
-            while True:
-                try:
-                    item = next(lines, None)
-                except _STREAM_ERRORS as exc:
-                    raise _stream_error(self.path, line_no, exc) from exc
-                if item is None:
-                    break
-                line_no, raw = item
-                batch.lines += 1
-                f = raw.rstrip("\r\n").split("\t")
-                if len(f) != ncols:
-                    reason = f"{len(f)} columns, expected {ncols} ({self.layout})"
-                    batch.rejects.append(Reject(line_no, reason, raw.rstrip("\r\n")))
-                else:
-                    try:
-                        pid = int(f[id_at])
-                        uploaded = int(f[b + 4])
-                        marker = int(f[b + 22])
-                        taken = f[b + 3]
-                        if taken == "null":
-                            taken = ""
-                        taken_dt = fromiso(taken) if taken else None
-                        lon = f[b + 10]
-                        lat = f[b + 11]
-                        acc = f[b + 12]
-                        # Device, title, description, user tags and machine tags are
-                        # adjacent: URL-decode them in one call unless a tab is encoded.
-                        joined = "\t".join(f[b + 5 : b + 10])
-                        if "%09" in joined:
-                            parts = [unquote(x) for x in joined.replace("+", " ").split("\t")]
-                        elif "%" in joined:
-                            parts = unquote(joined.replace("+", " ")).split("\t")
-                        else:
-                            parts = joined.replace("+", " ").split("\t")
-                        device, title, description, user_tags, machine_tags = parts
-                        nick = f[b + 2]
-                        license_name = f[b + 15]
-                        row = (
-                            pid,
-                            int(f[0]) if wide else None,
-                            f[2] if wide else None,
-                            f[b + 1],
-                            dec(nick) if "%" in nick else nick.replace("+", " "),
-                            taken or None,
-                            uploaded,
-                            device,
-                            title,
-                            description,
-                            user_tags,
-                            machine_tags,
-                            float(lon) if lon else None,
-                            float(lat) if lat else None,
-                            int(acc) if acc else None,
-                            f[b + 13],
-                            f[b + 14],
-                            license_name.replace("+", " ")
-                            if "%" not in license_name
-                            else dec(license_name),
-                            f[b + 16],
-                            int(f[b + 17]),
-                            int(f[b + 18]),
-                            f[b + 19],
-                            f[b + 20],
-                            f[b + 21],
-                            marker,
-                        )
-                        if pid <= 0 or marker not in (0, 1):
-                            raise ValueError("out of range")
-                    except ValueError:
-                        batch.rejects.append(
-                            Reject(line_no, _diagnose(f, columns), raw.rstrip("\r\n"))
-                        )
-                    else:
-                        if photos_only and marker == 1:
-                            batch.filtered["video"] += 1
-                        elif (
-                            valid_date
-                            and taken_dt is not None
-                            and taken_dt.replace(tzinfo=UTC).timestamp() > uploaded
-                        ):
-                            batch.filtered["invalid_date"] += 1
-                        else:
-                            local = images.resolve(pid, row[16])
-                            if local is None:
-                                if needs_files:
-                                    batch.filtered["no_local_image"] += 1
-                                else:
-                                    rows.append((*row, None, None, None, None, source))
-                            else:
-                                try:
-                                    size, width, height = images.measure(local)
-                                except OSError as exc:
-                                    batch.rejects.append(
-                                        Reject(line_no, f"image {local}: {exc}", raw.rstrip())
-                                    )
-                                else:
-                                    why = images.filter_reason(size, width, height)
-                                    if why is None:
-                                        rows.append((*row, local, size, width, height, source))
-                                    else:
-                                        batch.filtered[why] += 1
-                if batch.lines >= self.batch_size:
-                    yield batch
-                    batch = Batch()
-                    rows = batch.rows
-        if batch.lines:
-            yield batch
+        if self.workers == 0:
+            parser = _LineParser(self.layout, self.filters, self.images)
+            for first_line, data in self.chunks():
+                yield parser.parse(first_line, data)
+            return
+        with ProcessPoolExecutor(
+            max_workers=self.workers,
+            mp_context=worker_context(),
+            initializer=_start_worker,
+            initargs=(self.layout, self.filters, self.images),
+        ) as pool:
+            pending: deque[Future[Batch]] = deque()
+            try:
+                for first_line, data in self.chunks():
+                    pending.append(pool.submit(_parse_in_worker, first_line, data))
+                    # Bounded: at most two chunks per worker in flight.
+                    while len(pending) >= 2 * self.workers:
+                        yield pending.popleft().result()
+                while pending:
+                    yield pending.popleft().result()
+            except BaseException:
+                for future in pending:
+                    future.cancel()
+                raise
+
+
+def decode_metadata(row: Mapping[str, Any]) -> dict[str, Any]:
+    """Decode a stored row into every YFCC field, URL-decoded as distributed text.
+
+    Args:
+        row: A row by column name: the :data:`ROW_FIELDS` (``yfcc_fields`` may be None
+            for rows not written by ingest) and optionally ``source`` (the input path)
+            and ``bucket``; any other key is passed through.
+
+    Returns:
+        A dict with the :data:`METADATA_FIELDS` (title, description, tags, machine
+        tags, device, nickname and license name URL-decoded; accuracy, server and farm
+        as integers or None; an absent hash as None), then the row's other keys.
+
+    Raises:
+        ValueError: ``yfcc_fields`` does not hold one value per :data:`YFCC_TEXT_FIELDS`.
+    """
+    out: dict[str, Any] = {name: row.get(name) for name in METADATA_FIELDS}
+    text = row.get("yfcc_fields")
+    if text is not None:
+        values = text.split("\t")
+        if len(values) != len(YFCC_TEXT_FIELDS):
+            raise ValueError(
+                f"image {row.get('id')}: yfcc_fields holds {len(values)} values, "
+                f"expected {len(YFCC_TEXT_FIELDS)}"
+            )
+        out.update(zip(YFCC_TEXT_FIELDS, values, strict=True))
+        for name in _DECODED:
+            value = out[name]
+            out[name] = unquote_plus(value) if "%" in value else value.replace("+", " ")
+        for name in _TEXT_INT_FIELDS:
+            out[name] = int(out[name]) if out[name] else None
+        out["hash"] = out["hash"] or None
+    for key, value in row.items():
+        if key not in out and key != "yfcc_fields":
+            out[key] = value
+    return out
 
 
 _SIDECAR_ALIASES: dict[str, tuple[str, ...]] = {
@@ -671,9 +966,14 @@ _FLOAT_FIELDS = frozenset({"longitude", "latitude"})
 
 
 def _sidecar_row(
-    sidecar: dict[str, Any], image: str, source: str, images: _Images
+    sidecar: dict[str, Any], image: str, images: _Images
 ) -> tuple[Row | None, str | None, str | None]:
-    """Build a row from an img2dataset sidecar: (row, filter reason, reject reason)."""
+    """Build a row from an img2dataset sidecar: (row, filter reason, reject reason).
+
+    Text values are kept as the sidecar gives them (YFCC's URL-encoded form) and decoded
+    on read like metadata lines; a tab or line break inside a value that gets decoded is
+    percent-encoded, inside any other text value it makes the sidecar a reject.
+    """
     if sidecar.get("status", "success") != "success":
         return None, "download_failed", None
     values: dict[str, Any] = {}
@@ -691,7 +991,12 @@ def _sidecar_row(
                 values[name] = int(value)
             else:
                 text = str(value)
-                values[name] = unquote_plus(text) if name in _DECODED else text
+                if name in _DECODED:
+                    text = text.replace("\t", "%09").replace("\n", "%0A").replace("\r", "%0D")
+                elif "\t" in text or "\n" in text or "\r" in text:
+                    what = name.replace("_", " ")
+                    return None, None, f"{what} {text[:40]!r} holds a tab or line break"
+                values[name] = text
         except (TypeError, ValueError):
             return None, None, f"{name.replace('_', ' ')} {str(value)[:40]!r} is not a number"
     if values["id"] is None or values["id"] <= 0:
@@ -724,8 +1029,11 @@ def _sidecar_row(
     why = images.filter_reason(size, width, height)
     if why is not None:
         return None, why, None
-    values.update(local_path=image, byte_size=size, width=width, height=height, source=source)
-    return tuple(values[name] for name in IMAGE_FIELDS), None, None
+    values.update(local_path=image, byte_size=size, width=width, height=height)
+    values["yfcc_fields"] = "\t".join(
+        "" if values[name] is None else str(values[name]) for name in YFCC_TEXT_FIELDS
+    )
+    return tuple(values[name] for name in ROW_FIELDS), None, None
 
 
 class Img2DatasetFolder:
@@ -766,7 +1074,7 @@ class Img2DatasetFolder:
 
     @property
     def source(self) -> str:
-        """Absolute path recorded as each row's ``source``."""
+        """Absolute path of the folder (the ``sources`` entry of its rows)."""
         return str(self.path.resolve())
 
     def _pairs(self) -> Iterator[tuple[str, str]]:
@@ -797,7 +1105,6 @@ class Img2DatasetFolder:
             ``text`` the sidecar path.
         """
         images = _Images(self.filters, None)
-        source = self.source
         batch = Batch()
         for ordinal, (sidecar_path, image) in enumerate(self._pairs(), start=1):
             batch.lines += 1
@@ -809,7 +1116,7 @@ class Img2DatasetFolder:
             except (OSError, ValueError) as exc:
                 batch.rejects.append(Reject(ordinal, f"sidecar unreadable ({exc})", sidecar_path))
             else:
-                row, filtered, rejected = _sidecar_row(sidecar, image, source, images)
+                row, filtered, rejected = _sidecar_row(sidecar, image, images)
                 if row is not None:
                     batch.rows.append(row)
                 elif filtered is not None:
@@ -833,6 +1140,7 @@ def open_collection(
     filters: CollectionFilters | None = None,
     images: ImageIndex | None = None,
     batch_size: int = DEFAULT_BATCH_SIZE,
+    workers: int | None = None,
 ) -> CollectionSource:
     """Open a metadata file or an img2dataset folder, validating it as a whole first.
 
@@ -840,41 +1148,48 @@ def open_collection(
         path: Metadata file (plain, ``.bz2``, ``.gz``) or img2dataset output folder.
         filters: Which rows to keep; default keeps photos only.
         images: Local image files by photo id (metadata files only), or None.
-        batch_size: Rows per batch.
+        batch_size: Lines per batch.
+        workers: Parsing processes for a metadata file (0: in-process; None:
+            :func:`default_workers`); folders are always read in-process.
 
     Returns:
         A reader whose ``batches()`` streams the collection.
 
     Raises:
-        CollectionError: Missing, unreadable or empty input, or unknown layout.
+        CollectionError: Missing, unreadable or empty input, unknown layout, or a
+            negative ``workers``.
     """
     p = Path(path)
     if p.is_dir():
         return Img2DatasetFolder(p, filters=filters, batch_size=batch_size)
-    return MetadataFile(p, filters=filters, images=images, batch_size=batch_size)
+    return MetadataFile(p, filters=filters, images=images, batch_size=batch_size, workers=workers)
 
 
-def read_rows(
+def read_records(
     path: str | os.PathLike[str],
     *,
     filters: CollectionFilters | None = None,
-    on_progress: Callable[[int], None] | None = None,
-) -> Iterator[Row | Reject]:
-    """Stream a collection one item at a time: each batch's good rows, then its rejects.
+    workers: int | None = 0,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+) -> Iterator[dict[str, Any] | Reject]:
+    """Stream a collection decoded: each batch's good rows, then its rejects.
 
-    A convenience over :func:`open_collection` for small inputs and tests.
+    A convenience over :func:`open_collection` and :func:`decode_metadata` for small
+    inputs and tests (ingest stores compact rows and decodes only on read).
 
     Args:
         path: Metadata file or img2dataset folder.
         filters: Which rows to keep.
-        on_progress: Called with the number of lines read per batch.
+        workers: Parsing processes (default 0: in-process).
+        batch_size: Lines per batch.
 
     Yields:
-        Rows (tuples in :data:`IMAGE_FIELDS` order) and :class:`Reject` objects.
+        Decoded records (dicts with the :data:`METADATA_FIELDS`) and :class:`Reject`
+        objects.
     """
-    reader = open_collection(path, filters=filters)
+    reader = open_collection(path, filters=filters, workers=workers, batch_size=batch_size)
+    source = reader.source
     for batch in reader.batches():
-        yield from batch.rows
+        for row in batch.full_rows():
+            yield decode_metadata({**dict(zip(ROW_FIELDS, row, strict=True)), "source": source})
         yield from batch.rejects
-        if on_progress is not None:
-            on_progress(batch.lines)

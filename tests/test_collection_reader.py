@@ -5,24 +5,35 @@ from __future__ import annotations
 import bz2
 import gzip
 import json
+import os
+import threading
+from collections import Counter
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
 from retrieval.collection import (
-    IMAGE_FIELDS,
+    IN_PROCESS_MAX_BYTES,
+    ROW_FIELDS,
+    Batch,
     CollectionFilters,
     ImageIndex,
     MetadataFile,
     Reject,
+    decode_metadata,
     detect_layout,
     open_collection,
-    read_rows,
+    read_records,
+    worker_context,
 )
 from retrieval.errors import CollectionError
 
-F = {name: i for i, name in enumerate(IMAGE_FIELDS)}
+
+def records(batch: Batch) -> list[dict]:
+    """A batch's good rows, decoded, in photo id order."""
+    decoded = [decode_metadata(dict(zip(ROW_FIELDS, r, strict=True))) for r in batch.full_rows()]
+    return sorted(decoded, key=lambda r: r["id"])
 
 
 def line25(
@@ -73,9 +84,9 @@ def to23(line: str) -> str:
     return "\t".join([fields[1], *fields[3:]])
 
 
-def rows_of(path: Path, **filters: object) -> tuple[list[tuple], list[Reject]]:
+def rows_of(path: Path, **filters: object) -> tuple[list[dict], list[Reject]]:
     rows, rejects = [], []
-    for item in read_rows(path, filters=CollectionFilters(**filters)):  # type: ignore[arg-type]
+    for item in read_records(path, filters=CollectionFilters(**filters)):  # type: ignore[arg-type]
         (rejects if isinstance(item, Reject) else rows).append(item)
     return rows, rejects
 
@@ -87,20 +98,20 @@ def test_25_column_layout_is_detected_and_decoded(tmp_path: Path) -> None:
     rows, rejects = rows_of(path)
     assert rejects == []
     row = rows[0]
-    assert row[F["id"]] == 101 and row[F["line_number"]] == 7
-    assert row[F["hash"]] == "0123456789abcdef0123456789abcdef"
-    assert row[F["title"]] == "Red bus à Paris"
-    assert row[F["device"]] == "Canon PowerShot"
-    assert row[F["description"]] == "A bus, seen in town"
-    assert row[F["user_tags"]] == "bus,london,double decker"
-    assert row[F["machine_tags"]] == "vision:outdoor=099"
-    assert row[F["nickname"]] == "mr brown"
-    assert row[F["license_name"]] == "Attribution License"
-    assert row[F["date_uploaded"]] == 1262304000
-    assert row[F["longitude"]] == pytest.approx(2.35)
-    assert row[F["accuracy"]] == 16 and row[F["marker"]] == 0
-    assert row[F["source"]] == str(path.resolve())
-    assert row[F["local_path"]] is None
+    assert row["id"] == 101 and row["line_number"] == 7
+    assert row["hash"] == "0123456789abcdef0123456789abcdef"
+    assert row["title"] == "Red bus à Paris"
+    assert row["device"] == "Canon PowerShot"
+    assert row["description"] == "A bus, seen in town"
+    assert row["user_tags"] == "bus,london,double decker"
+    assert row["machine_tags"] == "vision:outdoor=099"
+    assert row["nickname"] == "mr brown"
+    assert row["license_name"] == "Attribution License"
+    assert row["date_uploaded"] == 1262304000
+    assert row["longitude"] == pytest.approx(2.35)
+    assert row["accuracy"] == 16 and row["marker"] == 0
+    assert row["source"] == str(path.resolve())
+    assert row["local_path"] is None
 
 
 def test_23_column_layout_gives_the_same_row_without_line_number_and_hash(
@@ -112,11 +123,11 @@ def test_23_column_layout_gives_the_same_row_without_line_number_and_hash(
     assert detect_layout(narrow) == "yfcc23"
     (rw,), _ = rows_of(wide)
     (rn,), _ = rows_of(narrow)
-    assert rn[F["line_number"]] is None and rn[F["hash"]] is None
-    skip = {F["line_number"], F["hash"], F["source"]}
-    assert [v for i, v in enumerate(rn) if i not in skip] == [
-        v for i, v in enumerate(rw) if i not in skip
-    ]
+    assert rn["line_number"] is None and rn["hash"] is None
+    skip = {"line_number", "hash", "source"}
+    assert {k: v for k, v in rn.items() if k not in skip} == {
+        k: v for k, v in rw.items() if k not in skip
+    }
 
 
 @pytest.mark.parametrize("opener", [bz2.open, gzip.open], ids=["bz2", "gz"])
@@ -125,7 +136,7 @@ def test_compressed_files_are_read_by_content_not_name(tmp_path: Path, opener) -
     with opener(path, "wt") as fh:
         fh.write("".join(line25(100 + i) + "\n" for i in range(50)))
     rows, rejects = rows_of(path)
-    assert [r[F["id"]] for r in rows] == list(range(100, 150)) and rejects == []
+    assert [r["id"] for r in rows] == list(range(100, 150)) and rejects == []
 
 
 def test_malformed_lines_are_rejected_with_line_numbers_and_no_good_row_lost(
@@ -144,7 +155,7 @@ def test_malformed_lines_are_rejected_with_line_numbers_and_no_good_row_lost(
     path = tmp_path / "m.tsv"
     path.write_text("\n".join(lines) + "\n")
     rows, rejects = rows_of(path, photos_only=False)
-    assert [r[F["id"]] for r in rows] == [1, 8]
+    assert [r["id"] for r in rows] == [1, 8]
     by_line = {r.line: r.reason for r in rejects}
     assert sorted(by_line) == [2, 3, 4, 5, 6, 7]
     assert "columns, expected 25" in by_line[2]
@@ -175,11 +186,11 @@ def test_filters_videos_and_invalid_dates(tmp_path: Path) -> None:
         + "\n"
     )
     rows, _ = rows_of(path)
-    assert [r[F["id"]] for r in rows] == [1, 3, 4]
+    assert [r["id"] for r in rows] == [1, 3, 4]
     rows, _ = rows_of(path, photos_only=False)
-    assert [r[F["id"]] for r in rows] == [1, 2, 3, 4]
+    assert [r["id"] for r in rows] == [1, 2, 3, 4]
     batch = next(MetadataFile(path, filters=CollectionFilters(valid_date=True)).batches())
-    assert [r[F["id"]] for r in batch.rows] == [1, 4]
+    assert [r["id"] for r in records(batch)] == [1, 4]
     assert batch.filtered == {"video": 1, "invalid_date": 1}
 
 
@@ -196,15 +207,15 @@ def test_image_filters_use_local_files(tmp_path: Path) -> None:
     assert len(index) == 4
     filters = CollectionFilters(min_edge=150, max_aspect=3.0)
     batch = next(MetadataFile(path, filters=filters, images=index).batches())
-    assert [r[F["id"]] for r in batch.rows] == [1]
-    row = batch.rows[0]
-    assert (row[F["width"]], row[F["height"]]) == (300, 200)
-    assert row[F["local_path"]] == str((images / "1.jpg").resolve())
-    assert row[F["byte_size"]] == (images / "1.jpg").stat().st_size
+    assert [r["id"] for r in records(batch)] == [1]
+    row = records(batch)[0]
+    assert (row["width"], row["height"]) == (300, 200)
+    assert row["local_path"] == str((images / "1.jpg").resolve())
+    assert row["byte_size"] == (images / "1.jpg").stat().st_size
     assert batch.filtered == {"too_small": 1, "bad_aspect": 1, "no_local_image": 1}
     assert [r.line for r in batch.rejects] == [4] and "not an image" in batch.rejects[0].reason
     few = CollectionFilters(min_bytes=10**9)
-    assert next(MetadataFile(path, filters=few, images=index).batches()).rows == []
+    assert next(MetadataFile(path, filters=few, images=index).batches()).full_rows() == []
 
 
 def test_file_urls_resolve_to_local_paths(tmp_path: Path) -> None:
@@ -214,9 +225,9 @@ def test_file_urls_resolve_to_local_paths(tmp_path: Path) -> None:
     missing = (tmp_path / "nowhere" / "10.jpg").as_uri()
     path.write_text(line25(9, url=url) + "\n" + line25(10, url=missing) + "\n")
     rows, _ = rows_of(path)
-    assert rows[0][F["local_path"]] == str(tmp_path / "9.jpg")
-    assert (rows[0][F["width"]], rows[0][F["height"]]) == (64, 48)
-    assert rows[1][F["local_path"]] is None
+    assert rows[0]["local_path"] == str(tmp_path / "9.jpg")
+    assert (rows[0]["width"], rows[0]["height"]) == (64, 48)
+    assert rows[1]["local_path"] is None
 
 
 def test_img2dataset_folder(tmp_path: Path) -> None:
@@ -235,9 +246,9 @@ def test_img2dataset_folder(tmp_path: Path) -> None:
     reader = open_collection(tmp_path / "out")
     assert reader.layout == "img2dataset"
     (batch,) = list(reader.batches())
-    assert [r[F["id"]] for r in batch.rows] == [11]
-    assert batch.rows[0][F["title"]] == "Bus stop"
-    assert batch.rows[0][F["local_path"]] == str((shard / "000000000.jpg").resolve())
+    assert [r["id"] for r in records(batch)] == [11]
+    assert records(batch)[0]["title"] == "Bus stop"
+    assert records(batch)[0]["local_path"] == str((shard / "000000000.jpg").resolve())
     assert batch.filtered == {"video": 1, "download_failed": 1}
     assert [r.line for r in batch.rejects] == [3] and "upload time" in batch.rejects[0].reason
 
@@ -288,5 +299,113 @@ def test_encoded_tab_stays_inside_its_field(tmp_path: Path) -> None:
     path = tmp_path / "m.tsv"
     path.write_text(line25(title="a%09b+c") + "\n")
     (row,), _ = rows_of(path)
-    assert row[F["title"]] == "a\tb c"
-    assert row[F["description"]] == "A bus, seen in town"
+    assert row["title"] == "a\tb c"
+    assert row["description"] == "A bus, seen in town"
+
+
+def mixed_lines(n: int) -> list[str]:
+    """``n`` lines, every seventh malformed in a different way, a video every eleventh."""
+    lines = []
+    for i in range(1, n + 1):
+        if i % 7 == 0:
+            lines.append(line25(i, uploaded="soon") if i % 2 else line25(i)[:30])
+        else:
+            lines.append(line25(i, marker="1" if i % 11 == 0 else "0"))
+    return lines
+
+
+def read_all(path: Path, workers: int, batch_size: int) -> tuple[list, list, Counter, int]:
+    reader = MetadataFile(path, workers=workers, batch_size=batch_size)
+    rows: list = []
+    rejects: list = []
+    filtered: Counter = Counter()
+    lines = 0
+    for batch in reader.batches():
+        rows.extend(batch.full_rows())
+        rejects.extend((r.line, r.reason, r.text) for r in batch.rejects)
+        filtered.update(batch.filtered)
+        lines += batch.lines
+    return rows, rejects, filtered, lines
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_worker_processes_give_the_same_rows_and_rejects(tmp_path: Path, workers: int) -> None:
+    lines = mixed_lines(1000)
+    path = tmp_path / "m.tsv"
+    path.write_text("\n".join(lines))  # no newline after the last line
+    # 64-line chunks: rejects on both sides of many chunk boundaries.
+    in_process = read_all(path, 0, 64)
+    parallel = read_all(path, workers, 64)
+    assert parallel == in_process
+    _rows, rejects, filtered, count = parallel
+    assert count == 1000 and filtered == {"video": 1000 // 11 - 1000 // 77}
+    assert [line for line, _, _ in rejects] == list(range(7, 1001, 7))
+    for number, _reason, text in rejects:
+        assert text == lines[number - 1]  # exact line numbers across chunk boundaries
+
+
+def test_worker_processes_started_by_spawn_when_threads_run(tmp_path: Path) -> None:
+    # With another thread alive, fork is unsafe and workers are spawned fresh.
+    path = tmp_path / "m.tsv"
+    path.write_text("\n".join(mixed_lines(300)) + "\n")
+    stop = threading.Event()
+    thread = threading.Thread(target=stop.wait)
+    thread.start()
+    try:
+        assert worker_context().get_start_method() == "spawn"
+        assert read_all(path, 1, 50) == read_all(path, 0, 50)
+    finally:
+        stop.set()
+        thread.join()
+    assert worker_context().get_start_method() in ("fork", "spawn")
+
+
+def test_truncated_bz2_with_workers_is_the_same_error(tmp_path: Path) -> None:
+    text = "".join(line25(i + 1) + "\n" for i in range(1000))
+    data = bz2.compress(text.encode(), compresslevel=1)
+    path = tmp_path / "m.tsv.bz2"
+    path.write_bytes(data[: len(data) * 9 // 10])
+    with pytest.raises(CollectionError, match=r"truncated.*after line") as info:
+        for _ in MetadataFile(path, workers=1, batch_size=100).batches():
+            pass
+    assert str(path) in str(info.value)
+
+
+def test_negative_workers_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "m.tsv"
+    path.write_text(line25() + "\n")
+    with pytest.raises(CollectionError, match="--workers -1"):
+        MetadataFile(path, workers=-1)
+
+
+def test_small_files_parse_in_process_large_ones_in_workers(tmp_path: Path) -> None:
+    small = tmp_path / "small.tsv"
+    small.write_text(line25() + "\n")
+    assert MetadataFile(small).workers == 0
+    large = tmp_path / "large.tsv"
+    with large.open("w") as fh:
+        line = line25() + "\n"
+        fh.write(line * (IN_PROCESS_MAX_BYTES // len(line) + 1))
+    assert MetadataFile(large).workers == min(2, os.cpu_count() or 1)
+
+
+def test_rows_keep_the_yfcc_text_verbatim_and_decode_on_read(tmp_path: Path) -> None:
+    path = tmp_path / "m.tsv"
+    raw = line25(title="a%09b+c%2Bd", device="Canon+PowerShot")
+    path.write_text(raw + "\n")
+    (batch,) = MetadataFile(path, workers=0).batches()
+    (row,) = batch.full_rows()
+    stored = dict(zip(ROW_FIELDS, row, strict=True))
+    fields = raw.split("\t")
+    # Not decoded: the distributed text, tab-joined in layout order.
+    assert stored["yfcc_fields"].split("\t") == [
+        fields[i] for i in (2, 3, 4, 7, 8, 9, 10, 11, 14, 15, 17, 18, 19, 20, 21, 22, 23)
+    ]
+    record = decode_metadata(stored)
+    assert record["title"] == "a\tb c+d" and record["device"] == "Canon PowerShot"
+    assert (record["accuracy"], record["server"], record["farm"]) == (16, 1, 2)
+    assert record["license_name"] == "Attribution License"
+    with pytest.raises(ValueError, match="yfcc_fields holds 2 values"):
+        decode_metadata({**stored, "yfcc_fields": "a\tb"})
+    # Rows written without yfcc_fields (not by ingest) decode to None text.
+    assert decode_metadata({"id": 5, "date_uploaded": 0})["title"] is None

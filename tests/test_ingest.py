@@ -7,10 +7,13 @@ import gzip
 import json
 import sqlite3
 from pathlib import Path
+from urllib.parse import unquote_plus
 
 import pytest
 
 from tests.fixtures.core import CliRunner
+from turk.ingest import image_metadata, iter_image_metadata
+from turk.ledger import Ledger
 
 
 def image_count(db: Path) -> int:
@@ -56,10 +59,11 @@ def test_ingest_sample_counts_rows_and_writes_rejects(
         )
         ids = {str(r[0]) for r in conn.execute("SELECT id FROM images")}
         assert ids == set(truth)  # every photo, nothing else
-        title, local = conn.execute(
-            "SELECT title, local_path FROM images WHERE title LIKE '% %' LIMIT 1"
-        ).fetchone()
-        assert "+" not in title and Path(local).is_file()
+    with Ledger(db_path) as ledger:
+        records = iter_image_metadata(ledger)
+        spaced = next(r for r in records if " " in r["title"])
+        assert "+" not in spaced["title"] and Path(spaced["local_path"]).is_file()
+        assert spaced["source"] == str((sample_dir / "metadata.tsv").resolve())
 
 
 def test_rerun_skips_present_rows(cli: CliRunner, sample_dir: Path, db_path: Path) -> None:
@@ -178,8 +182,9 @@ def test_bad_files_leave_the_ledger_unchanged(
         assert image_count(db_path) == 240
 
 
+@pytest.mark.parametrize("workers", ["0", "1"])
 def test_truncated_bz2_rolls_back_its_rows(
-    cli: CliRunner, sample_dir: Path, db_path: Path, tmp_path: Path
+    cli: CliRunner, sample_dir: Path, db_path: Path, tmp_path: Path, workers: str
 ) -> None:
     text = (sample_dir / "metadata.tsv").read_text()
     lines = text.splitlines(keepends=True)
@@ -194,11 +199,50 @@ def test_truncated_bz2_rolls_back_its_rows(
     data = bz2.compress("".join(body).encode(), compresslevel=1)  # 100 kB blocks
     cut = tmp_path / "cut.tsv.bz2"
     cut.write_bytes(data[: len(data) * 9 // 10])
-    line = one_line_error(cli("ingest", cut))
+    line = one_line_error(cli("ingest", cut, "--workers", workers))
     assert "truncated" in line and "after line" in line and str(cut) in line
     assert image_count(db_path) == 0
     assert not (db_path.parent / "rejects" / "cut.tsv.bz2.rejects.tsv").exists()
     assert last_run(db_path)[0] == "failed"
+
+
+def test_workers_ingest_the_same_rows_and_rejects(
+    cli: CliRunner, sample_dir: Path, tmp_path: Path
+) -> None:
+    dumps = []
+    for workers in ("0", "2"):
+        db = tmp_path / workers / "turk.db"
+        result = cli("--db", db, "ingest", sample_dir / "metadata.tsv", "--workers", workers)
+        assert result.exit_code == 0, result.stderr
+        with Ledger(db) as ledger:
+            records = list(iter_image_metadata(ledger))
+        rejects = (db.parent / "rejects" / "metadata.tsv.rejects.tsv").read_text()
+        dumps.append((records, rejects))
+    assert dumps[0] == dumps[1] and len(dumps[0][0]) == 240
+
+
+def test_metadata_accessor_decodes_every_field(
+    cli: CliRunner, sample_dir: Path, db_path: Path
+) -> None:
+    assert cli("ingest", sample_dir / "metadata.tsv").exit_code == 0
+    lines = (sample_dir / "metadata.tsv").read_text().splitlines()
+    raw = {int(f[1]): f for f in (line.split("\t") for line in lines) if len(f) == 25}
+    with Ledger(db_path) as ledger:
+        (photo_id,) = ledger.conn.execute(
+            "SELECT id FROM images WHERE yfcc_fields LIKE '%\\%C3%' ESCAPE '\\' LIMIT 1"
+        ).fetchone()
+        records = image_metadata(ledger, [photo_id, 999_999_999_999])
+    assert list(records) == [photo_id]  # unknown ids are left out
+    record, fields = records[photo_id], raw[photo_id]
+    decoded = {7: "device", 8: "title", 9: "description", 10: "user_tags", 11: "machine_tags"}
+    for at, name in {4: "nickname", 17: "license_name", **decoded}.items():
+        assert record[name] == unquote_plus(fields[at])
+    assert "%" not in record["nickname"] + record["title"]
+    assert record["hash"] == fields[2] and record["page_url"] == fields[15]
+    assert record["date_uploaded"] == int(fields[6]) and record["line_number"] == int(fields[0])
+    assert (record["server"], record["farm"]) == (int(fields[19]), int(fields[20]))
+    assert (record["secret"], record["extension"], record["marker"]) == (fields[21], "jpg", 0)
+    assert record["bucket"] is None and Path(record["local_path"]).is_file()
 
 
 def test_bad_options(cli: CliRunner, sample_dir: Path, tmp_path: Path) -> None:
@@ -208,3 +252,5 @@ def test_bad_options(cli: CliRunner, sample_dir: Path, tmp_path: Path) -> None:
     assert "--max-aspect" in line
     line = one_line_error(cli("ingest", sample_dir / "metadata.tsv", "--min-edge", "-3"))
     assert "--min-edge" in line
+    line = one_line_error(cli("ingest", sample_dir / "metadata.tsv", "--workers", "-1"))
+    assert "--workers" in line

@@ -35,6 +35,7 @@ import pandas as pd
 from analysis import certify
 from analysis.errors import AnalysisError
 from turk.errors import ConfigError, InputError, StageError
+from turk.ingest import image_metadata
 from turk.ledger import Ledger, utc_now
 from turk.reporting import CrowdResults
 
@@ -288,14 +289,20 @@ def audit_items(ledger: Ledger, audit_id: int) -> pd.DataFrame:
         ``position, task, concept, bucket, image_id, posterior, in_stratum, in_pooled,
         correct, source, marked_at, local_path, title``.
     """
-    return pd.read_sql_query(
+    items = pd.read_sql_query(
         "SELECT a.position, a.task, a.concept, a.bucket, a.image_id, a.posterior, "
-        "a.in_stratum, a.in_pooled, a.correct, a.source, a.marked_at, i.local_path, i.title "
+        "a.in_stratum, a.in_pooled, a.correct, a.source, a.marked_at, i.local_path "
         "FROM audit_items a LEFT JOIN images i ON i.id = a.image_id "
         "WHERE a.audit_id = ? ORDER BY a.position",
         ledger.conn,
         params=(audit_id,),
     )
+    # Titles are stored URL-encoded with the other YFCC text; the accessor decodes them.
+    metadata = image_metadata(ledger, items["image_id"].dropna().astype(int).tolist())
+    items["title"] = [
+        metadata.get(int(i), {}).get("title") if pd.notna(i) else None for i in items["image_id"]
+    ]
+    return items
 
 
 def audit_progress(ledger: Ledger, audit_id: int) -> AuditProgress:

@@ -17,7 +17,9 @@ import pandas as pd
 
 from analysis.export import BACKGROUND, DatasheetInfo, ExportSummary, LinkMode, export_dataset
 from analysis.report import Report
+from retrieval.collection import METADATA_FIELDS
 from turk.errors import StageError
+from turk.ingest import iter_image_metadata
 from turk.instructions import resolve_set
 from turk.ledger import Ledger, utc_now
 from turk.reporting import CrowdResults, ledger_report
@@ -172,8 +174,9 @@ def export_from_ledger(
     background = _background(ledger, results)
     if not background.empty:
         labeled = pd.concat([labeled, background], ignore_index=True)
-    metadata = pd.read_sql_query(
-        "SELECT * FROM images WHERE bucket IS NOT NULL ORDER BY id", ledger.conn
+    metadata = pd.DataFrame.from_records(
+        list(iter_image_metadata(ledger, bucketed_only=True)),
+        columns=[*METADATA_FIELDS, "bucket"],
     ).set_index("id")
     concepts = sorted(set(results.items["concept"].astype(str)))
     info = _datasheet(report, results, title)
