@@ -85,9 +85,13 @@ def to23(line: str) -> str:
 
 
 def rows_of(path: Path, **filters: object) -> tuple[list[dict], list[Reject]]:
-    rows, rejects = [], []
+    rows: list[dict] = []
+    rejects: list[Reject] = []
     for item in read_records(path, filters=CollectionFilters(**filters)):  # type: ignore[arg-type]
-        (rejects if isinstance(item, Reject) else rows).append(item)
+        if isinstance(item, Reject):
+            rejects.append(item)
+        else:
+            rows.append(item)
     return rows, rejects
 
 
@@ -233,12 +237,13 @@ def test_file_urls_resolve_to_local_paths(tmp_path: Path) -> None:
 def test_img2dataset_folder(tmp_path: Path) -> None:
     shard = tmp_path / "out" / "00000"
     shard.mkdir(parents=True)
-    for key, extra in [
+    sidecars: list[tuple[str, dict[str, object]]] = [
         ("000000000", {"photoid": 11, "dateuploaded": "1262304000", "title": "Bus+stop"}),
         ("000000001", {"photoid": 12, "dateuploaded": 1262304001, "marker": 1}),
         ("000000002", {"photoid": 13}),  # no upload time
         ("000000003", {"status": "failed_to_download", "photoid": 14}),
-    ]:
+    ]
+    for key, extra in sidecars:
         Image.new("RGB", (80, 60)).save(shard / f"{key}.jpg")
         sidecar = {"key": key, "status": "success", "url": "http://x/y.jpg", **extra}
         (shard / f"{key}.json").write_text(json.dumps(sidecar))
