@@ -17,7 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from turk.analysis_demo import stage_audit, stage_export, stage_report
 from turk.bucketing import format_bucket_table, make_buckets
+from turk.crowd.demo import CROWD_STAGES
 from turk.ingest import ingest_collection
 from turk.ledger import Ledger
 from turk.retrieval_demo import stage_embed, stage_preview, stage_rank
@@ -39,6 +41,8 @@ class DemoContext:
         image_size: Size of the sample's JPEGs.
         ledger: The demo's open ledger (``<out>/turk.db``).
         state: Values a stage leaves for later ones, by name.
+        closers: Called when the demo ends, even after a failed stage (e.g. to stop a
+            background server a stage started).
     """
 
     out_dir: Path
@@ -47,6 +51,7 @@ class DemoContext:
     image_size: tuple[int, int]
     ledger: Ledger
     state: dict[str, Any] = field(default_factory=dict)
+    closers: list[Callable[[], None]] = field(default_factory=list)
 
     @property
     def sample_dir(self) -> Path:
@@ -129,6 +134,10 @@ STAGES: list[DemoStage] = [
     ("rank", stage_rank),
     ("preview", stage_preview),
     ("render", stage_render),
+    *CROWD_STAGES,
+    ("audit", stage_audit),
+    ("report", stage_report),
+    ("export", stage_export),
 ]
 """The demo's stages in order; later stages of the pipeline append themselves."""
 
@@ -171,5 +180,7 @@ def run_demo(
             if on_stage is not None:
                 on_stage(name, summary)
     finally:
+        for close in reversed(ctx.closers):
+            close()
         ledger.close()
     return ctx

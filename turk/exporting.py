@@ -22,7 +22,7 @@ from turk.errors import StageError
 from turk.ingest import iter_image_metadata
 from turk.instructions import resolve_set
 from turk.ledger import Ledger, utc_now
-from turk.reporting import CrowdResults, ledger_report
+from turk.reporting import MIN_POSTERIOR, CrowdResults, ledger_report
 
 
 def _labeled(ledger: Ledger, results: CrowdResults) -> tuple[pd.DataFrame, int]:
@@ -121,6 +121,7 @@ def export_from_ledger(
     *,
     target: str | None = None,
     aggregator: str = "ds",
+    min_posterior: float = MIN_POSTERIOR,
     mode: LinkMode = "copy",
     seeds: Sequence[int] = (0, 1, 2, 3, 4),
     test_ratio: float = 0.3,
@@ -137,6 +138,7 @@ def export_from_ledger(
         out_dir: Export folder (new, empty, or a previous export).
         target: Crowd target (None: the only one with answers).
         aggregator: Aggregation model name.
+        min_posterior: Posterior an item needs to be accepted.
         mode: ``copy``, ``hardlink`` or ``symlink``.
         seeds: Seeds of the train/test splits.
         test_ratio: Share held out for test per bucket and class.
@@ -159,6 +161,7 @@ def export_from_ledger(
         aggregator=aggregator,
         target_precision=target_precision,
         confidence=confidence,
+        min_posterior=min_posterior,
     )
     if results.accepted.empty:
         raise StageError(

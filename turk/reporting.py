@@ -55,6 +55,10 @@ AGGREGATOR_HELP = (
 )
 
 
+MIN_POSTERIOR = 0.95
+"""Posterior an item needs to be accepted into the dataset (see :func:`crowd_results`)."""
+
+
 def task_id(concept: str, image_id: int) -> str:
     """Return the task id of the question "is image ``image_id`` a ``concept``?".
 
@@ -262,14 +266,22 @@ def make_aggregator(name: str) -> Aggregator:
 
 
 def crowd_results(
-    ledger: Ledger, *, target: str | None = None, aggregator: str = "ds"
+    ledger: Ledger,
+    *,
+    target: str | None = None,
+    aggregator: str = "ds",
+    min_posterior: float = MIN_POSTERIOR,
 ) -> CrowdResults:
     """Aggregate the answers of one target and decide which items are accepted.
+
+    An item is accepted when the model's posterior that it shows its concept reaches
+    ``min_posterior``; a bare majority is not enough for a high-precision dataset.
 
     Args:
         ledger: The open ledger.
         target: The crowd target, or None for the only one with answers.
         aggregator: Aggregation model name (see :data:`AGGREGATORS`).
+        min_posterior: Posterior an item needs to be accepted.
 
     Returns:
         The :class:`CrowdResults`.
@@ -278,6 +290,8 @@ def crowd_results(
         StageError: No answers yet (or none valid).
         ConfigError: Unknown aggregator, or several targets and none named.
     """
+    if not 0.5 <= min_posterior < 1:
+        raise ConfigError(f"--min-posterior {min_posterior}: use a value in [0.5, 1)")
     model = make_aggregator(aggregator)
     target = resolve_target(ledger, target)
     answers, gold, skipped = load_answers(ledger, target)
@@ -302,7 +316,7 @@ def crowd_results(
     )
     items["label"] = items["task"].map(decided).astype(object)
     items["posterior"] = items["task"].map(posterior).astype(float)
-    items["accepted"] = items["label"] == YES
+    items["accepted"] = (items["label"] == YES) & (items["posterior"] >= min_posterior)
     items["answers"] = items["task"].map(answers.groupby("task").size()).astype(int)
     items = _with_ranking(ledger, items)
     if "role" in items.columns:
@@ -417,6 +431,7 @@ def ledger_report(
     confidence: float = 0.95,
     title: str = "turk dataset report",
     notes: tuple[str, ...] = (),
+    min_posterior: float = MIN_POSTERIOR,
 ) -> tuple[Report, CrowdResults]:
     """Build the report of the ledger's crowd verification.
 
@@ -428,6 +443,7 @@ def ledger_report(
         confidence: Confidence of the certification.
         title: Report title.
         notes: Notes shown at the top of the report.
+        min_posterior: Posterior an item needs to be accepted.
 
     Returns:
         The report and the crowd results it was built from.
@@ -441,7 +457,9 @@ def ledger_report(
             f"--target-precision {target_precision} / --confidence {confidence}: "
             "both must lie strictly between 0 and 1"
         )
-    results = crowd_results(ledger, target=target, aggregator=aggregator)
+    results = crowd_results(
+        ledger, target=target, aggregator=aggregator, min_posterior=min_posterior
+    )
     audits = load_audits(ledger, results.target)
     if (audits["source"] == "truth").any():
         notes = (

@@ -35,6 +35,7 @@ def _backend(ctx: DemoContext) -> BotoBackend:
             SandboxConfig(state_path=ctx.out_dir / "sandbox.db", media_dir=media)
         ).start()
         ctx.state["sandbox"] = server
+        ctx.closers.append(server.stop)
         ctx.state["backend"] = connect("local", endpoint_url=server.url)
     backend: BotoBackend = ctx.state["backend"]
     return backend

@@ -27,6 +27,14 @@ AggregatorOption = Annotated[str, typer.Option("--aggregator", help=_AGGREGATOR_
 CrowdOption = Annotated[str | None, typer.Option("--target", help=_CROWD_HELP, show_default=False)]
 TargetOption = Annotated[float, typer.Option("--precision", help=_TARGET_HELP)]
 ConfidenceOption = Annotated[float, typer.Option("--confidence", help=_CONFIDENCE_HELP)]
+MinPosteriorOption = Annotated[
+    float,
+    typer.Option(
+        "--min-posterior",
+        help="Posterior probability an item needs to be accepted (a bare majority is not "
+        "enough for a high-precision dataset). Use the same value for audit, report, export.",
+    ),
+]
 
 
 @app.command("audit")
@@ -95,6 +103,7 @@ def audit_command(
     ] = False,
     aggregator: AggregatorOption = "ds",
     crowd: CrowdOption = None,
+    min_posterior: MinPosteriorOption = 0.95,
 ) -> None:
     """Check a uniform random sample of accepted images by hand and certify precision.
 
@@ -127,7 +136,9 @@ def audit_command(
         "confidence": confidence,
     }
     with open_ledger(ctx, create=False) as ledger, ledger.run("audit", settings) as run:
-        results = crowd_results(ledger, target=crowd, aggregator=aggregator)
+        results = crowd_results(
+            ledger, target=crowd, aggregator=aggregator, min_posterior=min_posterior
+        )
         audit_id = None if new else find_open_audit(ledger, results.target, concept, bucket, source)
         if audit_id is None:
             audit_id = draw_audit(
@@ -200,6 +211,7 @@ def report_command(
     target: TargetOption = 0.99,
     confidence: ConfidenceOption = 0.95,
     crowd: CrowdOption = None,
+    min_posterior: MinPosteriorOption = 0.95,
     title: Annotated[str, typer.Option("--title", help="Title of the report.")] = (
         "turk dataset report"
     ),
@@ -216,6 +228,7 @@ def report_command(
             ledger,
             target=crowd,
             aggregator=aggregator,
+            min_posterior=min_posterior,
             target_precision=target,
             confidence=confidence,
             title=title,
@@ -269,6 +282,7 @@ def export_command(
     target: TargetOption = 0.99,
     confidence: ConfidenceOption = 0.95,
     crowd: CrowdOption = None,
+    min_posterior: MinPosteriorOption = 0.95,
     title: Annotated[str, typer.Option("--title", help="Dataset name in the datasheet.")] = (
         "turk dataset"
     ),
@@ -299,6 +313,7 @@ def export_command(
             out_dir,
             target=crowd,
             aggregator=aggregator,
+            min_posterior=min_posterior,
             mode=chosen,  # type: ignore[arg-type]
             seeds=seed_list,
             test_ratio=test_ratio,
