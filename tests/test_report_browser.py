@@ -6,10 +6,12 @@ import shutil
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import quote_plus
 
 import pytest
 
 from analysis.report import ReportSettings, build_report, write_report
+from retrieval.collection import YFCC_TEXT_FIELDS
 from tests.crowd_ledger import CrowdLedger, build_crowd_ledger
 from tests.test_report import HOSTILE, _audit_all, _verified
 from turk.audit import audit_items, audit_progress, draw_audit, serve_audit
@@ -104,9 +106,16 @@ def test_audit_page_marks_by_click_and_keyboard(page, built: CrowdLedger, tmp_pa
         audit_id = draw_audit(ledger, results, concept="bus", size=4, seed=1)
         first = audit_items(ledger, audit_id).iloc[0]
         hostile_title = "<img src=x onerror=alert(1)>"
+        # Metadata is stored as distributed (URL-encoded): put the hostile title there.
+        (stored,) = ledger.conn.execute(
+            "SELECT yfcc_fields FROM images WHERE id = ?", (int(first.image_id),)
+        ).fetchone()
+        fields = stored.split("\t")
+        fields[YFCC_TEXT_FIELDS.index("title")] = quote_plus(hostile_title)
         with ledger.conn:
             ledger.conn.execute(
-                "UPDATE images SET title = ? WHERE id = ?", (hostile_title, int(first.image_id))
+                "UPDATE images SET yfcc_fields = ? WHERE id = ?",
+                ("\t".join(fields), int(first.image_id)),
             )
         ready = threading.Event()
         urls: list[str] = []
