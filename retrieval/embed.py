@@ -5,10 +5,14 @@ Two decode paths feed the same encoder loop:
 - CPU: worker processes decode with PIL (:mod:`retrieval.decode`) a run of images at a
   time; a bounded window of runs is in flight, so memory stays flat whatever the size of
   the collection, and the main process encodes while the workers decode.
-- CUDA: reader threads load the encoded bytes; JPEGs are decoded in batches by nvJPEG
-  (``torchvision.io.decode_jpeg(device='cuda')``), centre-cropped, resized and
-  normalised on the GPU; only the compressed bytes cross PCIe. What nvJPEG cannot read
-  (PNG, CMYK, odd JPEGs) falls back to PIL, image by image.
+- CUDA: reader threads load the encoded bytes of the next runs; one decode thread
+  decodes each run as one batch with nvJPEG (``torchvision.io.decode_jpeg(device=
+  'cuda')``, the hardware JPEG engines where the GPU has them), then centre-crops and
+  resizes every group of equal squares with two matrix products, all on a CUDA stream
+  of its own; only the compressed bytes cross PCIe. The main thread queues each batch
+  on the encoder without waiting for it (a few batches in flight) and copies the
+  vectors off the GPU once per shard, so reading, decoding and encoding overlap. What
+  nvJPEG cannot read (PNG, CMYK, odd JPEGs) falls back to PIL, image by image.
 
 Images are grouped into shards of ``shard_size`` in input order; each finished shard is
 written atomically and handed to ``on_shard`` (which registers it), so an interrupted
@@ -20,6 +24,7 @@ from __future__ import annotations
 
 import collections
 import multiprocessing
+import os
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -78,6 +83,32 @@ class EmbedSummary:
         return (self.images + self.failed) / self.seconds if self.seconds > 0 else 0.0
 
 
+@dataclass
+class StageTimes:
+    """Busy seconds of each stage of an :func:`embed_images` run.
+
+    Stages overlap, so the figures add up to more than the wall time; the largest one
+    is the stage that bounds the throughput.
+
+    Attributes:
+        read: Reading files, summed over the reader threads (batched path).
+        decode: Decoding: the decode thread's time in nvJPEG and PIL fallbacks
+            (batched path), or PIL in this process (CPU path without workers).
+        preprocess: Crop and resize: GPU seconds (CUDA events) on CUDA, wall seconds
+            on the batched path on the CPU.
+        encode: The encoder: GPU seconds (CUDA events) on CUDA, wall seconds on CPU.
+        write: Copying the vectors off the device and writing the shards.
+        wait: The encoding loop waiting for decoded batches.
+    """
+
+    read: float = 0.0
+    decode: float = 0.0
+    preprocess: float = 0.0
+    encode: float = 0.0
+    write: float = 0.0
+    wait: float = 0.0
+
+
 Task = tuple[int, list[tuple[int, ImageSource]]]
 """``(shard sequence number, run of (image_id, source))``."""
 
@@ -110,157 +141,344 @@ def _unpack(batch: DecodedBatch) -> Decoded:
     return batch.ids, batch.pixels, batch.failures, batch.count
 
 
-def _cpu_stream(tasks: Iterator[Task], size: int, workers: int) -> Iterator[tuple[int, Decoded]]:
+def _cpu_stream(
+    tasks: Iterator[Task], size: int, workers: int, timings: StageTimes | None = None
+) -> Iterator[tuple[int, Decoded]]:
     if workers <= 0:
         for seq, run in tasks:
-            yield seq, _unpack(decode_task(run, size))
+            started = time.perf_counter()
+            decoded = _unpack(decode_task(run, size))
+            if timings is not None:
+                timings.decode += time.perf_counter() - started
+            yield seq, decoded
         return
     context = multiprocessing.get_context("fork")
     window = max(4, 3 * workers)
+
+    def get(result: Any) -> Decoded:
+        started = time.perf_counter()
+        decoded = _unpack(result.get())
+        if timings is not None:
+            timings.wait += time.perf_counter() - started
+        return decoded
+
     with context.Pool(workers) as pool:
         pending: collections.deque[tuple[int, Any]] = collections.deque()
         for seq, run in tasks:
             pending.append((seq, pool.apply_async(decode_task, (run, size))))
             if len(pending) >= window:
                 done_seq, result = pending.popleft()
-                yield done_seq, _unpack(result.get())
+                yield done_seq, get(result)
         while pending:
             done_seq, result = pending.popleft()
-            yield done_seq, _unpack(result.get())
+            yield done_seq, get(result)
 
 
-def _read_source(source: ImageSource) -> bytes | BaseException:
-    if isinstance(source, bytes):
-        return source
+_JPEG_MAGIC = b"\xff\xd8\xff"
+_READ_CHUNK = 64
+"""Files one reader-thread task loads: a run is read by several threads at once."""
+_RESIZE_ELEMENTS = 1 << 28
+"""Most pixel values resized in one matrix product (bounds the device memory it takes)."""
+_PREFETCH_RUNS = 4
+"""Runs read and decoded ahead of the encoder."""
+_ENCODES_IN_FLIGHT = 2
+"""Encoder batches queued on the GPU before the loop waits for the oldest."""
+
+
+def _read_buffer(source: ImageSource) -> bytearray | BaseException:
+    """The encoded bytes of an image in a writable buffer (torch wraps it without a copy)."""
+    if isinstance(source, bytes | bytearray):
+        return bytearray(source)
     try:
-        with open(source, "rb") as fh:
-            return fh.read()
+        with open(source, "rb", buffering=0) as fh:
+            buffer = bytearray(os.fstat(fh.fileno()).st_size)
+            got = fh.readinto(buffer)
+            if got is not None and got < len(buffer):
+                del buffer[got:]
+            return buffer
     except OSError as exc:
         return exc
 
 
-_JPEG_MAGIC = b"\xff\xd8\xff"
+def _read_chunk(
+    chunk: list[tuple[int, ImageSource]],
+) -> tuple[list[bytearray | BaseException], float]:
+    started = time.perf_counter()
+    return [_read_buffer(source) for _, source in chunk], time.perf_counter() - started
 
 
-def _gpu_decode_run(
-    run: list[tuple[int, ImageSource]],
-    datas: list[bytes | BaseException],
-    size: int,
-    device: str,
-) -> tuple[np.ndarray, Any, list[tuple[int, str]]]:
-    """Decode a run on the GPU; returns ids, uint8 (n,3,S,S) CUDA tensor, failures."""
+def resize_weights(side: int, size: int) -> Any:
+    """Matrix of the antialiased bicubic resize of ``side`` samples to ``size`` samples.
+
+    ``W @ X @ W.T`` of a ``side`` x ``side`` picture ``X`` equals
+    ``F.interpolate(X, (size, size), mode="bicubic", antialias=True)``: the weights are
+    read off that very function (applied to unit vectors), so the two agree, and a
+    batch of equal squares resizes as two matrix products on the tensor cores instead
+    of a kernel that walks every output pixel through every picture of the batch.
+
+    Args:
+        side: Input length.
+        size: Output length.
+
+    Returns:
+        ``float64`` CPU tensor ``(size, side)``.
+    """
     import torch
     import torch.nn.functional as F
-    from torchvision.io import ImageReadMode, decode_jpeg
 
-    failures: list[tuple[int, str]] = []
-    decoded: dict[int, Any] = {}
-    jpeg_positions: list[int] = []
-    cpu_positions: list[int] = []
-    for pos, ((image_id, source), data) in enumerate(zip(run, datas, strict=True)):
-        if isinstance(data, BaseException):
-            failures.append((int(image_id), _failure_reason(source, data)))
-        elif data[:3] == _JPEG_MAGIC:
-            jpeg_positions.append(pos)
-        else:
-            cpu_positions.append(pos)
-    if jpeg_positions:
-        tensors = [
-            torch.frombuffer(bytearray(datas[p]), dtype=torch.uint8)  # type: ignore[arg-type]
-            for p in jpeg_positions
-        ]
+    blocks = []
+    for start in range(0, side, 512):
+        count = min(512, side - start)
+        basis = torch.zeros((count, 1, 2, side), dtype=torch.float64)
+        rows = torch.arange(count)
+        basis[rows, 0, :, start + rows] = 1.0
+        out = F.interpolate(
+            basis, size=(2, size), mode="bicubic", antialias=True, align_corners=False
+        )
+        blocks.append(out[:, 0, 0, :])
+    return torch.cat(blocks).T.contiguous()
+
+
+def resize_squares(squares: Any, weights: Any) -> Any:
+    """Resize a batch of equal uint8 squares with a :func:`resize_weights` matrix.
+
+    Args:
+        squares: ``uint8`` tensor ``(n, 3, side, side)``.
+        weights: ``(size, side)`` tensor in the compute dtype, on the squares' device.
+
+    Returns:
+        ``uint8`` tensor ``(n, 3, size, size)``.
+    """
+    import torch
+
+    if weights.shape[0] == weights.shape[1]:
+        return squares
+    x = squares.to(weights.dtype)
+    x = torch.matmul(x, weights.T)
+    x = torch.matmul(weights, x)
+    return x.round_().clamp_(0, 255).to(torch.uint8)
+
+
+class _BatchedDecoder:
+    """Decodes runs with torchvision's batched ``decode_jpeg`` and squares them.
+
+    On CUDA this is nvJPEG (the hardware JPEG engines where the GPU has them) on a
+    stream of its own; on the CPU, libjpeg through the same calls, which lets the path
+    be checked on machines without a GPU. What ``decode_jpeg`` refuses goes to PIL.
+    """
+
+    def __init__(self, size: int, device: str, timings: StageTimes | None) -> None:
+        import torch
+
+        self.size = size
+        self.device = device
+        self.on_cuda = device.startswith("cuda")
+        self.stream = torch.cuda.Stream(device=device) if self.on_cuda else None
+        # uint8 values are exact in float16; the weights' rounding moves a pixel by at
+        # most one level, far below what PIL vs nvJPEG decoding already differs by.
+        self.dtype = torch.float16 if self.on_cuda else torch.float32
+        self.weights: dict[int, Any] = {}
+        self.timings = timings
+        self.preprocess_events: list[tuple[Any, Any]] = []
+
+    def _weights(self, side: int) -> Any:
+        if side not in self.weights:
+            matrix = resize_weights(side, self.size)
+            self.weights[side] = matrix.to(device=self.device, dtype=self.dtype)
+        return self.weights[side]
+
+    def _decode_jpegs(
+        self, positions: list[int], tensors: list[Any], out: dict[int, Any]
+    ) -> list[int]:
+        """Decode into ``out``; returns the positions decode_jpeg refused."""
+        from torchvision.io import ImageReadMode, decode_jpeg
+
         try:
-            images = decode_jpeg(tensors, mode=ImageReadMode.RGB, device=device)
-            decoded.update(zip(jpeg_positions, images, strict=True))
+            images = decode_jpeg(tensors, mode=ImageReadMode.RGB, device=self.device)
         except RuntimeError:
-            # One bad image fails the batch: retry one by one, PIL for what nvJPEG refuses.
-            for p, tensor in zip(jpeg_positions, tensors, strict=True):
+            # One bad image fails the whole call: halve until it is alone.
+            if len(tensors) == 1:
+                return positions
+            half = len(tensors) // 2
+            return self._decode_jpegs(positions[:half], tensors[:half], out) + self._decode_jpegs(
+                positions[half:], tensors[half:], out
+            )
+        out.update(zip(positions, images, strict=True))
+        return []
+
+    def decode(
+        self, run: list[tuple[int, ImageSource]], chunks: list[Future[Any]]
+    ) -> tuple[Decoded, Any]:
+        """Decode one run; returns its :data:`Decoded` and the event that marks it ready."""
+        import contextlib
+
+        import torch
+
+        datas: list[bytearray | BaseException] = []
+        read_seconds = 0.0
+        for chunk in chunks:
+            part, seconds = chunk.result()
+            datas.extend(part)
+            read_seconds += seconds
+        context = (
+            torch.cuda.stream(self.stream) if self.stream is not None else contextlib.nullcontext()
+        )
+        with context:
+            started = time.perf_counter()
+            failures: list[tuple[int, str]] = []
+            jpeg_positions: list[int] = []
+            other_positions: list[int] = []
+            for pos, ((image_id, source), data) in enumerate(zip(run, datas, strict=True)):
+                if isinstance(data, BaseException):
+                    failures.append((int(image_id), _failure_reason(source, data)))
+                elif data[:3] == _JPEG_MAGIC:
+                    jpeg_positions.append(pos)
+                else:
+                    other_positions.append(pos)
+            decoded: dict[int, Any] = {}
+            if jpeg_positions:
+                tensors = [torch.frombuffer(datas[p], dtype=torch.uint8) for p in jpeg_positions]
+                other_positions += self._decode_jpegs(jpeg_positions, tensors, decoded)
+            squares: dict[int, Any] = {}
+            for p in sorted(other_positions):
+                image_id, source = run[p]
+                data = datas[p]
                 try:
-                    decoded[p] = decode_jpeg(tensor, mode=ImageReadMode.RGB, device=device)
-                except RuntimeError:
-                    cpu_positions.append(p)
-    squares: dict[int, Any] = {}
-    for p in sorted(cpu_positions):
-        image_id, source = run[p]
-        data = datas[p]
-        try:
-            array = decode_to_square(data if isinstance(data, bytes) else source, size)
-        except (OSError, ValueError, SyntaxError) as exc:
-            failures.append((int(image_id), _failure_reason(source, exc)))
-            continue
-        squares[p] = torch.from_numpy(array.copy()).to(device).permute(2, 0, 1)
-    # Centre square of each image, resized in groups of equal shape (one kernel per group).
-    by_shape: dict[tuple[int, int], list[int]] = collections.defaultdict(list)
-    for p, image in decoded.items():
-        height, width = int(image.shape[1]), int(image.shape[2])
-        side = min(height, width)
-        if side < 1:
-            failures.append((int(run[p][0]), "corrupt image: empty picture"))
-            continue
-        by_shape[(height, width)].append(p)
-    for (height, width), positions in by_shape.items():
-        side = min(height, width)
-        top, left = (height - side) // 2, (width - side) // 2
-        batch = torch.stack([decoded[p] for p in positions])[
-            :, :, top : top + side, left : left + side
-        ]
-        if side != size:
-            batch = F.interpolate(batch.float(), size=(size, size), mode="bicubic", antialias=True)
-            batch = batch.round_().clamp_(0, 255).to(torch.uint8)
-        for p, square in zip(positions, batch, strict=True):
-            squares[p] = square
-    order = sorted(squares)
-    ids = np.asarray([run[p][0] for p in order], dtype=np.int64)
-    if order:
-        pixels = torch.stack([squares[p] for p in order])
-    else:
-        pixels = torch.zeros((0, 3, size, size), dtype=torch.uint8, device=device)
-    failures.sort(key=lambda f: f[0])
-    return ids, pixels, failures
+                    array = decode_to_square(
+                        bytes(data) if isinstance(data, bytearray) else source, self.size
+                    )
+                except (OSError, ValueError, SyntaxError) as exc:
+                    failures.append((int(image_id), _failure_reason(source, exc)))
+                    continue
+                squares[p] = torch.from_numpy(array.copy()).permute(2, 0, 1)
+            decoded_at = time.perf_counter()
+            pixels, ok = self._squares(run, decoded, squares, failures)
+            done = None
+            if self.stream is not None:
+                done = torch.cuda.Event()
+                done.record(self.stream)
+        if self.timings is not None:
+            self.timings.read += read_seconds
+            self.timings.decode += decoded_at - started
+            if self.stream is None:
+                self.timings.preprocess += time.perf_counter() - decoded_at
+        ids = np.asarray([run[p][0] for p in ok], dtype=np.int64)
+        failures.sort(key=lambda f: f[0])
+        return (ids, pixels, failures, len(run)), done
+
+    def _squares(
+        self,
+        run: list[tuple[int, ImageSource]],
+        decoded: dict[int, Any],
+        squares: dict[int, Any],
+        failures: list[tuple[int, str]],
+    ) -> tuple[Any, list[int]]:
+        """Centre squares at the encoder's size, in run order; returns them and their positions."""
+        import torch
+
+        timing = self.timings is not None and self.stream is not None
+        if timing:
+            begin = torch.cuda.Event(enable_timing=True)
+            begin.record(self.stream)
+        by_side: dict[int, list[int]] = collections.defaultdict(list)
+        for p, image in decoded.items():
+            side = min(int(image.shape[1]), int(image.shape[2]))
+            if side < 1:
+                failures.append((int(run[p][0]), "corrupt image: empty picture"))
+                continue
+            by_side[side].append(p)
+        ok = sorted([p for group in by_side.values() for p in group] + list(squares))
+        row_of = {p: row for row, p in enumerate(ok)}
+        pixels = torch.empty(
+            (len(ok), 3, self.size, self.size), dtype=torch.uint8, device=self.device
+        )
+        for side, positions in by_side.items():
+            positions.sort()
+            weights = self._weights(side)
+            step = max(1, _RESIZE_ELEMENTS // (3 * side * side))
+            for first in range(0, len(positions), step):
+                chunk = positions[first : first + step]
+                crops = []
+                for p in chunk:
+                    image = decoded[p]
+                    height, width = int(image.shape[1]), int(image.shape[2])
+                    top, left = (height - side) // 2, (width - side) // 2
+                    crops.append(image[:, top : top + side, left : left + side])
+                self._place(
+                    pixels, [row_of[p] for p in chunk], resize_squares(torch.stack(crops), weights)
+                )
+        if squares:
+            rows = [row_of[p] for p in sorted(squares)]
+            stacked = torch.stack([squares[p] for p in sorted(squares)]).to(self.device)
+            self._place(pixels, rows, stacked)
+        if timing:
+            end = torch.cuda.Event(enable_timing=True)
+            end.record(self.stream)
+            self.preprocess_events.append((begin, end))
+        return pixels, ok
+
+    def _place(self, pixels: Any, rows: list[int], values: Any) -> None:
+        import torch
+
+        if rows == list(range(rows[0], rows[0] + len(rows))):
+            pixels[rows[0] : rows[0] + len(rows)].copy_(values)
+        else:
+            pixels.index_copy_(0, torch.tensor(rows, device=self.device), values)
 
 
-def _gpu_stream(
-    tasks: Iterator[Task], size: int, device: str, readers: int
+def _batched_stream(
+    tasks: Iterator[Task],
+    size: int,
+    device: str,
+    readers: int,
+    timings: StageTimes | None,
 ) -> Iterator[tuple[int, Decoded]]:
     import torch
 
-    # Reader threads load bytes; one decode thread runs nvJPEG and the resizes on its own
-    # CUDA stream, so decoding batch i+1 overlaps encoding batch i on the main stream.
-    decode_stream = torch.cuda.Stream(device=device)
+    # Reader threads load the bytes of the next runs (a run split among them); one
+    # decode thread runs nvJPEG and the resizes on its own CUDA stream, so reading and
+    # decoding the runs ahead overlap the encoding of this one on the main stream.
+    decoder = _BatchedDecoder(size, device, timings)
+    try:
+        with (
+            ThreadPoolExecutor(max(1, readers)) as read_pool,
+            ThreadPoolExecutor(1) as decode_pool,
+        ):
+            pending: collections.deque[tuple[int, Future[tuple[Decoded, Any]]]] = (
+                collections.deque()
+            )
 
-    def read(run: list[tuple[int, ImageSource]]) -> list[bytes | BaseException]:
-        return [_read_source(source) for _, source in run]
+            def drain_one() -> tuple[int, Decoded]:
+                seq, future = pending.popleft()
+                waited = time.perf_counter()
+                decoded, done = future.result()
+                if timings is not None:
+                    timings.wait += time.perf_counter() - waited
+                if done is not None:
+                    consumer = torch.cuda.current_stream(device)
+                    consumer.wait_event(done)
+                    decoded[1].record_stream(consumer)
+                return seq, decoded
 
-    def decode(
-        run: list[tuple[int, ImageSource]], data: Future[list[bytes | BaseException]]
-    ) -> tuple[Decoded, Any]:
-        with torch.cuda.stream(decode_stream):
-            ids, pixels, failures = _gpu_decode_run(run, data.result(), size, device)
-            done = torch.cuda.Event()
-            done.record(decode_stream)
-        return (ids, pixels, failures, len(run)), done
-
-    with (
-        ThreadPoolExecutor(max(1, readers)) as read_pool,
-        ThreadPoolExecutor(1) as decode_pool,
-    ):
-        pending: collections.deque[tuple[int, Future[tuple[Decoded, Any]]]] = collections.deque()
-
-        def drain_one() -> tuple[int, Decoded]:
-            seq, future = pending.popleft()
-            decoded, done = future.result()
-            consumer = torch.cuda.current_stream(device)
-            consumer.wait_event(done)
-            decoded[1].record_stream(consumer)
-            return seq, decoded
-
-        for seq, run in tasks:
-            data = read_pool.submit(read, run)
-            pending.append((seq, decode_pool.submit(decode, run, data)))
-            if len(pending) >= 3:
-                yield drain_one()
-        while pending:
-            yield drain_one()
+            try:
+                for seq, run in tasks:
+                    chunks = [
+                        read_pool.submit(_read_chunk, run[i : i + _READ_CHUNK])
+                        for i in range(0, len(run), _READ_CHUNK)
+                    ]
+                    pending.append((seq, decode_pool.submit(decoder.decode, run, chunks)))
+                    if len(pending) >= _PREFETCH_RUNS:
+                        yield drain_one()
+                while pending:
+                    yield drain_one()
+            finally:
+                for _, future in pending:
+                    future.cancel()
+    finally:
+        if timings is not None and decoder.preprocess_events:
+            torch.cuda.synchronize(device)
+            events = decoder.preprocess_events
+            timings.preprocess += sum(b.elapsed_time(e) for b, e in events) / 1e3
 
 
 def embed_images(
@@ -275,6 +493,8 @@ def embed_images(
     on_shard: Callable[[ShardResult], None] | None = None,
     on_progress: Callable[[int], None] | None = None,
     max_shards: int | None = None,
+    batched_decode: bool | None = None,
+    timings: StageTimes | None = None,
 ) -> EmbedSummary:
     """Embed images into shards of L2-normalised float16 vectors.
 
@@ -293,6 +513,10 @@ def embed_images(
             there); an exception from it stops the run after that shard.
         on_progress: Called with the number of images just processed.
         max_shards: Stop after this many shards (for partial runs).
+        batched_decode: Decode with torchvision's batched ``decode_jpeg`` and resize
+            with matrix products; None (the default) does so on CUDA only. On the CPU
+            it runs the GPU path's logic on libjpeg, to check it without a GPU.
+        timings: Filled with the busy seconds of each stage, when given.
 
     Returns:
         The :class:`EmbedSummary`.
@@ -303,27 +527,47 @@ def embed_images(
     summary = EmbedSummary()
     size = encoder.image_size
     on_gpu = encoder.device.startswith("cuda")
-    task_size = batch_size if on_gpu else max(8, min(64, batch_size // max(1, workers)))
+    batched = on_gpu if batched_decode is None else batched_decode
+    task_size = batch_size if batched else max(8, min(64, batch_size // max(1, workers)))
     tasks = _tasks(items, shard_size, task_size)
 
     shard_ids: list[np.ndarray] = []
-    shard_vectors: list[np.ndarray] = []
+    shard_vectors: list[Any] = []
     shard_failures: list[tuple[int, str]] = []
     batch_ids: list[np.ndarray] = []
     batch_pixels: list[Any] = []
     batch_count = 0
     current_seq = 0
+    in_flight: collections.deque[Any] = collections.deque()
+    encode_events: list[tuple[Any, Any]] = []
 
     def encode_pending() -> None:
         nonlocal batch_count
         if not batch_ids:
             return
-        if on_gpu:
-            pixels = torch.cat(batch_pixels)
+        if batched:
+            pixels = torch.cat(batch_pixels) if len(batch_pixels) > 1 else batch_pixels[0]
         else:
             array = np.concatenate(batch_pixels) if len(batch_pixels) > 1 else batch_pixels[0]
             pixels = torch.from_numpy(array).permute(0, 3, 1, 2)
-        shard_vectors.append(encoder.encode_images(pixels))
+        if on_gpu:
+            # Bounded queue of batches on the GPU: enough to keep it busy, without
+            # letting the loop run ahead of it by more than a few batches of memory.
+            while len(in_flight) >= _ENCODES_IN_FLIGHT:
+                in_flight.popleft().synchronize()
+            begin = torch.cuda.Event(enable_timing=timings is not None)
+            begin.record()
+            shard_vectors.append(encoder.encode_images_tensor(pixels))
+            end = torch.cuda.Event(enable_timing=timings is not None)
+            end.record()
+            in_flight.append(end)
+            if timings is not None:
+                encode_events.append((begin, end))
+        else:
+            begin_wall = time.perf_counter()
+            shard_vectors.append(encoder.encode_images_tensor(pixels))
+            if timings is not None:
+                timings.encode += time.perf_counter() - begin_wall
         shard_ids.append(np.concatenate(batch_ids))
         batch_ids.clear()
         batch_pixels.clear()
@@ -331,13 +575,16 @@ def embed_images(
 
     def finish_shard(seq: int) -> None:
         encode_pending()
+        begin_wall = time.perf_counter()
         ids = np.concatenate(shard_ids) if shard_ids else np.zeros(0, dtype=np.int64)
-        vectors = (
-            np.concatenate(shard_vectors)
-            if shard_vectors
-            else np.zeros((0, encoder.embed_dim), dtype=np.float16)
-        )
+        if shard_vectors:
+            # One copy off the device per shard, not one wait per batch.
+            vectors = torch.cat(shard_vectors).cpu().numpy()
+        else:
+            vectors = np.zeros((0, encoder.embed_dim), dtype=np.float16)
         files = write_shard(out_dir, first_shard + seq, ids, vectors)
+        if timings is not None:
+            timings.write += time.perf_counter() - begin_wall
         result = ShardResult(files, sorted(shard_failures))
         summary.shards.append(result)
         summary.images += files.count
@@ -349,10 +596,10 @@ def embed_images(
             on_shard(result)
 
     stream: Iterator[tuple[int, Decoded]]
-    if on_gpu:
-        stream = _gpu_stream(tasks, size, encoder.device, readers=max(4, workers))
+    if batched:
+        stream = _batched_stream(tasks, size, encoder.device, max(4, workers), timings)
     else:
-        stream = _cpu_stream(tasks, size, workers)
+        stream = _cpu_stream(tasks, size, workers, timings)
     seen_any = False
     try:
         for seq, decoded in stream:
@@ -369,7 +616,8 @@ def embed_images(
                 batch_ids.append(ids)
                 batch_pixels.append(pixels)
                 batch_count += len(ids)
-                if batch_count >= batch_size:
+                # A batched run is already a batch: encode it now rather than merge.
+                if batched or batch_count >= batch_size:
                     encode_pending()
             if on_progress is not None:
                 on_progress(count)
@@ -380,29 +628,46 @@ def embed_images(
         close = getattr(stream, "close", None)
         if close is not None:
             close()
+    if timings is not None and encode_events:
+        torch.cuda.synchronize(encoder.device)
+        timings.encode += sum(begin.elapsed_time(end) for begin, end in encode_events) / 1e3
     summary.seconds = time.perf_counter() - started
     return summary
 
 
 def decode_only(
-    items: Iterable[tuple[int, ImageSource]], size: int, *, workers: int, task_size: int = 32
+    items: Iterable[tuple[int, ImageSource]],
+    size: int,
+    *,
+    workers: int,
+    task_size: int = 32,
+    device: str = "cpu",
 ) -> int:
-    """Decode images through the CPU path without encoding (the decode ceiling).
+    """Read and decode images to encoder-ready squares without encoding (the decode ceiling).
 
     Args:
         items: ``(image_id, source)`` pairs.
         size: Output square side.
-        workers: Decode processes.
-        task_size: Images per worker task.
+        workers: Decode processes (CPU) or file-reading threads (CUDA).
+        task_size: Images per worker task (CPU) or per nvJPEG batch (CUDA).
+        device: ``cpu`` for the PIL worker path; a CUDA device for the batched path.
 
     Returns:
         Number of images decoded.
     """
+    import torch
+
+    tasks = _tasks(items, 1 << 62, task_size)
+    stream: Iterator[tuple[int, Decoded]]
+    if device.startswith("cuda"):
+        stream = _batched_stream(tasks, size, device, max(4, workers), None)
+    else:
+        stream = _cpu_stream(tasks, size, workers)
     done = 0
-    for _, (ids, _pixels, _failures, _count) in _cpu_stream(
-        _tasks(items, 1 << 62, task_size), size, workers
-    ):
+    for _, (ids, _pixels, _failures, _count) in stream:
         done += len(ids)
+    if device.startswith("cuda"):
+        torch.cuda.synchronize(device)
     return done
 
 
@@ -410,6 +675,9 @@ __all__ = [
     "DEFAULT_SHARD_SIZE",
     "EmbedSummary",
     "ShardResult",
+    "StageTimes",
     "decode_only",
     "embed_images",
+    "resize_squares",
+    "resize_weights",
 ]

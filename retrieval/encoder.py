@@ -193,18 +193,44 @@ class ClipEncoder:
         """
         if pixels.shape[0] == 0:
             return np.zeros((0, self.embed_dim), dtype=np.float16)
-        mean = torch.tensor(self.mean, device=self.device).view(1, 3, 1, 1) * 255.0
-        std = torch.tensor(self.std, device=self.device).view(1, 3, 1, 1) * 255.0
+        return self.encode_images_tensor(pixels).cpu().numpy()
+
+    def encode_images_tensor(self, pixels: torch.Tensor) -> torch.Tensor:
+        """Encode like :meth:`encode_images`, leaving the vectors on the encoder's device.
+
+        Nothing waits for the device: on CUDA the work is queued on the current stream,
+        so the caller can prepare the next batch while this one is encoded.
+
+        Args:
+            pixels: ``uint8`` tensor ``(N, 3, S, S)``, on any device.
+
+        Returns:
+            ``float16`` tensor ``(N, embed_dim)`` of unit vectors on the encoder's device.
+        """
+        if pixels.shape[0] == 0:
+            return torch.zeros((0, self.embed_dim), dtype=torch.float16, device=self.device)
+        # fp16 holds 0..255 exactly, so fp16 models normalise in fp16 (fewer bytes moved).
+        work = torch.float16 if self.dtype == torch.float16 else torch.float32
+        mean = torch.tensor(self.mean, device=self.device, dtype=work).view(1, 3, 1, 1) * 255.0
+        scale = 1.0 / (torch.tensor(self.std, device=self.device).view(1, 3, 1, 1) * 255.0)
         with torch.inference_mode():
-            x = pixels.to(self.device, non_blocking=True).float()
-            x = ((x - mean) / std).to(self.dtype)
-            if self.device.startswith("cuda") and self.dtype != torch.float32:
+            x = pixels.to(self.device, non_blocking=True).to(work, copy=True)
+            x = x.sub_(mean).mul_(scale.to(work)).to(self.dtype)
+            if self._needs_autocast():
                 with torch.autocast("cuda", dtype=self.dtype):
                     feats = self.model.encode_image(x)  # type: ignore[operator]
             else:
                 feats = self.model.encode_image(x)  # type: ignore[operator]
             feats = F.normalize(feats.float(), dim=-1)
-        return feats.to(torch.float16).cpu().numpy()
+        return feats.to(torch.float16)
+
+    def _needs_autocast(self) -> bool:
+        # A model already cast to its compute dtype runs as is: autocast would only add
+        # casts (layer norms in float32 and back), and it turns off the fused attention
+        # path of nn.MultiheadAttention in inference.
+        if not self.device.startswith("cuda") or self.dtype == torch.float32:
+            return False
+        return any(p.dtype != self.dtype for p in self.model.parameters())
 
     def encode_texts(self, texts: list[str]) -> np.ndarray:
         """Encode texts into L2-normalised float32 vectors.

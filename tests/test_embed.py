@@ -304,3 +304,56 @@ def test_cuda_path_matches_cpu_path(tiny_clip, tiny_encoder, images_with_bad_one
         assert cpu_ids.tolist() == gpu_ids.tolist()
         cosine = (cpu_vectors.astype(np.float32) * gpu_vectors.astype(np.float32)).sum(axis=1)
         assert cosine.min() > 0.95  # nvJPEG + GPU bicubic + fp16 vs PIL + fp32
+
+
+def test_resize_matrices_equal_antialiased_bicubic():
+    import torch.nn.functional as F
+
+    from retrieval.embed import resize_squares, resize_weights
+
+    rng = np.random.default_rng(1)
+    for side, size in [(375, 64), (40, 64), (64, 64), (1100, 224)]:
+        squares = torch.from_numpy(rng.integers(0, 256, (2, 3, side, side), dtype=np.uint8))
+        expected = F.interpolate(
+            squares.double(), size=(size, size), mode="bicubic", antialias=True
+        )
+        weights = resize_weights(side, size)
+        assert weights.shape == (size, side)
+        exact = weights @ squares.double() @ weights.T
+        assert (exact - expected).abs().max() < 1e-9
+        got = resize_squares(squares, weights.float())
+        assert got.dtype == torch.uint8 and got.shape == (2, 3, size, size)
+        rounded = expected.round().clamp(0, 255)
+        assert (got.double() - rounded).abs().max() <= 1
+
+
+def test_batched_decode_path_matches_pil_path(tiny_encoder, images_with_bad_ones, tmp_path):
+    from retrieval.embed import StageTimes
+
+    items = list(images_with_bad_ones)
+    png = tmp_path / "img" / "extra.png"
+    Image.fromarray(np.full((30, 50, 3), 90, np.uint8)).save(png)
+    items.insert(9, (999, str(png)))  # not a JPEG: decoded by PIL inside the batch
+    pil = embed_images(items, tiny_encoder, tmp_path / "pil", shard_size=8, workers=0)
+    timings = StageTimes()
+    batched = embed_images(
+        items,
+        tiny_encoder,
+        tmp_path / "batched",
+        shard_size=8,
+        batch_size=5,
+        workers=2,
+        batched_decode=True,
+        timings=timings,
+    )
+    assert [r.failures for r in batched.shards] == [r.failures for r in pil.shards]
+    assert [r.files.count for r in batched.shards] == [6, 7, 5]
+    for index in range(3):
+        pil_ids, pil_vectors = read_shard(*shard_paths(tmp_path / "pil", index))
+        ids, vectors = read_shard(*shard_paths(tmp_path / "batched", index))
+        assert ids.tolist() == pil_ids.tolist()
+        cosine = (vectors.astype(np.float32) * pil_vectors.astype(np.float32)).sum(axis=1)
+        assert cosine.min() > 0.99
+    assert timings.read > 0 and timings.decode > 0 and timings.encode > 0
+    assert timings.write > 0 and timings.preprocess > 0
+    assert not list((tmp_path / "batched").glob("*.tmp"))
