@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -163,11 +164,10 @@ def export_from_ledger(
         confidence=confidence,
         min_posterior=min_posterior,
     )
-    if results.accepted.empty:
-        raise StageError(
-            f"{ledger.path}: no accepted items to export; collect more answers or check "
-            "'turk report'"
-        )
+    # An export is the record of the curation as it stands: with nothing accepted yet it
+    # still writes the layout, the background class and the unlabeled lists, and its
+    # datasheet says so, rather than failing the last stage of a run.
+    nothing_accepted = results.accepted.empty
     buckets = pd.read_sql_query(
         "SELECT id, reserved, start_uploaded, end_uploaded FROM buckets ORDER BY id", ledger.conn
     )
@@ -183,6 +183,16 @@ def export_from_ledger(
     ).set_index("id")
     concepts = sorted(set(results.items["concept"].astype(str)))
     info = _datasheet(report, results, title)
+    if nothing_accepted:
+        info = replace(
+            info,
+            notes=(
+                *info.notes,
+                f"No item reached the acceptance posterior ({min_posterior}) yet: the labeled "
+                "classes are empty. Ask for more answers ('turk review --extend') and export "
+                "again.",
+            ),
+        )
     if conflicts:
         info = DatasheetInfo(
             **{

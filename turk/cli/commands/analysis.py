@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from turk.cli.app import app, open_ledger
-from turk.cli.console import console, progress_bar
+from turk.cli.console import console, err_console, progress_bar
 
 if TYPE_CHECKING:
     from turk.audit import AuditProgress
@@ -308,7 +308,7 @@ def export_command(
         ledger.run("export", {"out": str(out_dir), "mode": chosen, "seeds": seed_list}) as run,
         progress_bar("export", None, "images") as advance,
     ):
-        summary, _ = export_from_ledger(
+        summary, export_report = export_from_ledger(
             ledger,
             out_dir,
             target=crowd,
@@ -331,3 +331,8 @@ def export_command(
         f"unlabeled: {sum(summary.unlabeled.values())} images"
     )
     console.print(f"export: wrote {out_dir} (datasheet: {out_dir / 'datasheet.md'})")
+    if not export_report.summary["accepted"]:
+        err_console.print(
+            f"export: warning: no item reached --min-posterior {min_posterior} yet, so the "
+            "labeled classes are empty; run 'turk review --extend' for more answers"
+        )
