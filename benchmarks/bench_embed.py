@@ -97,7 +97,7 @@ def load(model: str, device: str, work: Path):
     return load_encoder(model, None, device=device)
 
 
-def run_ours(items, encoder, out: Path, batch: int, workers: int) -> float:
+def run_ours(items, encoder, out: Path, batch: int, workers: int, stages=None) -> float:
     from retrieval.embed import embed_images
 
     shutil.rmtree(out, ignore_errors=True)
@@ -107,7 +107,13 @@ def run_ours(items, encoder, out: Path, batch: int, workers: int) -> float:
         torch.cuda.synchronize()
     start = time.perf_counter()
     summary = embed_images(
-        items, encoder, out, shard_size=10_000, batch_size=batch, workers=workers
+        items,
+        encoder,
+        out,
+        shard_size=10_000,
+        batch_size=batch,
+        workers=workers,
+        timings=stages,
     )
     seconds = time.perf_counter() - start
     assert summary.images == len(items), summary
@@ -189,40 +195,174 @@ def run_encode_only(encoder, n: int, batch: int) -> float:
     return done / (time.perf_counter() - start)
 
 
-def gpu_vs_cpu_cosine(items, encoder, workers: int) -> float:
-    """Lowest cosine between the GPU path's vectors and the CPU path's, same weights."""
+def run_encode_queued(encoder, n: int, batch: int, autocast: bool = False) -> float:
+    """Encoder alone as the pipeline drives it: batches queued, one wait at the end.
+
+    ``autocast=True`` wraps it in ``torch.autocast`` (how the encoder ran before the
+    model's own dtype was used as is), for comparison.
+    """
+    import contextlib
+
+    import torch
+
+    pixels = torch.randint(
+        0, 256, (batch, 3, encoder.image_size, encoder.image_size), dtype=torch.uint8
+    ).to(encoder.device)
+    context = torch.autocast("cuda", dtype=encoder.dtype) if autocast else contextlib.nullcontext()
+    with context:
+        encoder.encode_images_tensor(pixels)
+        torch.cuda.synchronize()
+        done = 0
+        start = time.perf_counter()
+        while done < n:
+            encoder.encode_images_tensor(pixels)
+            done += batch
+        torch.cuda.synchronize()
+    return done / (time.perf_counter() - start)
+
+
+def gpu_stage_ceilings(items, encoder, batch: int, workers: int) -> dict[str, float]:
+    """Each GPU-path stage alone, in images/s: read, nvJPEG, crop+resize, read+decode+resize."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import torch
+    from torchvision.io import ImageReadMode, decode_jpeg
+
+    from retrieval.embed import _read_chunk, decode_only, resize_squares, resize_weights
+
+    out: dict[str, float] = {}
+    chunks = [items[i : i + 64] for i in range(0, len(items), 64)]
+    start = time.perf_counter()
+    with ThreadPoolExecutor(max(4, workers)) as pool:
+        datas = [d for part, _ in pool.map(_read_chunk, chunks) for d in part]
+    out["read"] = len(items) / (time.perf_counter() - start)
+    tensors = [torch.frombuffer(d, dtype=torch.uint8) for d in datas[: 4 * batch]]
+    decode_jpeg(tensors[:batch], mode=ImageReadMode.RGB, device=encoder.device)
+    torch.cuda.synchronize()
+    start = time.perf_counter()
+    for first in range(0, len(tensors), batch):
+        images = decode_jpeg(
+            tensors[first : first + batch], mode=ImageReadMode.RGB, device=encoder.device
+        )
+    torch.cuda.synchronize()
+    out["nvjpeg"] = len(tensors) / (time.perf_counter() - start)
+    height, width = int(images[0].shape[1]), int(images[0].shape[2])
+    side = min(height, width)
+    top, left = (height - side) // 2, (width - side) // 2
+    weights = resize_weights(side, encoder.image_size).to(encoder.device, torch.float16)
+    resize_squares(
+        torch.stack([im[:, top : top + side, left : left + side] for im in images]), weights
+    )
+    torch.cuda.synchronize()
+    start = time.perf_counter()
+    for _ in range(4):
+        crops = torch.stack([im[:, top : top + side, left : left + side] for im in images])
+        resize_squares(crops, weights)
+    torch.cuda.synchronize()
+    out["crop_resize"] = 4 * len(images) / (time.perf_counter() - start)
+    start = time.perf_counter()
+    done = decode_only(
+        items, encoder.image_size, workers=workers, task_size=batch, device=encoder.device
+    )
+    out["read_decode_resize"] = done / (time.perf_counter() - start)
+    return out
+
+
+def gpu_vs_cpu_check(items, encoder, workers: int) -> dict:
+    """Compare the GPU path with the CPU path on the same images and weights.
+
+    A JPEG cut inside its header, one cut inside its picture data, a missing file and a
+    PNG are mixed in. Returns whether both paths kept the same ids in the same order
+    and recorded the same failures, and the lowest cosine between their vectors.
+    """
     import copy
     import dataclasses
 
     import torch
+    from PIL import Image
 
     from retrieval.embed import embed_images
     from retrieval.shards import read_shard, shard_paths
 
+    extra = WORK / "cmp-extra"
+    extra.mkdir(parents=True, exist_ok=True)
+    whole = Path(items[0][1]).read_bytes()
+    (extra / "cut-header.jpg").write_bytes(whole[:300])
+    (extra / "cut-data.jpg").write_bytes(whole[: len(whole) * 3 // 5])
+    png = extra / "picture.png"
+    with Image.open(items[1][1]) as img:
+        img.save(png)
+    items = list(items)
+    items[100:100] = [
+        (-1, str(extra / "cut-header.jpg")),
+        (-2, str(extra / "missing.jpg")),
+        (-3, str(png)),
+        (-4, str(extra / "cut-data.jpg")),
+    ]
     cpu = dataclasses.replace(
         encoder, model=copy.deepcopy(encoder.model).float().cpu(), device="cpu", dtype=torch.float32
     )
-    embed_images(items, encoder, WORK / "cmp-gpu", shard_size=len(items), workers=workers)
-    embed_images(items, cpu, WORK / "cmp-cpu", shard_size=len(items), workers=workers)
+    for name in ("cmp-gpu", "cmp-cpu"):
+        shutil.rmtree(WORK / name, ignore_errors=True)
+    gpu_run = embed_images(
+        items, encoder, WORK / "cmp-gpu", shard_size=len(items), batch_size=256, workers=workers
+    )
+    cpu_run = embed_images(items, cpu, WORK / "cmp-cpu", shard_size=len(items), workers=workers)
+    gpu_failures = [f for r in gpu_run.shards for f in r.failures]
+    cpu_failures = [f for r in cpu_run.shards for f in r.failures]
     gi, gv = read_shard(*shard_paths(WORK / "cmp-gpu", 0))
     ci, cv = read_shard(*shard_paths(WORK / "cmp-cpu", 0))
-    assert gi.tolist() == ci.tolist()
-    return float((gv.astype(np.float32) * cv.astype(np.float32)).sum(axis=1).min())
+    common = sorted(set(gi.tolist()) & set(ci.tolist()))
+    g_rows = {v: i for i, v in enumerate(gi.tolist())}
+    c_rows = {v: i for i, v in enumerate(ci.tolist())}
+    g = gv[[g_rows[i] for i in common]].astype(np.float32)
+    c = cv[[c_rows[i] for i in common]].astype(np.float32)
+    result = {
+        "same_ids": gi.tolist() == ci.tolist(),
+        "same_failures": gpu_failures == cpu_failures,
+        "failures": gpu_failures,
+        "min_cosine": float((g * c).sum(axis=1).min()),
+    }
+    if not result["same_failures"]:
+        print(f"failures differ: GPU {gpu_failures} CPU {cpu_failures}", flush=True)
+    return result
 
 
 def bench(model: str, items, device: str, batch: int, workers: int, repeats: int) -> dict:
+    from retrieval.embed import StageTimes
+
     encoder = load(model, device, WORK)
+    gpu = device.startswith("cuda")
+    extra: dict = {}
+    if gpu:
+        # Correctness first (short), then one warm-up of each pipeline on 2 batches, so
+        # that one-off start-up (nvJPEG state, cuBLAS handles) is not in the timings.
+        extra["check"] = gpu_vs_cpu_check(items[:512], encoder, workers)
+        print(f"GPU vs CPU path: {extra['check']}", flush=True)
+        run_ours(items[: 2 * batch], encoder, WORK / "ours", batch, workers)
+        run_baseline(items[: 2 * batch], encoder, WORK / "base", batch, workers)
     results: dict[str, list[float]] = {"ours": [], "baseline": [], "decode": [], "encode": []}
+    stages: list[StageTimes] = []
     for _ in range(repeats):
-        results["ours"].append(run_ours(items, encoder, WORK / "ours", batch, workers))
+        stages.append(StageTimes())
+        results["ours"].append(run_ours(items, encoder, WORK / "ours", batch, workers, stages[-1]))
+        print(f"ours {results['ours'][-1]:,.0f} images/s, stages {stages[-1]}", flush=True)
         results["baseline"].append(run_baseline(items, encoder, WORK / "base", batch, workers))
-        if not device.startswith("cuda"):
+        print(f"baseline {results['baseline'][-1]:,.0f} images/s", flush=True)
+        if not gpu:
             results["decode"].append(run_decode_only(items, encoder.image_size, workers))
         results["encode"].append(run_encode_only(encoder, min(len(items), 4 * batch), batch))
     med = {k: statistics.median(v) for k, v in results.items() if v}
-    if device.startswith("cuda"):
-        med["cpu_cosine"] = gpu_vs_cpu_cosine(items[:512], encoder, workers)
+    if gpu:
+        n = min(len(items), 8 * batch)
+        extra["encode_queued"] = run_encode_queued(encoder, n, batch)
+        extra["encode_autocast"] = run_encode_queued(encoder, n, batch, autocast=True)
+        extra["ceilings"] = gpu_stage_ceilings(items, encoder, batch, workers)
+        print(f"ceilings {extra['ceilings']}", flush=True)
+    median_run = sorted(range(repeats), key=lambda i: results["ours"][i])[repeats // 2]
+    extra["stages"] = stages[median_run]
     med["runs"] = results  # type: ignore[assignment]
+    med["extra"] = extra  # type: ignore[assignment]
     return med
 
 
@@ -233,6 +373,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=None)
     parser.add_argument("--repeats", type=int, default=None)
     parser.add_argument("--no-append", action="store_true")
+    parser.add_argument("--out", type=Path, default=None, help="also write the section here")
     args = parser.parse_args()
     gpu = args.mode == "gpu"
     n = args.n or (20_000 if gpu else 600)
@@ -247,14 +388,34 @@ def main() -> None:
     for model, subset, device, batch in cases:
         med = bench(model, subset, device, batch, workers, repeats)
         runs = med.pop("runs")
+        extra = med.pop("extra")
         ratio = med["ours"] / med["baseline"]
         line = (
             f"- {model} (random weights) on {device}, {len(subset)} JPEGs 500x375, batch {batch}, "
             f"{workers} workers: ours {med['ours']:,.0f} images/s, baseline {med['baseline']:,.0f} "
             f"images/s, ratio {ratio:.2f}x; encoder alone {med['encode']:,.0f} images/s"
         )
-        if "cpu_cosine" in med:
-            line += f"; GPU-path vs CPU-path vectors: min cosine {med['cpu_cosine']:.4f}"
+        if "check" in extra:
+            check = extra["check"]
+            line += (
+                "; GPU-path vs CPU-path (512 images + a JPEG cut in its header, one cut in "
+                f"its data, a missing file, a PNG): same ids in order {check['same_ids']}, "
+                f"same failures {check['same_failures']}, min cosine {check['min_cosine']:.4f}"
+            )
+        if "ceilings" in extra:
+            c = extra["ceilings"]
+            line += (
+                f"; each stage alone: read {c['read']:,.0f}, nvJPEG {c['nvjpeg']:,.0f}, "
+                f"crop+resize {c['crop_resize']:,.0f}, read+decode+resize pipeline "
+                f"{c['read_decode_resize']:,.0f}, encoder queued {extra['encode_queued']:,.0f} "
+                f"(under autocast {extra['encode_autocast']:,.0f}) images/s"
+            )
+        st = extra["stages"]
+        line += (
+            f"; busy seconds in the median run of ours: read {st.read:.2f} (thread-s), decode "
+            f"{st.decode:.2f}, preprocess {st.preprocess:.2f}, encode {st.encode:.2f}, write "
+            f"{st.write:.2f}, encoder loop waiting for decode {st.wait:.2f}"
+        )
         if "decode" in med:
             ceiling = min(med["decode"], med["encode"])
             line += (
@@ -280,6 +441,8 @@ def main() -> None:
         )
         with (ROOT / "benchmarks" / "RESULTS.md").open("a", encoding="utf-8") as fh:
             fh.write(text)
+        if args.out is not None:
+            args.out.write_text(text, encoding="utf-8")
 
 
 if __name__ == "__main__":

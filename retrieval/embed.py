@@ -175,6 +175,7 @@ def _cpu_stream(
 
 
 _JPEG_MAGIC = b"\xff\xd8\xff"
+_JPEG_END = b"\xff\xd9"
 _READ_CHUNK = 64
 """Files one reader-thread task loads: a run is read by several threads at once."""
 _RESIZE_ELEMENTS = 1 << 28
@@ -331,7 +332,9 @@ class _BatchedDecoder:
             for pos, ((image_id, source), data) in enumerate(zip(run, datas, strict=True)):
                 if isinstance(data, BaseException):
                     failures.append((int(image_id), _failure_reason(source, data)))
-                elif data[:3] == _JPEG_MAGIC:
+                elif data[:3] == _JPEG_MAGIC and data[-2:] == _JPEG_END:
+                    # A JPEG without its end marker was cut short: nvJPEG may decode
+                    # it silently with a grey tail, so PIL decides, as on the CPU.
                     jpeg_positions.append(pos)
                 else:
                     other_positions.append(pos)

@@ -334,6 +334,10 @@ def test_batched_decode_path_matches_pil_path(tiny_encoder, images_with_bad_ones
     png = tmp_path / "img" / "extra.png"
     Image.fromarray(np.full((30, 50, 3), 90, np.uint8)).save(png)
     items.insert(9, (999, str(png)))  # not a JPEG: decoded by PIL inside the batch
+    cut = tmp_path / "img" / "cut.jpg"
+    whole = Path(items[0][1]).read_bytes()
+    cut.write_bytes(whole[: len(whole) * 3 // 5])
+    items.insert(14, (998, str(cut)))  # header whole, picture data cut short
     pil = embed_images(items, tiny_encoder, tmp_path / "pil", shard_size=8, workers=0)
     timings = StageTimes()
     batched = embed_images(
@@ -347,7 +351,8 @@ def test_batched_decode_path_matches_pil_path(tiny_encoder, images_with_bad_ones
         timings=timings,
     )
     assert [r.failures for r in batched.shards] == [r.failures for r in pil.shards]
-    assert [r.files.count for r in batched.shards] == [6, 7, 5]
+    assert [r.files.count for r in batched.shards] == [6, 6, 6]
+    assert [f[0] for f in batched.shards[1].failures] == [112, 998]
     for index in range(3):
         pil_ids, pil_vectors = read_shard(*shard_paths(tmp_path / "pil", index))
         ids, vectors = read_shard(*shard_paths(tmp_path / "batched", index))
