@@ -2,6 +2,7 @@
 
 pytest_plugins = [
     "tests.fixtures.core",
+    "tests.fixtures.browser",
     "tests.fixtures.collection",
     "tests.fixtures.retrieval",
     "tests.fixtures.templates",

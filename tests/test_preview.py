@@ -7,7 +7,6 @@ import re
 import shutil
 import threading
 from functools import partial
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -81,11 +80,7 @@ def test_turk_preview_pages_per_concept_and_bucket(ranked_preview):
 
 
 @pytest.mark.browser
-def test_preview_loads_in_chromium(ranked_preview, tmp_path):
-    if not Path("/usr/bin/chromium").exists():
-        pytest.skip("chromium missing")
-    from playwright.sync_api import sync_playwright
-
+def test_preview_loads_in_chromium(page, ranked_preview, tmp_path):
     # Copied elsewhere whole, served over HTTP and opened from file://.
     moved = tmp_path / "moved"
     shutil.copytree(ranked_preview, moved)
@@ -100,34 +95,18 @@ def test_preview_loads_in_chromium(ranked_preview, tmp_path):
     bases = [moved.as_uri(), f"http://127.0.0.1:{server.server_address[1]}"]
     pages = ["index.html", *sorted(p.name for p in moved.glob("*-bucket-*.html"))[:6]]
     try:
-        with sync_playwright() as pw:
-            browser = pw.chromium.launch(
-                executable_path="/usr/bin/chromium",
-                args=[
-                    "--headless",
-                    "--no-sandbox",
-                    "--disable-gpu",
-                    "--disable-background-networking",
-                    "--disable-component-update",
-                ],
-            )
-            page = browser.new_page()
-            errors: list[str] = []
-            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-            page.on("pageerror", lambda e: errors.append(str(e)))
-            checked = 0
-            for base in bases:
-                for name in pages:
-                    page.goto(f"{base}/{name}", wait_until="load")
-                    broken = page.evaluate(
-                        "Array.from(document.images)"
-                        ".filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.src)"
-                    )
-                    assert broken == [], (name, broken)
-                    checked += page.evaluate("document.images.length")
-                    assert "Random weights" in page.inner_text("body")
-            browser.close()
+        checked = 0
+        for base in bases:
+            for name in pages:
+                page.goto(f"{base}/{name}", wait_until="load")
+                broken = page.evaluate(
+                    "Array.from(document.images)"
+                    ".filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.src)"
+                )
+                assert broken == [], (name, broken)
+                checked += page.evaluate("document.images.length")
+                assert "Random weights" in page.inner_text("body")
     finally:
         server.shutdown()
     assert checked > 0
-    assert errors == []
+    assert page.console_errors == []

@@ -3,26 +3,13 @@
 from __future__ import annotations
 
 import io
-import shutil
 from urllib.parse import parse_qs, urlparse
 
 import pytest
 
 from tests.fixtures.sandbox import contract_page, html_question
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-]
-
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(shutil.which(CHROMIUM) is None, reason="chromium is not installed"),
-]
+pytestmark = pytest.mark.browser
 
 
 def _png(color):
@@ -33,9 +20,7 @@ def _png(color):
     return buffer.getvalue()
 
 
-def test_worker_answers_in_the_iframe_and_requester_sees_it(sandbox_server, mturk_client):
-    from playwright.sync_api import sync_playwright
-
+def test_worker_answers_in_the_iframe_and_requester_sees_it(page, sandbox_server, mturk_client):
     for name, color in (("a1", "red"), ("b2", "blue")):
         (sandbox_server.media_dir / f"{name}.png").write_bytes(_png(color))
     urls = [f"{sandbox_server.media_url}/a1.png", f"{sandbox_server.media_url}/b2.png"]
@@ -50,34 +35,26 @@ def test_worker_answers_in_the_iframe_and_requester_sees_it(sandbox_server, mtur
         Question=html_question(contract_page(urls, concept="bus"), frame_height=400),
     )["HIT"]["HITId"]
 
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page()
-            page.goto(f"{sandbox_server.url}/worker?workerId=ABROWSER1")
-            page.click(f"tr[data-hit-id='{hit_id}'] a.preview")
-            preview_src = page.get_attribute("iframe#question", "src")
-            assert parse_qs(urlparse(preview_src).query)["assignmentId"] == [
-                "ASSIGNMENT_ID_NOT_AVAILABLE"
-            ]
-            frame = page.frame_locator("iframe#question")
-            assert frame.locator("#submit").is_disabled()
+    page.goto(f"{sandbox_server.url}/worker?workerId=ABROWSER1")
+    page.click(f"tr[data-hit-id='{hit_id}'] a.preview")
+    preview_src = page.get_attribute("iframe#question", "src")
+    assert parse_qs(urlparse(preview_src).query)["assignmentId"] == ["ASSIGNMENT_ID_NOT_AVAILABLE"]
+    frame = page.frame_locator("iframe#question")
+    assert frame.locator("#submit").is_disabled()
 
-            page.click("#accept")
-            work_src = page.get_attribute("iframe#question", "src")
-            query = parse_qs(urlparse(work_src).query)
-            assert query["hitId"] == [hit_id] and query["workerId"] == ["ABROWSER1"]
-            assert query["turkSubmitTo"] == [sandbox_server.url]
-            assignment_id = query["assignmentId"][0]
-            frame = page.frame_locator("iframe#question")
-            assert frame.locator("img").first.evaluate("img => img.naturalWidth") == 16
-            frame.locator("input[name='item-0'][value='yes']").check()
-            frame.locator("input[name='item-1'][value='no']").check()
-            frame.locator("#submit").click()
-            frame.locator("#message").wait_for()
-            assert "submitted" in frame.locator("#message").inner_text()
-        finally:
-            browser.close()
+    page.click("#accept")
+    work_src = page.get_attribute("iframe#question", "src")
+    query = parse_qs(urlparse(work_src).query)
+    assert query["hitId"] == [hit_id] and query["workerId"] == ["ABROWSER1"]
+    assert query["turkSubmitTo"] == [sandbox_server.url]
+    assignment_id = query["assignmentId"][0]
+    frame = page.frame_locator("iframe#question")
+    assert frame.locator("img").first.evaluate("img => img.naturalWidth") == 16
+    frame.locator("input[name='item-0'][value='yes']").check()
+    frame.locator("input[name='item-1'][value='no']").check()
+    frame.locator("#submit").click()
+    frame.locator("#message").wait_for()
+    assert "submitted" in frame.locator("#message").inner_text()
 
     assignments = client.list_assignments_for_hit(HITId=hit_id)["Assignments"]
     assert [a["AssignmentId"] for a in assignments] == [assignment_id]
