@@ -26,6 +26,7 @@ only Python loops run over EM iterations and over label classes.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from typing import Any, Self
 
@@ -124,7 +125,7 @@ def _pin_gold(enc: EncodedAnswers, probas: FloatArray) -> FloatArray:
     return probas
 
 
-class Aggregator:
+class Aggregator(ABC):
     """Common fit / predict plumbing of every aggregator.
 
     Subclasses implement ``_fit_encoded(enc) -> probas`` (an array of shape
@@ -245,12 +246,13 @@ class Aggregator:
         codes = _argmax_labels(probas.to_numpy())
         return pd.Series(probas.columns[codes], index=probas.index, name="label")
 
+    @abstractmethod
     def _fit_encoded(self, enc: EncodedAnswers) -> FloatArray:
-        raise NotImplementedError
+        """Fit on encoded answers; return the task posteriors (tasks x labels)."""
 
+    @abstractmethod
     def _predict_encoded(self, enc: EncodedAnswers, worker_map: IntArray) -> FloatArray:
         """Posteriors for new answers; ``worker_map``: new worker code -> fitted code (-1: new)."""
-        raise NotImplementedError
 
     @staticmethod
     def _frame(enc: EncodedAnswers, probas: FloatArray) -> pd.DataFrame:
@@ -394,14 +396,15 @@ class _EMAggregator(Aggregator):
         self.tol = tol
         self.smoothing = smoothing
 
+    @abstractmethod
     def _m_step(self, enc: EncodedAnswers, probas: FloatArray) -> None:
-        raise NotImplementedError
+        """Update the worker parameters from the current task posteriors."""
 
+    @abstractmethod
     def _posteriors(
         self, enc: EncodedAnswers, worker_codes: IntArray, log_prior: FloatArray
     ) -> tuple[FloatArray, float]:
         """Task posteriors and log marginal likelihood; ``worker_codes`` may hold -1 (unseen)."""
-        raise NotImplementedError
 
     def _class_log_prior(self, probas: FloatArray) -> FloatArray:
         counts = probas.sum(axis=0) + self.smoothing
