@@ -231,9 +231,9 @@ def gpu_stage_ceilings(items, encoder, batch: int, workers: int) -> dict[str, fl
     from retrieval.embed import _read_chunk, decode_only, resize_squares, resize_weights
 
     out: dict[str, float] = {}
-    chunks = [items[i : i + 64] for i in range(0, len(items), 64)]
+    chunks = [items[i : i + 32] for i in range(0, len(items), 32)]
     start = time.perf_counter()
-    with ThreadPoolExecutor(max(4, workers)) as pool:
+    with ThreadPoolExecutor(max(4, 4 * workers)) as pool:
         datas = [d for part, _ in pool.map(_read_chunk, chunks) for d in part]
     out["read"] = len(items) / (time.perf_counter() - start)
     tensors = [torch.frombuffer(d, dtype=torch.uint8) for d in datas[: 4 * batch]]
