@@ -40,11 +40,12 @@ process, cut on line boundaries into chunks of ``batch_size`` lines, each tagged
 first line number (so rejects keep exact line numbers), and parsed either in-process
 (``workers=0``) or by ``workers`` processes started with the ``spawn`` method (safe
 whatever threads the caller runs), which return rows and rejects in file order. At most
-``2 * workers`` chunks are in flight, so memory stays bounded; the caller (ingest) spends
-its core inserting while the workers parse. :func:`default_workers` picks in-process
-parsing for files under :data:`IN_PROCESS_MAX_BYTES` (starting a process costs more than
-it saves there) and ``min(2, CPUs)`` workers otherwise. img2dataset folders are read
-in-process.
+``2 * workers`` chunks are in flight, so memory stays bounded. :meth:`MetadataFile.staged`
+has the workers also write their rows to scratch SQLite files and return only counts and
+rejects (:class:`StagedChunk`), so that ingest can copy them into the ledger in SQL.
+:func:`default_workers` picks in-process parsing for files under
+:data:`IN_PROCESS_MAX_BYTES` (starting a process costs more than it saves there) and
+``min(2, CPUs)`` workers otherwise. img2dataset folders are read in-process.
 
 Optional filters (:class:`CollectionFilters`) follow the choices CLEAR made when it
 built its buckets from YFCC100M: keep photos only (marker 0, no videos), keep only
@@ -62,6 +63,7 @@ import io
 import json
 import multiprocessing
 import os
+import sqlite3
 import threading
 import zlib
 from collections import Counter, deque
@@ -293,6 +295,85 @@ class Batch:
         """Every good row in :data:`ROW_FIELDS` order (file columns None when absent)."""
         bare = [(*r[:8], None, None, None, None, r[8]) for r in self.bare_rows]
         return self.rows + bare
+
+
+SCRATCH_PREFIX = ".ingest-"
+"""Name prefix of the scratch SQLite files parsing workers write (``.ingest-<owner pid>-<worker
+pid>.db``, in the folder the caller names)."""
+
+
+@dataclass
+class StagedChunk:
+    """One chunk parsed by a worker, its good rows written to the worker's scratch file.
+
+    The scratch file holds one table, ``rows``, with the :data:`ROW_FIELDS` as columns
+    (file columns NULL for rows without a local image); each chunk's rows take the
+    consecutive rowids ``first_rowid`` to ``last_rowid``, rows with a local file first,
+    then the others, each in file order (the order :class:`Batch` gives them).
+
+    Attributes:
+        scratch: Path of the worker's scratch file.
+        first_rowid: Rowid of the chunk's first row.
+        last_rowid: Rowid of its last row (``first_rowid - 1`` when it has none).
+        rejects: Malformed lines.
+        filtered: Rows dropped by a filter, by reason.
+        lines: Lines read for this chunk.
+    """
+
+    scratch: str
+    first_rowid: int
+    last_rowid: int
+    rejects: list[Reject]
+    filtered: Counter[str]
+    lines: int
+
+    @property
+    def rows(self) -> int:
+        """Good rows written for this chunk."""
+        return self.last_rowid - self.first_rowid + 1
+
+
+def scratch_files(folder: str | os.PathLike[str], owner: int | None = None) -> list[Path]:
+    """List the scratch files in a folder, all of them or one owner process's.
+
+    Args:
+        folder: Where the scratch files were written.
+        owner: Process id of the process that started the workers, or None for all.
+
+    Returns:
+        The scratch files, sorted by name.
+    """
+    pattern = f"{SCRATCH_PREFIX}{owner if owner is not None else '*'}-*.db"
+    return sorted(Path(folder).glob(pattern))
+
+
+def remove_stale_scratch(folder: str | os.PathLike[str]) -> list[Path]:
+    """Delete scratch files left by processes that no longer run (a killed ingest).
+
+    Args:
+        folder: Where scratch files are written.
+
+    Returns:
+        The files deleted.
+    """
+    removed: list[Path] = []
+    for path in scratch_files(folder):
+        owner = path.name[len(SCRATCH_PREFIX) :].split("-", 1)[0]
+        if owner.isdigit() and _process_alive(int(owner)):
+            continue
+        path.unlink(missing_ok=True)
+        removed.append(path)
+    return removed
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 class ImageIndex:
@@ -759,6 +840,64 @@ def _parse_in_worker(first_line: int, data: bytes) -> Batch:
     return _worker_parser.parse(first_line, data)
 
 
+class _Stager:
+    """Writes parsed chunks to this worker's scratch SQLite file (one per process)."""
+
+    def __init__(self, parser: _LineParser, folder: str, owner: int) -> None:
+        self.parser = parser
+        self.path = os.path.join(folder, f"{SCRATCH_PREFIX}{owner}-{os.getpid()}.db")
+        # A scratch file is disposable: no journal, no syncs; a crash leaves a stale file
+        # that the next run deletes.
+        self.conn = sqlite3.connect(self.path, isolation_level=None)
+        self.conn.execute("PRAGMA journal_mode=OFF")
+        self.conn.execute("PRAGMA synchronous=OFF")
+        self.conn.execute("PRAGMA locking_mode=NORMAL")
+        self.conn.execute(f"CREATE TABLE IF NOT EXISTS rows ({', '.join(ROW_FIELDS)})")
+        self.last_rowid = int(
+            self.conn.execute("SELECT coalesce(max(rowid), 0) FROM rows").fetchone()[0]
+        )
+        self.full_sql = (
+            f"INSERT INTO rows ({', '.join(ROW_FIELDS)}) "
+            f"VALUES ({', '.join('?' for _ in ROW_FIELDS)})"
+        )
+        self.bare_sql = (
+            f"INSERT INTO rows ({', '.join(BARE_ROW_FIELDS)}) "
+            f"VALUES ({', '.join('?' for _ in BARE_ROW_FIELDS)})"
+        )
+
+    def stage(self, first_line: int, data: bytes) -> StagedChunk:
+        batch = self.parser.parse(first_line, data)
+        conn = self.conn
+        conn.execute("BEGIN")
+        if batch.rows:
+            conn.executemany(self.full_sql, batch.rows)
+        if batch.bare_rows:
+            conn.executemany(self.bare_sql, batch.bare_rows)
+        conn.execute("COMMIT")
+        first = self.last_rowid + 1
+        self.last_rowid += len(batch.rows) + len(batch.bare_rows)
+        return StagedChunk(
+            self.path, first, self.last_rowid, batch.rejects, batch.filtered, batch.lines
+        )
+
+
+_worker_stager: _Stager | None = None
+
+
+def _start_stager(
+    layout: str, filters: CollectionFilters, images: ImageIndex | None, folder: str, owner: int
+) -> None:
+    """Initialise a staging worker process (runs once in each)."""
+    global _worker_stager
+    _worker_stager = _Stager(_LineParser(layout, filters, images), folder, owner)
+
+
+def _stage_in_worker(first_line: int, data: bytes) -> StagedChunk:
+    """Parse one chunk in a worker process and write its rows to the scratch file."""
+    assert _worker_stager is not None, "worker not initialised"
+    return _worker_stager.stage(first_line, data)
+
+
 def worker_context() -> multiprocessing.context.BaseContext:
     """How parsing workers are started: ``fork`` when safe, ``spawn`` otherwise.
 
@@ -886,6 +1025,45 @@ class MetadataFile:
                 for first_line, data in self.chunks():
                     pending.append(pool.submit(_parse_in_worker, first_line, data))
                     # Bounded: at most two chunks per worker in flight.
+                    while len(pending) >= 2 * self.workers:
+                        yield pending.popleft().result()
+                while pending:
+                    yield pending.popleft().result()
+            except BaseException:
+                for future in pending:
+                    future.cancel()
+                raise
+
+    def staged(self, folder: str | os.PathLike[str]) -> Iterator[StagedChunk]:
+        """Parse the file in worker processes that write the good rows to scratch files.
+
+        Each worker writes its chunks to its own scratch SQLite file in ``folder``
+        (:func:`scratch_files` with this process as owner) and sends back only counts and
+        rejects, so the caller can merge the rows with one ``INSERT ... SELECT`` per chunk
+        instead of binding every value itself. The caller deletes the scratch files.
+
+        Args:
+            folder: Where the scratch files go (on the same disk as the ledger).
+
+        Yields:
+            :class:`StagedChunk` objects, in file order.
+
+        Raises:
+            CollectionError: The compressed stream is truncated or corrupt, or
+                ``workers`` is 0 (staging needs worker processes).
+        """
+        if self.workers == 0:
+            raise CollectionError(f"{self.path}: staging needs --workers 1 or more")
+        with ProcessPoolExecutor(
+            max_workers=self.workers,
+            mp_context=worker_context(),
+            initializer=_start_stager,
+            initargs=(self.layout, self.filters, self.images, str(folder), os.getpid()),
+        ) as pool:
+            pending: deque[Future[StagedChunk]] = deque()
+            try:
+                for first_line, data in self.chunks():
+                    pending.append(pool.submit(_stage_in_worker, first_line, data))
                     while len(pending) >= 2 * self.workers:
                         yield pending.popleft().result()
                 while pending:

@@ -5,14 +5,20 @@ from __future__ import annotations
 import bz2
 import gzip
 import json
+import os
+import signal
 import sqlite3
+import subprocess
+import sys
+import time
 from pathlib import Path
 from urllib.parse import unquote_plus
 
 import pytest
 
+from retrieval.collection import scratch_files
 from tests.fixtures.core import CliRunner
-from turk.ingest import image_metadata, iter_image_metadata
+from turk.ingest import image_metadata, ingest_collection, iter_image_metadata
 from turk.ledger import Ledger
 
 
@@ -254,3 +260,54 @@ def test_bad_options(cli: CliRunner, sample_dir: Path, tmp_path: Path) -> None:
     assert "--min-edge" in line
     line = one_line_error(cli("ingest", sample_dir / "metadata.tsv", "--workers", "-1"))
     assert "--workers" in line
+
+
+_INGEST_CHILD = """
+import sys
+from turk.ingest import ingest_collection
+from turk.ledger import Ledger
+with Ledger(sys.argv[1]) as ledger:
+    ingest_collection(ledger, [sys.argv[2]], workers=2)
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("phase", ["parse", "merge"])
+def test_killed_ingest_leaves_a_consistent_ledger_and_resumes(tmp_path: Path, phase: str) -> None:
+    from turk.sample import write_sample
+
+    write_sample(tmp_path / "big", n=150_000, seed=3, metadata_only=True)
+    metadata = tmp_path / "big" / "metadata.tsv"
+    db = tmp_path / "ledger" / "turk.db"
+    Ledger(db).close()
+    # parse: workers are writing scratch files; merge: rows are going into the ledger.
+    marker = db.parent / "turk.db-journal"
+    child = subprocess.Popen(
+        [sys.executable, "-c", _INGEST_CHILD, str(db), str(metadata)],
+        cwd=Path(__file__).resolve().parents[1],
+    )
+    deadline = time.monotonic() + 120
+    try:
+        while time.monotonic() < deadline and child.poll() is None:
+            if (phase == "parse" and scratch_files(db.parent)) or (
+                phase == "merge" and marker.exists()
+            ):
+                break
+            time.sleep(0.001)
+        assert child.poll() is None, "the ingest finished before it could be killed"
+        os.kill(child.pid, signal.SIGKILL)
+    finally:
+        child.wait()
+    with Ledger(db) as ledger:
+        assert ledger.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert ledger.conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        assert ledger.conn.execute("SELECT COUNT(*) FROM images").fetchone()[0] == 0
+    assert scratch_files(db.parent)  # left behind by the killed run
+    with Ledger(db) as ledger:
+        summary = ingest_collection(ledger, [metadata], workers=2)
+        indexes = {
+            r[0] for r in ledger.conn.execute("SELECT name FROM sqlite_master WHERE type='index'")
+        }
+    assert summary.total("inserted") == image_count(db) > 140_000
+    assert {"images_date_uploaded", "images_bucket"} <= indexes
+    assert not scratch_files(db.parent) and not marker.exists()

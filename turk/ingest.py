@@ -21,7 +21,15 @@ Speed comes from doing less per row and using a second core:
   the reader once did on ingest: validation must cover every row, decoded text only
   the few thousand rows that get labeled and exported;
 * metadata files are parsed by worker processes (``workers``; default
-  :func:`retrieval.collection.default_workers`) while this process only inserts;
+  :func:`retrieval.collection.default_workers`), which also bind the values: each writes
+  its rows to a scratch SQLite file beside the ledger and sends back only counts and
+  rejects; this process then copies each chunk into ``images`` with one
+  ``INSERT OR IGNORE ... SELECT`` in file order (so the first occurrence of a photo id
+  wins, as with ``workers=0``), inside the file's one transaction;
+* for that copy the ledger leaves WAL for the rollback journal when no other connection
+  has it open (a load then writes its pages once, not twice), and returns to WAL after;
+  a killed ingest leaves a hot journal that the next open rolls back, and scratch files
+  that the next ingest deletes;
 * the ``images`` indexes are dropped and rebuilt once when loading into an empty
   table, and the page cache is enlarged for the load.
 """
@@ -42,8 +50,12 @@ from retrieval.collection import (
     CollectionFilters,
     CollectionSource,
     ImageIndex,
+    MetadataFile,
+    StagedChunk,
     decode_metadata,
     open_collection,
+    remove_stale_scratch,
+    scratch_files,
 )
 from turk.ledger import Ledger
 
@@ -248,6 +260,60 @@ def _source_id(conn: sqlite3.Connection, reader: CollectionSource) -> int:
     return int(row[0])
 
 
+def merge_sql(schema: str, source_id: int) -> str:
+    """The statement that copies one staged chunk from a scratch file into ``images``.
+
+    Args:
+        schema: The name the scratch file is attached under.
+        source_id: The input's id in ``sources``.
+
+    Returns:
+        An ``INSERT OR IGNORE ... SELECT`` over a rowid range (two parameters, first and
+        last rowid), in rowid order so the first occurrence of a photo id wins, as it
+        does when rows are inserted one by one.
+    """
+    columns = ", ".join(ROW_FIELDS)
+    return (
+        f"INSERT OR IGNORE INTO images ({columns}, source_id) "
+        f'SELECT {columns}, {int(source_id)} FROM "{schema}".rows '
+        "WHERE rowid BETWEEN ? AND ? ORDER BY rowid"
+    )
+
+
+def _bulk_journal(conn: sqlite3.Connection) -> bool:
+    """Switch the ledger to the rollback journal for a bulk load, when nothing else has it open.
+
+    In WAL mode every page a load writes is written twice (to the WAL, then to the
+    database at the checkpoint); a rollback journal keeps only the original content of
+    the pages it changes, and none of the pages appended past the old end of the file.
+    Crash safety holds: a killed load leaves a hot journal that the next connection
+    rolls back. Leaving WAL needs the only connection to the file, so this gives up
+    (returns False) at once when another one is open.
+
+    Returns:
+        Whether the ledger is now in rollback-journal mode (switch back with
+        :func:`_restore_wal`).
+    """
+    timeout = conn.execute("PRAGMA busy_timeout").fetchone()[0]
+    conn.execute("PRAGMA busy_timeout=0")
+    try:
+        mode = conn.execute("PRAGMA journal_mode=DELETE").fetchone()[0]
+    except sqlite3.OperationalError:
+        mode = "wal"
+    finally:
+        conn.execute(f"PRAGMA busy_timeout={int(timeout)}")
+    return str(mode).lower() == "delete"
+
+
+def _restore_wal(conn: sqlite3.Connection) -> None:
+    """Return the ledger to WAL mode after a bulk load."""
+    conn.execute("PRAGMA journal_mode=WAL")
+
+
+def _attach_limit(conn: sqlite3.Connection) -> int:
+    return int(conn.getlimit(sqlite3.SQLITE_LIMIT_ATTACHED))
+
+
 def _ingest_one(
     ledger: Ledger,
     source: str,
@@ -261,6 +327,13 @@ def _ingest_one(
     final = rejects_file(rejects_dir, source)
     partial = final.with_name(final.name + ".part")
     rejects_dir.mkdir(parents=True, exist_ok=True)
+    if (
+        isinstance(reader, MetadataFile)
+        and 0 < reader.workers < _attach_limit(conn)
+        and not conn.in_transaction
+    ):
+        _ingest_staged(ledger, reader, result, partial, on_progress)
+        return _finish_rejects(result, partial, final)
     previous_cache = conn.execute("PRAGMA cache_size").fetchone()[0]
     conn.execute(f"PRAGMA cache_size=-{_BULK_CACHE_KIB}")
     try:
@@ -298,6 +371,11 @@ def _ingest_one(
         raise
     finally:
         conn.execute(f"PRAGMA cache_size={int(previous_cache)}")
+    return _finish_rejects(result, partial, final)
+
+
+def _finish_rejects(result: FileIngest, partial: Path, final: Path) -> FileIngest:
+    """Put a committed file's rejects in place (or remove a stale rejects file)."""
     if result.rejected:
         os.replace(partial, final)
         result.rejects_path = final
@@ -305,6 +383,89 @@ def _ingest_one(
         partial.unlink(missing_ok=True)
         final.unlink(missing_ok=True)  # a stale file from an earlier run would mislead
     return result
+
+
+def _count_chunk(
+    result: FileIngest,
+    rejects: Any,
+    chunk: StagedChunk,
+    on_progress: Callable[[int], None] | None,
+) -> None:
+    for reject in chunk.rejects:
+        reason = reject.reason.replace("\t", " ").replace("\n", " ")
+        rejects.write(f"{reject.line}\t{reason}\t{reject.text}\n")
+    result.rejected += len(chunk.rejects)
+    result.filtered.update(chunk.filtered)
+    result.lines += chunk.lines
+    if on_progress is not None:
+        on_progress(chunk.lines)
+
+
+def _ingest_staged(
+    ledger: Ledger,
+    reader: MetadataFile,
+    result: FileIngest,
+    partial: Path,
+    on_progress: Callable[[int], None] | None,
+) -> None:
+    """Ingest a metadata file through scratch files: parse in parallel, merge in SQL.
+
+    The workers parse and write their rows to scratch SQLite files beside the ledger
+    while this process only writes rejects; then, in one transaction, each chunk is
+    copied into ``images`` with one ``INSERT ... SELECT`` in file order. A file that
+    fails while being read leaves the ledger untouched (nothing was written to it yet);
+    the scratch files are deleted whatever happens, and ones left by a killed run are
+    deleted by the next.
+    """
+    conn = ledger.conn
+    folder = ledger.root
+    remove_stale_scratch(folder)
+    ranges: list[tuple[str, int, int]] = []
+    schemas: list[str] = []
+    previous_cache = conn.execute("PRAGMA cache_size").fetchone()[0]
+    rollback_journal = False
+    try:
+        with open(partial, "w", encoding="utf-8", newline="\n") as rejects:
+            rejects.write(REJECTS_HEADER)
+            for chunk in reader.staged(folder):
+                _count_chunk(result, rejects, chunk, on_progress)
+                if chunk.rows:
+                    ranges.append((chunk.scratch, chunk.first_rowid, chunk.last_rowid))
+        files = sorted({scratch for scratch, _first, _last in ranges})
+        alias = {scratch: f"ingest_scratch_{n}" for n, scratch in enumerate(files)}
+        for scratch, schema in alias.items():
+            conn.execute("ATTACH DATABASE ? AS " + schema, (scratch,))
+            schemas.append(schema)
+        conn.execute(f"PRAGMA cache_size=-{_BULK_CACHE_KIB}")
+        rollback_journal = _bulk_journal(conn)
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            deferred = _defer_indexes(conn)
+            source_id = _source_id(conn, reader)
+            statements = {s: merge_sql(s, source_id) for s in schemas}
+            cur = conn.cursor()
+            for scratch, first, last in ranges:
+                cur.execute(statements[alias[scratch]], (first, last))
+                inserted = max(cur.rowcount, 0)
+                result.inserted += inserted
+                result.already_present += last - first + 1 - inserted
+            for sql in deferred:
+                conn.execute(sql)
+        except BaseException:
+            conn.rollback()
+            raise
+        conn.commit()
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    finally:
+        for schema in schemas:
+            conn.execute(f"DETACH DATABASE {schema}")
+        if rollback_journal:
+            _restore_wal(conn)
+        conn.execute(f"PRAGMA cache_size={int(previous_cache)}")
+        for path in scratch_files(folder, os.getpid()):
+            path.unlink(missing_ok=True)
 
 
 def image_metadata(ledger: Ledger, ids: Iterable[int]) -> dict[int, dict[str, Any]]:
