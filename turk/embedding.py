@@ -268,7 +268,7 @@ def run_embedding(
         ledger: The ledger.
         plan: From :func:`plan_embedding`.
         batch_size: Images per encoder call.
-        workers: CPU decode processes (file-reading threads on CUDA).
+        workers: CPU decode processes (on CUDA: file reading, four threads each).
         shard_size: Images per shard (default :data:`retrieval.embed.DEFAULT_SHARD_SIZE`).
         on_progress: Called with the number of images just processed.
         max_shards: Stop after this many new shards.
