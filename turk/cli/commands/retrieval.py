@@ -58,7 +58,7 @@ def embed_command(
         typer.Option(
             "--workers",
             min=0,
-            help="CPU decode processes (0: decode in-process); on CUDA, file readers (4 threads each).",
+            help="CPU decode processes (0: in-process); on CUDA, file readers (4 threads each).",
         ),
     ] = 2,
     shard_size: Annotated[
