@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 import sqlite3
 import tarfile
 from pathlib import Path
@@ -132,7 +133,18 @@ def test_turk_embed_resumes_after_interruption(cli, ingested_db, tiny_clip):
             )
         ]
         paths = dict(ledger.conn.execute("SELECT id, local_path FROM images").fetchall())
-    # A missing file and a corrupt JPEG in the middle of the second shard.
+    # A missing file and a corrupt JPEG in the middle of the second shard. The sample's
+    # files are shared by the whole session: point the two victims at private copies.
+    private = ingested_db.parent / "victims"
+    private.mkdir()
+    with Ledger(ingested_db) as ledger, ledger.conn:
+        for image_id in victims:
+            copy = private / Path(paths[image_id]).name
+            shutil.copyfile(paths[image_id], copy)
+            ledger.conn.execute(
+                "UPDATE images SET local_path = ? WHERE id = ?", (str(copy), image_id)
+            )
+            paths[image_id] = str(copy)
     Path(paths[victims[0]]).rename(Path(paths[victims[0]]).with_suffix(".gone"))
     broken = Path(paths[victims[1]])
     broken.write_bytes(broken.read_bytes()[:200])
