@@ -7,8 +7,8 @@ own subprocess (peak memory from ``resource.getrusage`` ``ru_maxrss``):
 * baseline: ``pandas.read_csv(path, sep='\\t', header=None)`` + ``DataFrame.to_sql`` into
   a fresh SQLite file;
 * turk: :func:`turk.ingest.ingest_collection` into a fresh ledger (full validation,
-  rejects file, ``INSERT OR IGNORE``, compact rows, default parsing workers). Peak
-  memory is the ingest process's plus its largest worker's.
+  rejects file, ``INSERT OR IGNORE``, compact rows, default workers, which parse and
+  insert). Peak memory is the ingest process's plus its largest worker's.
 
 Runs alternate (baseline, turk, baseline, turk, ...) so that load from other work on the
 machine falls on both; reports medians of rows/s, their ratio (target >= 2x) and peak
@@ -58,7 +58,7 @@ else:
         rows = ingest_collection(ledger, [metadata]).total("inserted")
 seconds = time.perf_counter() - start
 peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-# Parsing workers are children: count the largest one on top (a bound for the sum).
+# Workers are children: count the largest one on top (a bound for the sum).
 worker_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
 print(json.dumps({"rows": rows, "seconds": seconds, "peak_mb": peak_mb + worker_mb,
                   "main_mb": peak_mb, "worker_mb": worker_mb}))
@@ -149,7 +149,7 @@ def main() -> None:
             big_line = (
                 f"- turk at {args.big_rows:,} rows: {rb['rows_per_s']:,.0f} rows/s, "
                 f"peak {rb['peak_mb']:.0f} MB (ingest {rb['main_mb']:.0f} + largest worker "
-                f"{rb['worker_mb']:.0f}, shared pages counted twice; one run)\n"
+                f"{rb['worker_mb']:.0f}; one run)\n"
             )
         summary = (
             f"\n## ingest vs pandas read_csv + to_sql ({datetime.now(UTC):%Y-%m-%d})\n\n"
@@ -161,7 +161,7 @@ def main() -> None:
             f"- pandas baseline at {args.rows:,} rows: median {med['pandas']:,.0f} rows/s, "
             f"peak {mem['pandas']:.0f} MB\n"
             f"- turk ingest at {args.rows:,} rows: median {med['turk']:,.0f} rows/s, "
-            f"peak {mem['turk']:.0f} MB (ingest process + largest parsing worker)\n"
+            f"peak {mem['turk']:.0f} MB (ingest process + largest worker)\n"
             f"- ratio turk / pandas: median {statistics.median(ratios):.2f}x "
             f"(runs: {', '.join(f'{x:.2f}' for x in ratios)}; target >= 2x)\n"
             f"{big_line}"

@@ -40,9 +40,10 @@ process, cut on line boundaries into chunks of ``batch_size`` lines, each tagged
 first line number (so rejects keep exact line numbers), and parsed either in-process
 (``workers=0``) or by ``workers`` processes started with the ``spawn`` method (safe
 whatever threads the caller runs), which return rows and rejects in file order. At most
-``2 * workers`` chunks are in flight, so memory stays bounded. :meth:`MetadataFile.staged`
-has the workers also write their rows to scratch SQLite files and return only counts and
-rejects (:class:`StagedChunk`), so that ingest can copy them into the ledger in SQL.
+``2 * workers`` chunks are in flight, so memory stays bounded. :meth:`MetadataFile.insert`
+has the workers also insert their rows into a SQLite database themselves, taking turns on
+its write lock in file order (:class:`InsertTarget`, :class:`InsertedChunk`), so one
+worker parses while the other inserts and nothing is sent back but counts and rejects.
 :func:`default_workers` picks in-process parsing for files under
 :data:`IN_PROCESS_MAX_BYTES` (starting a process costs more than it saves there) and
 ``min(2, CPUs)`` workers otherwise. img2dataset folders are read in-process.
@@ -58,16 +59,20 @@ named by photo id (``<id>.jpg``, any depth).
 from __future__ import annotations
 
 import bz2
+import ctypes
 import gzip
 import io
 import json
 import multiprocessing
 import os
+import signal
 import sqlite3
+import sys
 import threading
 import zlib
+from array import array
 from collections import Counter, deque
-from collections.abc import Iterator, Mapping
+from collections.abc import Generator, Iterator, Mapping
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -204,6 +209,9 @@ IN_PROCESS_MAX_BYTES = 4 << 20
 """Metadata files smaller than this (on disk) are parsed in-process by default: starting a
 worker process costs more than it saves on a few thousand lines."""
 
+_PR_SET_PDEATHSIG = 1  # prctl option, from <sys/prctl.h>
+_INSERT_CACHE_KIB = 65536  # page cache of each inserting worker's connection (64 MiB)
+
 _SNIFF_LINES = 50
 _DECODED = (
     "nickname",
@@ -297,83 +305,46 @@ class Batch:
         return self.rows + bare
 
 
-SCRATCH_PREFIX = ".ingest-"
-"""Name prefix of the scratch SQLite files parsing workers write (``.ingest-<owner pid>-<worker
-pid>.db``, in the folder the caller names)."""
-
-
 @dataclass
-class StagedChunk:
-    """One chunk parsed by a worker, its good rows written to the worker's scratch file.
-
-    The scratch file holds one table, ``rows``, with the :data:`ROW_FIELDS` as columns
-    (file columns NULL for rows without a local image); each chunk's rows take the
-    consecutive rowids ``first_rowid`` to ``last_rowid``, rows with a local file first,
-    then the others, each in file order (the order :class:`Batch` gives them).
+class InsertedChunk:
+    """One chunk parsed by a worker and inserted into the database it was given.
 
     Attributes:
-        scratch: Path of the worker's scratch file.
-        first_rowid: Rowid of the chunk's first row.
-        last_rowid: Rowid of its last row (``first_rowid - 1`` when it has none).
+        rows: Good rows the chunk held.
+        inserted: Rows the insert statements wrote (the others were ignored: their
+            photo id was already present).
+        new_ids: The photo ids this chunk inserted, as native 64-bit integers
+            (``array('q')`` bytes), when the caller asked for them; otherwise empty.
         rejects: Malformed lines.
         filtered: Rows dropped by a filter, by reason.
         lines: Lines read for this chunk.
     """
 
-    scratch: str
-    first_rowid: int
-    last_rowid: int
+    rows: int
+    inserted: int
+    new_ids: bytes
     rejects: list[Reject]
     filtered: Counter[str]
     lines: int
 
-    @property
-    def rows(self) -> int:
-        """Good rows written for this chunk."""
-        return self.last_rowid - self.first_rowid + 1
 
+@dataclass(frozen=True)
+class InsertTarget:
+    """Where and how parsing workers insert their rows (see :meth:`MetadataFile.insert`).
 
-def scratch_files(folder: str | os.PathLike[str], owner: int | None = None) -> list[Path]:
-    """List the scratch files in a folder, all of them or one owner process's.
-
-    Args:
-        folder: Where the scratch files were written.
-        owner: Process id of the process that started the workers, or None for all.
-
-    Returns:
-        The scratch files, sorted by name.
+    Attributes:
+        database: The SQLite file.
+        full_sql: Inserts one row in :data:`ROW_FIELDS` order (``INSERT OR IGNORE``).
+        bare_sql: Inserts one row in :data:`BARE_ROW_FIELDS` order.
+        present_sql: A query taking one parameter, a JSON array of photo ids, that returns
+            those already in the database; run before each chunk's insert so the chunk
+            can report exactly which ids it added. None when the caller does not need them.
     """
-    pattern = f"{SCRATCH_PREFIX}{owner if owner is not None else '*'}-*.db"
-    return sorted(Path(folder).glob(pattern))
 
-
-def remove_stale_scratch(folder: str | os.PathLike[str]) -> list[Path]:
-    """Delete scratch files left by processes that no longer run (a killed ingest).
-
-    Args:
-        folder: Where scratch files are written.
-
-    Returns:
-        The files deleted.
-    """
-    removed: list[Path] = []
-    for path in scratch_files(folder):
-        owner = path.name[len(SCRATCH_PREFIX) :].split("-", 1)[0]
-        if owner.isdigit() and _process_alive(int(owner)):
-            continue
-        path.unlink(missing_ok=True)
-        removed.append(path)
-    return removed
-
-
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    database: str
+    full_sql: str
+    bare_sql: str
+    present_sql: str | None = None
 
 
 class ImageIndex:
@@ -840,62 +811,111 @@ def _parse_in_worker(first_line: int, data: bytes) -> Batch:
     return _worker_parser.parse(first_line, data)
 
 
-class _Stager:
-    """Writes parsed chunks to this worker's scratch SQLite file (one per process)."""
+class _Inserter:
+    """Parses chunks and inserts their rows into the target, one worker's share.
 
-    def __init__(self, parser: _LineParser, folder: str, owner: int) -> None:
+    Workers take turns on the database's single write lock in file order: chunk ``k``
+    commits only after chunk ``k - 1`` (``turn`` counts the committed chunks), so the
+    first occurrence of a photo id wins, as when one process inserts every row. Parsing
+    needs no turn, so one worker parses while another inserts.
+    """
+
+    def __init__(
+        self,
+        parser: _LineParser,
+        target: InsertTarget,
+        turn: Any,
+        turn_changed: Any,
+    ) -> None:
         self.parser = parser
-        self.path = os.path.join(folder, f"{SCRATCH_PREFIX}{owner}-{os.getpid()}.db")
-        # A scratch file is disposable: no journal, no syncs; a crash leaves a stale file
-        # that the next run deletes.
-        self.conn = sqlite3.connect(self.path, isolation_level=None)
-        self.conn.execute("PRAGMA journal_mode=OFF")
-        self.conn.execute("PRAGMA synchronous=OFF")
-        self.conn.execute("PRAGMA locking_mode=NORMAL")
-        self.conn.execute(f"CREATE TABLE IF NOT EXISTS rows ({', '.join(ROW_FIELDS)})")
-        self.last_rowid = int(
-            self.conn.execute("SELECT coalesce(max(rowid), 0) FROM rows").fetchone()[0]
-        )
-        self.full_sql = (
-            f"INSERT INTO rows ({', '.join(ROW_FIELDS)}) "
-            f"VALUES ({', '.join('?' for _ in ROW_FIELDS)})"
-        )
-        self.bare_sql = (
-            f"INSERT INTO rows ({', '.join(BARE_ROW_FIELDS)}) "
-            f"VALUES ({', '.join('?' for _ in BARE_ROW_FIELDS)})"
-        )
+        self.target = target
+        self.turn = turn
+        self.turn_changed = turn_changed
+        self.conn = sqlite3.connect(target.database, timeout=60, isolation_level=None)
+        # Per connection: WAL commits without a sync (as the ledger's own connection does).
+        self.conn.execute("PRAGMA synchronous=NORMAL")
+        self.conn.execute(f"PRAGMA cache_size=-{_INSERT_CACHE_KIB}")
+        # Under WAL, no checkpoints while loading: each one writes the pages again and
+        # syncs, about as much work as the inserts; the caller checkpoints once at the end.
+        self.conn.execute("PRAGMA wal_autocheckpoint=0")
 
-    def stage(self, first_line: int, data: bytes) -> StagedChunk:
+    def insert(self, seq: int, first_line: int, data: bytes) -> InsertedChunk:
         batch = self.parser.parse(first_line, data)
-        conn = self.conn
-        conn.execute("BEGIN")
-        if batch.rows:
-            conn.executemany(self.full_sql, batch.rows)
-        if batch.bare_rows:
-            conn.executemany(self.bare_sql, batch.bare_rows)
+        rows = len(batch.rows) + len(batch.bare_rows)
+        with self.turn_changed:
+            while self.turn.value != seq:
+                self.turn_changed.wait()
+        try:
+            new_ids, inserted = self._write(batch)
+        finally:
+            # Pass the turn on even after an error, so no other worker waits forever;
+            # the caller gets the error from this chunk and undoes the whole file.
+            self._pass_turn(seq)
+        return InsertedChunk(rows, inserted, new_ids, batch.rejects, batch.filtered, batch.lines)
+
+    def _pass_turn(self, seq: int) -> None:
+        with self.turn_changed:
+            self.turn.value = seq + 1
+            self.turn_changed.notify_all()
+
+    def _write(self, batch: Batch) -> tuple[bytes, int]:
+        conn, target = self.conn, self.target
+        ids: list[int] = []
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            if target.present_sql is not None:
+                ids = [r[0] for r in batch.rows] + [r[0] for r in batch.bare_rows]
+                present = {r[0] for r in conn.execute(target.present_sql, (json.dumps(ids),))}
+                ids = [i for i in dict.fromkeys(ids) if i not in present]
+            inserted = 0
+            for sql, rows in ((target.full_sql, batch.rows), (target.bare_sql, batch.bare_rows)):
+                if rows:
+                    cur = conn.executemany(sql, rows)
+                    inserted += max(cur.rowcount, 0)
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
         conn.execute("COMMIT")
-        first = self.last_rowid + 1
-        self.last_rowid += len(batch.rows) + len(batch.bare_rows)
-        return StagedChunk(
-            self.path, first, self.last_rowid, batch.rejects, batch.filtered, batch.lines
-        )
+        return array("q", ids).tobytes(), inserted
 
 
-_worker_stager: _Stager | None = None
+_worker_inserter: _Inserter | None = None
 
 
-def _start_stager(
-    layout: str, filters: CollectionFilters, images: ImageIndex | None, folder: str, owner: int
+def _die_with_parent() -> None:
+    """Have the kernel kill this worker when the process that started it dies (Linux).
+
+    A worker that outlived a killed ingest would go on writing chunks nobody counts, and
+    then wait forever for more work; killed instead, it leaves whole chunks only (an open
+    transaction is rolled back by SQLite). Not done on other systems.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    parent = os.getppid()
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # the parent died before the request was made
+        os._exit(1)
+
+
+def _start_inserter(
+    layout: str,
+    filters: CollectionFilters,
+    images: ImageIndex | None,
+    target: InsertTarget,
+    turn: Any,
+    turn_changed: Any,
 ) -> None:
-    """Initialise a staging worker process (runs once in each)."""
-    global _worker_stager
-    _worker_stager = _Stager(_LineParser(layout, filters, images), folder, owner)
+    """Initialise an inserting worker process (runs once in each)."""
+    global _worker_inserter
+    _die_with_parent()
+    _worker_inserter = _Inserter(_LineParser(layout, filters, images), target, turn, turn_changed)
 
 
-def _stage_in_worker(first_line: int, data: bytes) -> StagedChunk:
-    """Parse one chunk in a worker process and write its rows to the scratch file."""
-    assert _worker_stager is not None, "worker not initialised"
-    return _worker_stager.stage(first_line, data)
+def _insert_in_worker(seq: int, first_line: int, data: bytes) -> InsertedChunk:
+    """Parse one chunk in a worker process and insert its rows when its turn comes."""
+    assert _worker_inserter is not None, "worker not initialised"
+    return _worker_inserter.insert(seq, first_line, data)
 
 
 def worker_context() -> multiprocessing.context.BaseContext:
@@ -1034,36 +1054,45 @@ class MetadataFile:
                     future.cancel()
                 raise
 
-    def staged(self, folder: str | os.PathLike[str]) -> Iterator[StagedChunk]:
-        """Parse the file in worker processes that write the good rows to scratch files.
+    def insert(self, target: InsertTarget) -> Generator[InsertedChunk, None, None]:
+        """Parse the file in worker processes that insert the good rows themselves.
 
-        Each worker writes its chunks to its own scratch SQLite file in ``folder``
-        (:func:`scratch_files` with this process as owner) and sends back only counts and
-        rejects, so the caller can merge the rows with one ``INSERT ... SELECT`` per chunk
-        instead of binding every value itself. The caller deletes the scratch files.
+        Each worker opens its own connection to ``target.database``, parses a chunk, then
+        waits for its turn and inserts the chunk in one transaction; chunks commit in file
+        order while parsing overlaps, so the only serial work is the insert itself. Each
+        chunk is committed when yielded: on an error, the caller removes the rows already
+        inserted (``target.present_sql`` tells it which ids were new), and a killed run
+        leaves whole chunks that a rerun skips.
 
         Args:
-            folder: Where the scratch files go (on the same disk as the ledger).
+            target: The database and the statements to insert with.
 
         Yields:
-            :class:`StagedChunk` objects, in file order.
+            :class:`InsertedChunk` objects, in file order, each already committed.
 
         Raises:
             CollectionError: The compressed stream is truncated or corrupt, or
-                ``workers`` is 0 (staging needs worker processes).
+                ``workers`` is 0 (inserting from workers needs worker processes).
         """
         if self.workers == 0:
-            raise CollectionError(f"{self.path}: staging needs --workers 1 or more")
+            raise CollectionError(f"{self.path}: inserting from workers needs --workers 1 or more")
+        # Always a fresh interpreter, never fork: a forked child inherits SQLite's
+        # per-process record of the files this process has open and locked (the ledger's
+        # own connection), and a connection it opens to the same file then trusts locks it
+        # does not hold, which can lose committed pages.
+        context = multiprocessing.get_context("spawn")
+        turn_changed = context.Condition()
+        turn = context.Value("q", 0, lock=False)
         with ProcessPoolExecutor(
             max_workers=self.workers,
-            mp_context=worker_context(),
-            initializer=_start_stager,
-            initargs=(self.layout, self.filters, self.images, str(folder), os.getpid()),
+            mp_context=context,
+            initializer=_start_inserter,
+            initargs=(self.layout, self.filters, self.images, target, turn, turn_changed),
         ) as pool:
-            pending: deque[Future[StagedChunk]] = deque()
+            pending: deque[Future[InsertedChunk]] = deque()
             try:
-                for first_line, data in self.chunks():
-                    pending.append(pool.submit(_stage_in_worker, first_line, data))
+                for seq, (first_line, data) in enumerate(self.chunks()):
+                    pending.append(pool.submit(_insert_in_worker, seq, first_line, data))
                     while len(pending) >= 2 * self.workers:
                         yield pending.popleft().result()
                 while pending:

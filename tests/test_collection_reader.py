@@ -6,7 +6,9 @@ import bz2
 import gzip
 import json
 import os
+import sqlite3
 import threading
+from array import array
 from collections import Counter
 from pathlib import Path
 
@@ -14,11 +16,13 @@ import pytest
 from PIL import Image
 
 from retrieval.collection import (
+    BARE_ROW_FIELDS,
     IN_PROCESS_MAX_BYTES,
     ROW_FIELDS,
     Batch,
     CollectionFilters,
     ImageIndex,
+    InsertTarget,
     MetadataFile,
     Reject,
     decode_metadata,
@@ -349,6 +353,67 @@ def test_worker_processes_give_the_same_rows_and_rejects(tmp_path: Path, workers
         assert text == lines[number - 1]  # exact line numbers across chunk boundaries
 
 
+def insert_target(db: Path, *, present: bool = False) -> InsertTarget:
+    """A plain WAL database with a ``rows`` table keyed by photo id."""
+    with sqlite3.connect(db) as conn:
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute(f"CREATE TABLE rows ({', '.join(ROW_FIELDS)}, PRIMARY KEY (id))")
+    marks = ", ".join("?" for _ in ROW_FIELDS)
+    return InsertTarget(
+        database=str(db),
+        full_sql=f"INSERT OR IGNORE INTO rows ({', '.join(ROW_FIELDS)}) VALUES ({marks})",
+        bare_sql=(
+            f"INSERT OR IGNORE INTO rows ({', '.join(BARE_ROW_FIELDS)}) "
+            f"VALUES ({', '.join('?' for _ in BARE_ROW_FIELDS)})"
+        ),
+        present_sql=(
+            "SELECT id FROM rows WHERE id IN (SELECT value FROM json_each(?))" if present else None
+        ),
+    )
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_workers_insert_in_file_order_so_the_first_occurrence_wins(
+    tmp_path: Path, workers: int
+) -> None:
+    # 600 lines over 30 chunks of 20; every id appears three times, 200 lines apart, with
+    # a different title each time: whichever worker parses first, line order must win.
+    lines = [line25(i % 200 + 1, title=f"copy+{i // 200}") for i in range(600)]
+    path = tmp_path / "dups.tsv"
+    path.write_text("\n".join(lines) + "\n")
+    db = tmp_path / "out.db"
+    target = insert_target(db)
+    reader = MetadataFile(path, workers=workers, batch_size=20)
+    chunks = list(reader.insert(target))
+    assert [c.inserted for c in chunks] == [20] * 10 + [0] * 20
+    assert sum(c.rows for c in chunks) == 600 and sum(c.lines for c in chunks) == 600
+    with sqlite3.connect(db) as conn:
+        titles = {r[0] for r in conn.execute("SELECT yfcc_fields FROM rows")}
+        assert conn.execute("SELECT COUNT(*) FROM rows").fetchone()[0] == 200
+    assert all("\tcopy+0\t" in t for t in titles)
+
+
+def test_workers_report_exactly_the_ids_they_added(tmp_path: Path) -> None:
+    path = tmp_path / "m.tsv"
+    path.write_text("".join(line25(i) + "\n" for i in range(1, 101)))
+    db = tmp_path / "out.db"
+    target = insert_target(db, present=True)
+    first = tmp_path / "first.tsv"
+    first.write_text("".join(line25(i) + "\n" for i in range(1, 101, 3)))
+    assert sum(c.inserted for c in MetadataFile(first, workers=1).insert(target)) == 34
+    chunks = list(MetadataFile(path, workers=2, batch_size=16).insert(target))
+    new = [i for c in chunks for i in array("q", c.new_ids)]
+    assert new == [i for i in range(1, 101) if i % 3 != 1]
+    assert sum(c.inserted for c in chunks) == 66
+
+
+def test_inserting_needs_worker_processes(tmp_path: Path) -> None:
+    path = tmp_path / "m.tsv"
+    path.write_text(line25() + "\n")
+    with pytest.raises(CollectionError, match="--workers 1 or more"):
+        list(MetadataFile(path, workers=0).insert(insert_target(tmp_path / "out.db")))
+
+
 def test_worker_processes_started_by_spawn_when_threads_run(tmp_path: Path) -> None:
     # With another thread alive, fork is unsafe and workers are spawned fresh.
     path = tmp_path / "m.tsv"
@@ -359,6 +424,11 @@ def test_worker_processes_started_by_spawn_when_threads_run(tmp_path: Path) -> N
     try:
         assert worker_context().get_start_method() == "spawn"
         assert read_all(path, 1, 50) == read_all(path, 0, 50)
+        target = insert_target(tmp_path / "out.db")
+        inserted = sum(
+            c.inserted for c in MetadataFile(path, workers=2, batch_size=50).insert(target)
+        )
+        assert inserted == len(read_all(path, 0, 50)[0])
     finally:
         stop.set()
         thread.join()

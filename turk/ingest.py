@@ -1,13 +1,13 @@
 """Ingest YFCC100M metadata (and img2dataset folders) into the ledger's ``images`` table.
 
-Wires :mod:`retrieval.collection` to the ledger: each input is validated as a whole
-before anything is written, then streamed in batches into ``images`` with one
-``executemany`` per batch inside one transaction per input file. So:
+Wires :mod:`retrieval.collection` to the ledger. Every input is validated as a whole
+before anything is written. So:
 
 * a malformed *line* is written with its line number and reason to
   ``<ledger root>/rejects/<file>.rejects.tsv`` (or ``rejects_dir``) and the file goes on;
-* a malformed *file* (missing, empty, unknown layout, truncated stream) raises before
-  its transaction commits, so the ledger keeps none of its rows;
+* a malformed *file* (missing, empty, unknown layout, truncated stream) raises with the
+  ledger as it was: in-process, its one transaction is rolled back; with workers, the rows
+  this ingest inserted are deleted again (rows already present are never touched);
 * rerunning is safe: rows whose photo id is already present are skipped
   (``INSERT OR IGNORE``), so an interrupted ingest resumes by running it again.
 
@@ -21,28 +21,31 @@ Speed comes from doing less per row and using a second core:
   the reader once did on ingest: validation must cover every row, decoded text only
   the few thousand rows that get labeled and exported;
 * metadata files are parsed by worker processes (``workers``; default
-  :func:`retrieval.collection.default_workers`), which also bind the values: each writes
-  its rows to a scratch SQLite file beside the ledger and sends back only counts and
-  rejects; this process then copies each chunk into ``images`` with one
-  ``INSERT OR IGNORE ... SELECT`` in file order (so the first occurrence of a photo id
-  wins, as with ``workers=0``), inside the file's one transaction;
-* for that copy the ledger leaves WAL for the rollback journal when no other connection
-  has it open (a load then writes its pages once, not twice), and returns to WAL after;
-  a killed ingest leaves a hot journal that the next open rolls back, and scratch files
-  that the next ingest deletes;
+  :func:`retrieval.collection.default_workers`) that insert straight into the ledger,
+  taking turns on SQLite's write lock in file order, one transaction per chunk
+  (:meth:`retrieval.collection.MetadataFile.insert`): while one inserts, the other parses,
+  and the first occurrence of a photo id wins, as with ``workers=0``. For the load the
+  ledger leaves WAL for the rollback journal when no other connection has it open (pages
+  are then written once, not again at a checkpoint), and returns to WAL after. A killed
+  ingest leaves whole chunks committed, which a rerun skips;
 * the ``images`` indexes are dropped and rebuilt once when loading into an empty
-  table, and the page cache is enlarged for the load.
+  table (an ingest killed in between leaves them missing; the next ingest recreates
+  them from the migrations), and the page cache is enlarged for the load.
 """
 
 from __future__ import annotations
 
 import os
 import sqlite3
+import tempfile
+from array import array
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
+
+import sqlite_utils
 
 from retrieval.collection import (
     BARE_ROW_FIELDS,
@@ -50,14 +53,14 @@ from retrieval.collection import (
     CollectionFilters,
     CollectionSource,
     ImageIndex,
+    InsertedChunk,
+    InsertTarget,
     MetadataFile,
-    StagedChunk,
     decode_metadata,
     open_collection,
-    remove_stale_scratch,
-    scratch_files,
 )
 from turk.ledger import Ledger
+from turk.migrations import MIGRATIONS
 
 
 def insert_sql(source_id: int, fields: Sequence[str] = ROW_FIELDS) -> str:
@@ -198,7 +201,7 @@ def ingest_collection(
         images_dir: Folder of local image files named by photo id, or None.
         rejects_dir: Folder for rejects files; default ``<ledger root>/rejects``.
         on_progress: Called with the number of lines read after each batch.
-        workers: Processes parsing each metadata file while this one inserts; 0
+        workers: Processes that parse each metadata file and insert its rows; 0
             parses in-process; None (default) parses in-process for files under
             :data:`retrieval.collection.IN_PROCESS_MAX_BYTES` and with ``min(2, CPUs)``
             workers otherwise.
@@ -208,7 +211,7 @@ def ingest_collection(
 
     Raises:
         CollectionError: An input is missing, unreadable, empty, of unknown layout, or
-            its compressed stream is truncated (that file's rows are rolled back).
+            its compressed stream is truncated (the rows it inserted are removed again).
     """
     filters = filters or CollectionFilters()
     readers = open_sources(sources, filters=filters, images_dir=images_dir, workers=workers)
@@ -221,6 +224,7 @@ def ingest_collection(
     }
     summary = IngestSummary(files=[])
     with ledger.run("ingest", settings) as run:
+        restore_indexes(ledger)
         for source, reader in zip(sources, readers, strict=True):
             result = _ingest_one(ledger, str(source), reader, out_dir, on_progress)
             summary.files.append(result)
@@ -251,6 +255,44 @@ def _defer_indexes(conn: sqlite3.Connection) -> list[str]:
     return [str(sql) for _name, sql in indexes]
 
 
+def _expected_indexes() -> dict[str, str]:
+    """The ``images`` indexes the migrations create: ``{name: CREATE INDEX sql}``.
+
+    Read from the migrations applied to an in-memory database, so the schema stays
+    defined by the migrations alone.
+    """
+    reference = sqlite_utils.Database(memory=True)
+    for migration in MIGRATIONS:
+        migration.up(reference)
+    rows = reference.execute(
+        "SELECT name, sql FROM sqlite_master "
+        "WHERE type = 'index' AND tbl_name = 'images' AND sql IS NOT NULL"
+    ).fetchall()
+    reference.close()
+    return {str(name): str(sql) for name, sql in rows}
+
+
+def restore_indexes(ledger: Ledger) -> list[str]:
+    """Create the ``images`` indexes an ingest dropped and could not rebuild (it was killed).
+
+    Args:
+        ledger: The open ledger.
+
+    Returns:
+        The names of the indexes created (usually none).
+    """
+    conn = ledger.conn
+    present = {
+        str(r[0]) for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")
+    }
+    missing = {n: sql for n, sql in _expected_indexes().items() if n not in present}
+    if missing:
+        with conn:
+            for sql in missing.values():
+                conn.execute(sql)
+    return sorted(missing)
+
+
 def _source_id(conn: sqlite3.Connection, reader: CollectionSource) -> int:
     """Return the ``sources`` id of an input, adding it when new."""
     conn.execute(
@@ -260,39 +302,20 @@ def _source_id(conn: sqlite3.Connection, reader: CollectionSource) -> int:
     return int(row[0])
 
 
-def merge_sql(schema: str, source_id: int) -> str:
-    """The statement that copies one staged chunk from a scratch file into ``images``.
-
-    Args:
-        schema: The name the scratch file is attached under.
-        source_id: The input's id in ``sources``.
-
-    Returns:
-        An ``INSERT OR IGNORE ... SELECT`` over a rowid range (two parameters, first and
-        last rowid), in rowid order so the first occurrence of a photo id wins, as it
-        does when rows are inserted one by one.
-    """
-    columns = ", ".join(ROW_FIELDS)
-    return (
-        f"INSERT OR IGNORE INTO images ({columns}, source_id) "
-        f'SELECT {columns}, {int(source_id)} FROM "{schema}".rows '
-        "WHERE rowid BETWEEN ? AND ? ORDER BY rowid"
-    )
-
-
 def _bulk_journal(conn: sqlite3.Connection) -> bool:
     """Switch the ledger to the rollback journal for a bulk load, when nothing else has it open.
 
     In WAL mode every page a load writes is written twice (to the WAL, then to the
     database at the checkpoint); a rollback journal keeps only the original content of
-    the pages it changes, and none of the pages appended past the old end of the file.
-    Crash safety holds: a killed load leaves a hot journal that the next connection
-    rolls back. Leaving WAL needs the only connection to the file, so this gives up
-    (returns False) at once when another one is open.
+    the pages a transaction changes, and none of the pages appended past the old end of
+    the file. The workers' connections take turns under it just as under WAL. A killed
+    load leaves at most a hot journal for its last chunk, which the next connection rolls
+    back (and the next :class:`turk.ledger.Ledger` returns the file to WAL). Leaving WAL
+    needs the only connection to the file, so this gives up (returns False) at once when
+    another one is open.
 
     Returns:
-        Whether the ledger is now in rollback-journal mode (switch back with
-        :func:`_restore_wal`).
+        Whether the ledger is now in rollback-journal mode.
     """
     timeout = conn.execute("PRAGMA busy_timeout").fetchone()[0]
     conn.execute("PRAGMA busy_timeout=0")
@@ -303,15 +326,6 @@ def _bulk_journal(conn: sqlite3.Connection) -> bool:
     finally:
         conn.execute(f"PRAGMA busy_timeout={int(timeout)}")
     return str(mode).lower() == "delete"
-
-
-def _restore_wal(conn: sqlite3.Connection) -> None:
-    """Return the ledger to WAL mode after a bulk load."""
-    conn.execute("PRAGMA journal_mode=WAL")
-
-
-def _attach_limit(conn: sqlite3.Connection) -> int:
-    return int(conn.getlimit(sqlite3.SQLITE_LIMIT_ATTACHED))
 
 
 def _ingest_one(
@@ -327,12 +341,8 @@ def _ingest_one(
     final = rejects_file(rejects_dir, source)
     partial = final.with_name(final.name + ".part")
     rejects_dir.mkdir(parents=True, exist_ok=True)
-    if (
-        isinstance(reader, MetadataFile)
-        and 0 < reader.workers < _attach_limit(conn)
-        and not conn.in_transaction
-    ):
-        _ingest_staged(ledger, reader, result, partial, on_progress)
+    if isinstance(reader, MetadataFile) and reader.workers > 0 and not conn.in_transaction:
+        _ingest_in_workers(ledger, reader, result, partial, on_progress)
         return _finish_rejects(result, partial, final)
     previous_cache = conn.execute("PRAGMA cache_size").fetchone()[0]
     conn.execute(f"PRAGMA cache_size=-{_BULK_CACHE_KIB}")
@@ -388,12 +398,14 @@ def _finish_rejects(result: FileIngest, partial: Path, final: Path) -> FileInges
 def _count_chunk(
     result: FileIngest,
     rejects: Any,
-    chunk: StagedChunk,
+    chunk: InsertedChunk,
     on_progress: Callable[[int], None] | None,
 ) -> None:
     for reject in chunk.rejects:
         reason = reject.reason.replace("\t", " ").replace("\n", " ")
         rejects.write(f"{reject.line}\t{reason}\t{reject.text}\n")
+    result.inserted += chunk.inserted
+    result.already_present += chunk.rows - chunk.inserted
     result.rejected += len(chunk.rejects)
     result.filtered.update(chunk.filtered)
     result.lines += chunk.lines
@@ -401,71 +413,97 @@ def _count_chunk(
         on_progress(chunk.lines)
 
 
-def _ingest_staged(
+_PRESENT_SQL = "SELECT id FROM images WHERE id IN (SELECT value FROM json_each(?))"
+
+
+def _ingest_in_workers(
     ledger: Ledger,
     reader: MetadataFile,
     result: FileIngest,
     partial: Path,
     on_progress: Callable[[int], None] | None,
 ) -> None:
-    """Ingest a metadata file through scratch files: parse in parallel, merge in SQL.
+    """Ingest a metadata file by worker processes that insert straight into the ledger.
 
-    The workers parse and write their rows to scratch SQLite files beside the ledger
-    while this process only writes rejects; then, in one transaction, each chunk is
-    copied into ``images`` with one ``INSERT ... SELECT`` in file order. A file that
-    fails while being read leaves the ledger untouched (nothing was written to it yet);
-    the scratch files are deleted whatever happens, and ones left by a killed run are
-    deleted by the next.
+    The workers parse in parallel and take turns, in file order, on the ledger's write
+    lock, one transaction per chunk (:meth:`MetadataFile.insert`). A file that fails
+    part-way (a truncated stream) has the rows this ingest inserted deleted again before
+    the error is raised: with an ``images`` table that was empty, every row of this
+    source; otherwise the ids the workers reported as new, kept in an anonymous
+    temporary file so memory stays flat. Rows that were already present are never
+    touched. A killed ingest leaves whole committed chunks, which a rerun skips.
     """
     conn = ledger.conn
-    folder = ledger.root
-    remove_stale_scratch(folder)
-    ranges: list[tuple[str, int, int]] = []
-    schemas: list[str] = []
-    previous_cache = conn.execute("PRAGMA cache_size").fetchone()[0]
-    rollback_journal = False
+    with conn:
+        new_source = not conn.execute(
+            "SELECT EXISTS (SELECT 1 FROM sources WHERE path = ?)", (reader.source,)
+        ).fetchone()[0]
+        source_id = _source_id(conn, reader)
+        was_empty = not conn.execute("SELECT EXISTS (SELECT 1 FROM images)").fetchone()[0]
+        # Committed before the workers start: a killed ingest leaves the table without
+        # them, and the next ingest's restore_indexes() puts them back.
+        deferred = _defer_indexes(conn)
+    target = InsertTarget(
+        database=str(ledger.path),
+        full_sql=insert_sql(source_id),
+        bare_sql=insert_sql(source_id, BARE_ROW_FIELDS),
+        present_sql=None if was_empty else _PRESENT_SQL,
+    )
+    rollback_journal = _bulk_journal(conn)
+    chunks = reader.insert(target)
     try:
-        with open(partial, "w", encoding="utf-8", newline="\n") as rejects:
-            rejects.write(REJECTS_HEADER)
-            for chunk in reader.staged(folder):
-                _count_chunk(result, rejects, chunk, on_progress)
-                if chunk.rows:
-                    ranges.append((chunk.scratch, chunk.first_rowid, chunk.last_rowid))
-        files = sorted({scratch for scratch, _first, _last in ranges})
-        alias = {scratch: f"ingest_scratch_{n}" for n, scratch in enumerate(files)}
-        for scratch, schema in alias.items():
-            conn.execute("ATTACH DATABASE ? AS " + schema, (scratch,))
-            schemas.append(schema)
-        conn.execute(f"PRAGMA cache_size=-{_BULK_CACHE_KIB}")
-        rollback_journal = _bulk_journal(conn)
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            deferred = _defer_indexes(conn)
-            source_id = _source_id(conn, reader)
-            statements = {s: merge_sql(s, source_id) for s in schemas}
-            cur = conn.cursor()
-            for scratch, first, last in ranges:
-                cur.execute(statements[alias[scratch]], (first, last))
-                inserted = max(cur.rowcount, 0)
-                result.inserted += inserted
-                result.already_present += last - first + 1 - inserted
-            for sql in deferred:
-                conn.execute(sql)
-        except BaseException:
-            conn.rollback()
-            raise
-        conn.commit()
-    except BaseException:
-        partial.unlink(missing_ok=True)
-        raise
+        with tempfile.TemporaryFile() as new_ids:
+            try:
+                with open(partial, "w", encoding="utf-8", newline="\n") as rejects:
+                    rejects.write(REJECTS_HEADER)
+                    for chunk in chunks:
+                        _count_chunk(result, rejects, chunk, on_progress)
+                        new_ids.write(chunk.new_ids)
+            except BaseException:
+                chunks.close()  # waits for the workers: nothing is written after this
+                partial.unlink(missing_ok=True)
+                _undo_insert(conn, source_id, new_source, None if was_empty else new_ids)
+                raise
     finally:
-        for schema in schemas:
-            conn.execute(f"DETACH DATABASE {schema}")
-        if rollback_journal:
-            _restore_wal(conn)
-        conn.execute(f"PRAGMA cache_size={int(previous_cache)}")
-        for path in scratch_files(folder, os.getpid()):
-            path.unlink(missing_ok=True)
+        previous_cache = conn.execute("PRAGMA cache_size").fetchone()[0]
+        conn.execute(f"PRAGMA cache_size=-{_BULK_CACHE_KIB}")
+        try:
+            with conn:
+                for sql in deferred:
+                    conn.execute(sql)
+            if rollback_journal:
+                conn.execute("PRAGMA journal_mode=WAL")
+            else:
+                # The workers left every page in the WAL: write them to the database once.
+                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        finally:
+            conn.execute(f"PRAGMA cache_size={int(previous_cache)}")
+
+
+def _undo_insert(
+    conn: sqlite3.Connection, source_id: int, new_source: bool, new_ids: IO[bytes] | None
+) -> None:
+    """Delete the rows one failed ingest inserted (and its ``sources`` entry when new).
+
+    Args:
+        conn: The ledger connection.
+        source_id: The input's id in ``sources``.
+        new_source: Whether this ingest added the ``sources`` entry.
+        new_ids: The inserted ids as native 64-bit integers, or None when ``images`` was
+            empty before: then every row of this source was inserted by this ingest.
+    """
+    with conn:
+        if new_ids is None:
+            conn.execute("DELETE FROM images WHERE source_id = ?", (source_id,))
+        else:
+            new_ids.seek(0)
+            while data := new_ids.read(8 << 16):
+                conn.executemany(
+                    "DELETE FROM images WHERE id = ? AND source_id = ?",
+                    ((i, source_id) for i in array("q", data)),
+                )
+        if new_source:
+            conn.execute("DELETE FROM sources WHERE id = ?", (source_id,))
 
 
 def image_metadata(ledger: Ledger, ids: Iterable[int]) -> dict[int, dict[str, Any]]:
