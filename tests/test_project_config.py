@@ -51,6 +51,7 @@ def test_starter_project_loads_with_defaults_and_paths_relative_to_the_file(
         ("hit_type.reward", 0.001, "hit_type.reward: 0.001 is not an amount"),
         ("hit_type.lifetime", "forever", "hit_type.lifetime: 'forever' is not a duration"),
         ("certification.target", 1.5, "certification.target: 1.5 is out of range"),
+        ("certification.min_posterior", 0.3, "certification.min_posterior: 0.3 is out of range"),
         ("gold.rate", 0.9, "gold.rate: 0.9 is out of range"),
         ("crowd.target", "mturk", "crowd.image_base_url: missing"),
         ("crowd.live", True, "crowd.live: only means something for target mturk"),

@@ -90,7 +90,7 @@ _SCHEMA: dict[str, Any] = {
         "extend",
         "extend_step",
     },
-    "certification": {"target", "confidence", "aggregator", "audit"},
+    "certification": {"target", "confidence", "aggregator", "min_posterior", "audit"},
     "certification.audit": {"source", "file", "size", "seed"},
     "report": {"dir"},
     "export": {"dir", "link", "test_fraction"},
@@ -277,6 +277,7 @@ class CertificationSettings:
         target: Precision to certify (CLEAR: 0.99).
         confidence: Confidence of the certificate.
         aggregator: Aggregation model (``ds``, ``majority``, ...).
+        min_posterior: Posterior an item needs to be accepted into the dataset.
         audit_source: Who gives audit verdicts: ``requester`` (``turk audit``),
             ``answers-file`` (a CSV) or ``truth`` (a known truth file; samples only).
         audit_file: The answers or truth file for those sources.
@@ -287,6 +288,7 @@ class CertificationSettings:
     target: float = 0.99
     confidence: float = 0.95
     aggregator: str = "ds"
+    min_posterior: float = 0.95
     audit_source: str = "requester"
     audit_file: Path | None = None
     audit_size: int | None = None
@@ -726,6 +728,7 @@ def load_project(path: str | os.PathLike[str], *, check_files: bool = True) -> P
         target=r.number("certification.target", 0.99, 0.0, 1.0, open_ends=True),
         confidence=r.number("certification.confidence", 0.95, 0.0, 1.0, open_ends=True),
         aggregator=r.choice("certification.aggregator", "ds", AGGREGATORS),
+        min_posterior=r.number("certification.min_posterior", 0.95, 0.5, 1.0, open_ends=True),
         audit_source=audit_source,
         audit_file=r.path("certification.audit.file", None),
         audit_size=r.integer("certification.audit.size", None, 1),

@@ -707,7 +707,9 @@ def _audit(ctx: _Context) -> str | None:
     if cert.audit_source == "requester" or cert.audit_file is None:
         return None
     target = ctx.config.crowd.target
-    results = crowd_results(ctx.ledger, target=target, aggregator=cert.aggregator)
+    results = crowd_results(
+        ctx.ledger, target=target, aggregator=cert.aggregator, min_posterior=cert.min_posterior
+    )
     population = len(results.accepted)
     if population == 0:
         return "audit: no accepted items yet"
@@ -748,6 +750,7 @@ def _report(ctx: _Context) -> StageOutcome:
         ctx.ledger,
         target=config.crowd.target,
         aggregator=cert.aggregator,
+        min_posterior=cert.min_posterior,
         target_precision=cert.target,
         confidence=cert.confidence,
         title=f"{config.root.name}: dataset report",
@@ -793,6 +796,7 @@ def _export(ctx: _Context) -> StageOutcome:
             config.export_dir,
             target=config.crowd.target,
             aggregator=cert.aggregator,
+            min_posterior=cert.min_posterior,
             mode=config.export_link,  # type: ignore[arg-type]
             test_ratio=config.export_test_fraction,
             target_precision=cert.target,

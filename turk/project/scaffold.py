@@ -131,6 +131,7 @@ certification:                   # docs/certification.md
   target: 0.99                   # precision to certify (CLEAR: 99%)
   confidence: 0.95
   aggregator: ds                 # ds | one-coin | mv | gold-mv | glad | mace
+  min_posterior: 0.95            # posterior an item needs to be accepted
   audit:
 {audit}
 
