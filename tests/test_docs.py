@@ -84,7 +84,11 @@ def test_tutorial_runs_end_to_end(tmp_path: Path) -> None:
     project = work / "clear-demo"
     report = json.loads((project / "report" / "report.json").read_text(encoding="utf-8"))
     assert report["summary"]["answers"] > 0
-    assert report["summary"]["audited"] > 0  # the audit was marked from the truth file
+    # The audit, marked from the truth file, covers the accepted images (all of them, as
+    # they are fewer than the 299 a 99% claim needs). How many are accepted depends on the
+    # random-weight model's arbitrary ranking, so it may be none.
+    summary = report["summary"]
+    assert summary["audited"] == min(summary["accepted"], 299)
     assert (project / "report" / "report.html").is_file()
     assert (project / "preview" / "index.html").is_file()
     dataset = project / "dataset"
