@@ -621,6 +621,12 @@ def embed_images(
         stream = _batched_stream(tasks, size, encoder.device, readers, timings)
     else:
         stream = _cpu_stream(tasks, size, workers, timings)
+    torch_threads = torch.get_num_threads()
+    if not on_gpu and workers > 0:
+        # The decode processes already keep `workers` cores busy: an encoder that also
+        # spreads over every core only makes them take turns (measured: 0.70x of the
+        # decode-only rate with 2 threads on 2 cores, 0.88x with 1).
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) - workers))
     seen_any = False
     try:
         for seq, decoded in stream:
@@ -646,6 +652,7 @@ def embed_images(
             if seen_any:
                 finish_shard(current_seq)
     finally:
+        torch.set_num_threads(torch_threads)
         close = getattr(stream, "close", None)
         if close is not None:
             close()
