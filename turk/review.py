@@ -203,12 +203,15 @@ class ReviewReport:
     planned: dict[str, str] = field(default_factory=dict)
 
 
-def _batch_sql(batch_id: str | None, alias: str = "hit_key") -> tuple[str, tuple[Any, ...]]:
+def _batch_sql(
+    target: str, batch_id: str | None, alias: str = "hit_key"
+) -> tuple[str, tuple[Any, ...]]:
+    """SQL (and its parameters) that keeps rows of one batch's HITs, or all when None."""
     if not batch_id:
         return "", ()
     return (
         f" AND {alias} IN (SELECT hit_key FROM hits WHERE target=? AND batch_id=?)",
-        (batch_id,),
+        (target, batch_id),
     )
 
 
@@ -225,9 +228,7 @@ def worker_scores(
     Returns:
         ``{worker_id: WorkerScore}`` for every worker with collected answers.
     """
-    extra, params = _batch_sql(batch_id)
-    if params:
-        params = (target, *params)
+    extra, params = _batch_sql(target, batch_id)
     out: dict[str, WorkerScore] = {}
     for r in rows(
         ledger.conn,
@@ -253,9 +254,7 @@ def _decide(
     ledger: Ledger, target: str, options: ReviewOptions, scores: dict[str, WorkerScore]
 ) -> list[tuple[str, str, str, str | None]]:
     """Return ``(kind, assignment_id, worker_id, feedback)`` for submitted work to act on."""
-    extra, params = _batch_sql(options.batch_id)
-    if params:
-        params = (target, *params)
+    extra, params = _batch_sql(target, options.batch_id)
     decided = {
         str(r["assignment_id"])
         for r in rows(
@@ -558,9 +557,7 @@ def _bonus(
         for w, s in scores.items()
         if s.verdict(options.rule) == "pass" and s.accuracy >= options.bonus_accuracy
     }
-    extra, params = _batch_sql(options.batch_id)
-    if params:
-        params = (target, *params)
+    extra, params = _batch_sql(target, options.batch_id)
     paid = {
         str(r["assignment_id"])
         for r in rows(
