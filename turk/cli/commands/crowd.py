@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from turk.cli.app import app, open_ledger
+from turk.cli.commands.templates import BucketOption, ConceptOption, InstructionsOption
 from turk.cli.console import console, err_console, progress_bar
 
 if TYPE_CHECKING:
@@ -179,22 +180,9 @@ def publish_command(
         float, typer.Option("--gold-rate", help="Share of items that are gold (0 to 0.5).")
     ] = 0.1,
     seed: Annotated[int, typer.Option("--seed", help="Seed for order and gold placement.")] = 0,
-    instructions: Annotated[
-        str | None,
-        typer.Option(
-            "--instructions",
-            help="Instruction set: packaged name or folder of <concept>.md files.",
-            show_default=False,
-        ),
-    ] = None,
-    concept: Annotated[
-        list[str] | None,
-        typer.Option("--concept", help="Only this concept (repeat for more).", show_default=False),
-    ] = None,
-    bucket: Annotated[
-        list[int] | None,
-        typer.Option("--bucket", help="Only this bucket (repeat for more).", show_default=False),
-    ] = None,
+    instructions: InstructionsOption = None,
+    concept: ConceptOption = None,
+    bucket: BucketOption = None,
     image_base_url: Annotated[
         str | None,
         typer.Option(

@@ -10,6 +10,29 @@ import typer
 from turk.cli.app import app, open_ledger
 from turk.cli.console import console
 
+InstructionsOption = Annotated[
+    str | None,
+    typer.Option(
+        "--instructions",
+        help="Instruction set: a packaged set (sample, clear10) or a folder of "
+        "<concept>.md files. Default: the first packaged set covering every concept.",
+        show_default=False,
+    ),
+]
+"""``--instructions``, shared by render and publish."""
+
+ConceptOption = Annotated[
+    list[str] | None,
+    typer.Option("--concept", help="Only this concept (repeat for more).", show_default=False),
+]
+"""``--concept``, shared by render and publish."""
+
+BucketOption = Annotated[
+    list[int] | None,
+    typer.Option("--bucket", help="Only this bucket (repeat for more).", show_default=False),
+]
+"""``--bucket``, shared by render and publish."""
+
 
 @app.command("render")
 def render_command(
@@ -50,23 +73,9 @@ def render_command(
     bonus: Annotated[
         str, typer.Option("--bonus", help="Bonus per assignment in USD to include in the cost.")
     ] = "0",
-    instructions: Annotated[
-        str | None,
-        typer.Option(
-            "--instructions",
-            help="Instruction set: a packaged set (sample, clear10) or a folder of "
-            "<concept>.md files. Default: the first packaged set covering every concept.",
-            show_default=False,
-        ),
-    ] = None,
-    concept: Annotated[
-        list[str] | None,
-        typer.Option("--concept", help="Only this concept (repeat for more).", show_default=False),
-    ] = None,
-    bucket: Annotated[
-        list[int] | None,
-        typer.Option("--bucket", help="Only this bucket (repeat for more).", show_default=False),
-    ] = None,
+    instructions: InstructionsOption = None,
+    concept: ConceptOption = None,
+    bucket: BucketOption = None,
     out: Annotated[
         Path, typer.Option("--out", help="Folder for the HTML files, index.html and media/.")
     ] = Path("hits"),
