@@ -78,4 +78,6 @@ def test_sample_to_review_through_the_cli(cli, tmp_path, sandbox_server, tiny_cl
     assert answers > assignments
     assert f"collect: {assignments} new assignments" in collected
     assert "review: approve" in reviewed
-    assert status.count("local ") == len({line.split()[1] for line in status.splitlines()})
+    batches = [line for line in status.splitlines() if line.startswith("local ")]
+    assert len(batches) == len({line.split()[1] for line in batches}) == status.count("local ")
+    assert status.startswith("status: target local: $")

@@ -20,6 +20,7 @@ from turk.publish import (
     plan_for_publish,
     prepare_publish,
 )
+from turk.sandbox import SandboxConfig, SandboxServer
 
 
 def _publish(cli, project: CrowdProject, *extra: object):
@@ -84,7 +85,7 @@ def test_budget_is_a_hard_cap(cli, crowd_project):
     assert "stopped by --budget $0.60: 5 HITs not published" in result.stderr
     assert len(_server_hits(crowd_project)) == 3
     again = _publish(cli, crowd_project, "--budget", "0.60")
-    assert "too small for one HIT" in again.stderr and again.exit_code == 1
+    assert "too small for one more HIT" in again.stderr and again.exit_code == 1
     assert len(_server_hits(crowd_project)) == 3
     more = _publish(cli, crowd_project, "--budget", "0.90")
     assert more.exit_code == 0 and len(_server_hits(crowd_project)) == 5
@@ -95,7 +96,7 @@ def test_budget_is_a_hard_cap(cli, crowd_project):
 def test_budget_too_small_sends_and_writes_nothing(cli, crowd_project):
     result = _publish(cli, crowd_project, "--budget", "0.10")
     assert result.exit_code == 1
-    assert result.stderr.count("\n") == 1 and "too small for one HIT ($0.18" in result.stderr
+    assert result.stderr.count("\n") == 1 and "too small for one more HIT ($0.18" in result.stderr
     assert _server_hits(crowd_project) == [] and _ledger_hits(crowd_project) == []
     assert crowd_project.backend.stats.total_calls == 1  # the test's own ListHITs
 
@@ -232,7 +233,7 @@ def test_production_guards_and_confirmation(cli, crowd_project, monkeypatch):
     result = cli(*base)
     assert result.exit_code == 1 and "pass --live" in result.stderr
     result = cli(*base, "--live")
-    assert result.exit_code == 1 and "needs --budget USD" in result.stderr
+    assert result.exit_code == 1 and "needs a budget: pass --budget USD" in result.stderr
     monkeypatch.setattr("sys.stdin", io.StringIO("n\n"))  # the user says no
     result = cli(*base, "--live", "--budget", "1.00")
     assert result.exit_code == 1 and "not confirmed; nothing was sent" in result.stderr
@@ -247,7 +248,7 @@ def test_production_guards_and_confirmation(cli, crowd_project, monkeypatch):
     assert secret not in result.stdout + result.stderr
 
 
-def test_each_target_keeps_its_own_hits(crowd_project):
+def test_each_target_keeps_its_own_hits(crowd_project, tmp_path, request):
     project = crowd_project
     plans = plan_for_publish(project.ledger, project.backend, concepts=["bus"])
     settings = load_publish_config()
@@ -255,9 +256,12 @@ def test_each_target_keeps_its_own_hits(crowd_project):
         project.ledger, project.backend, plans, settings, media_dir=project.media_dir
     )
     execute_publish(project.ledger, project.backend, prepared)
-    # The production code path, pointed at the local server: nothing of local's counts.
-    client = connect("local", endpoint_url=project.server.url).client
-    production = BotoBackend("mturk", client, project.server.url, live=True)
+    # The production code path, pointed at a second local server (another account):
+    # nothing of local's counts.
+    other = SandboxServer(SandboxConfig(state_path=tmp_path / "production.db")).start()
+    request.addfinalizer(other.stop)
+    client = connect("local", endpoint_url=other.url).client
+    production = BotoBackend("mturk", client, other.url, live=True)
     prepared = prepare_publish(
         project.ledger,
         production,
@@ -278,7 +282,7 @@ def test_each_target_keeps_its_own_hits(crowd_project):
         assert set(pair) == {"local", "mturk"}
         assert pair["local"]["token"] != pair["mturk"]["token"]
         assert pair["local"]["hit_id"] != pair["mturk"]["hit_id"]
-    unguarded = BotoBackend("mturk", client, project.server.url, live=False)
+    unguarded = BotoBackend("mturk", client, other.url, live=False)
     with pytest.raises(MoneyError, match="pass --live"):
         prepare_publish(project.ledger, unguarded, plans, settings, budget=Decimal("5"))
     with pytest.raises(MoneyError, match="refused: pass --live"):

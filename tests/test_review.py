@@ -8,6 +8,7 @@ import pytest
 
 from tests.fixtures.crowd import CrowdProject
 from turk.collect import collect
+from turk.crowd.spend import target_spend
 from turk.publish import execute_publish, load_publish_config, plan_for_publish, prepare_publish
 from turk.review import GoldRule, ItemAnswers, ReviewOptions, review, worker_scores
 from turk.sandbox.workers import run_workers
@@ -141,13 +142,25 @@ def test_bonus_is_never_paid_twice(crowd_project):
 def test_budget_caps_bonuses(crowd_project):
     project = crowd_project
     _worked(project, spammers=0.0, n=2)
+    # The budget caps everything committed on the target: the HITs, then $0.50 of bonuses.
+    hits = target_spend(project.ledger, "local").committed
+    assert hits > 0
     options = ReviewOptions(
-        rule=GoldRule(min_gold=3, min_accuracy=0.5), bonus=Decimal("0.10"), budget=Decimal("0.50")
+        rule=GoldRule(min_gold=3, min_accuracy=0.5),
+        bonus=Decimal("0.10"),
+        budget=hits + Decimal("0.50"),
     )
     options.bonus_accuracy = 0.0
     report = review(project.ledger, project.backend, options)
     assert report.bonuses == 4 and report.budget_stopped == 12
-    assert report.bonus_total <= Decimal("0.50")
+    assert report.bonus_total == Decimal("0.48")
+    assert (
+        report.committed
+        == target_spend(project.ledger, "local").committed
+        == hits + Decimal("0.48")
+    )
+    again = review(project.ledger, project.backend, options)
+    assert again.bonuses == 0 and again.budget_stopped == 12
 
 
 def test_block_repeat_offenders_and_grant_trusted(crowd_project):
@@ -234,7 +247,8 @@ def test_status_and_expire_through_the_cli(cli, crowd_project):
     review(project.ledger, project.backend, ReviewOptions())
     result = cli("--db", project.db_path, "status", "--target", "local")
     assert result.exit_code == 0, result.stderr
-    lines = result.stdout.strip().splitlines()
+    money, *lines = result.stdout.strip().splitlines()
+    assert money.startswith("status: target local: $") and "committed" in money
     assert len(lines) == 4 and all(line.startswith("local binary-") for line in lines)
     assert "HITs 2/2 published" in lines[0] and "spent $" in lines[0]
     statuses = batch_status(project.ledger)

@@ -9,6 +9,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -219,7 +220,7 @@ def test_money_guards_and_budget_below_published(
     refused = cli("run", "--project", ranked_project, "publish")
     assert refused.exit_code == 1
     assert "budget: $0.20 is lower than the $" in refused.stderr
-    assert "already published on target local" in refused.stderr
+    assert "already committed on target local" in refused.stderr
     budget = [f for f in run_doctor(path, model=False) if f.check == "budget"]
     assert budget and budget[0].status == "fail"
 
@@ -246,3 +247,27 @@ def test_money_guards_and_budget_below_published(
     count = _query(db, "SELECT COUNT(*) FROM hits WHERE target='mturk' AND hit_id IS NOT NULL")
     assert count[0][0] > 0
     assert "run-test-secret" not in sent.stdout + sent.stderr
+
+
+@pytest.mark.slow
+def test_budget_caps_everything_committed_across_a_new_plan(cli, ranked_project: Path) -> None:
+    from turk.crowd.spend import target_spend
+    from turk.ledger import Ledger
+
+    path = ranked_project / "turk.yaml"
+    db = ranked_project / "turk.db"
+    first = cli("run", "--project", ranked_project, "publish")
+    assert first.exit_code == 0, first.stderr
+    with Ledger(db) as ledger:
+        committed = target_spend(ledger, "local").committed
+    budget = committed + Decimal("0.40")  # two more HITs of $0.18
+    edit_yaml(path, "budget", str(budget))
+    # Other HIT settings make new HIT keys: a whole new plan meets the same cap.
+    edit_yaml(path, "hits.items_per_hit", 8)
+    again = cli("run", "--project", ranked_project, "--from", "publish", "--until", "publish")
+    assert again.exit_code == 0, again.stderr
+    assert f"target local: ${committed} committed, $0.00 spent; budget ${budget}" in again.stdout
+    with Ledger(db) as ledger:
+        after = target_spend(ledger, "local").committed
+    assert after == committed + Decimal("0.36") <= budget
+    assert "HITs not sent because of the budget" in again.stdout

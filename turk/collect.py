@@ -22,6 +22,7 @@ from typing import Any
 
 from turk.crowd.answers import ItemSpec, parse_answer
 from turk.crowd.backend import AssignmentInfo, CrowdBackend, HitInfo
+from turk.crowd.lock import crowd_lock
 from turk.crowd.records import iso, rows
 from turk.ledger import Ledger, utc_now
 
@@ -91,7 +92,7 @@ def hit_items(ledger: Ledger, target: str, hit_key: str) -> list[ItemSpec]:
 
 def store_assignment(
     ledger: Ledger, target: str, hit: dict[str, Any], info: AssignmentInfo
-) -> tuple[str, int, str | None]:
+) -> tuple[str, int, str | None] | None:
     """Store one new assignment: the raw XML first, then its parsed answers.
 
     Args:
@@ -101,13 +102,14 @@ def store_assignment(
         info: The assignment as the backend returned it.
 
     Returns:
-        ``(parse status, answer rows written, flag)``.
+        ``(parse status, answer rows written, flag)``, or None when the ledger already
+        held the assignment (stored meanwhile by another process): nothing is written.
     """
     conn = ledger.conn
     work_time = _work_time(info)
     with conn:
-        conn.execute(
-            "INSERT INTO assignments (target, assignment_id, hit_id, hit_key, worker_id, "
+        inserted = conn.execute(
+            "INSERT OR IGNORE INTO assignments (target, assignment_id, hit_id, hit_key, worker_id, "
             "status, accept_time, submit_time, auto_approval_time, approval_time, "
             "rejection_time, work_time_s, answer_xml, parse_status, fetched_at) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'raw', ?)",
@@ -127,7 +129,9 @@ def store_assignment(
                 info.answer_xml,
                 utc_now(),
             ),
-        )
+        ).rowcount
+    if not inserted:
+        return None
     return parse_stored(ledger, target, info.assignment_id, hit)
 
 
@@ -269,7 +273,22 @@ def collect(
 
     Returns:
         The :class:`CollectReport`.
+
+    Raises:
+        BusyError: Another command holds the target's lock.
     """
+    with crowd_lock(ledger, backend.target, "collect"):
+        return _collect(ledger, backend, batch_id, include_open, concurrency, on_progress)
+
+
+def _collect(
+    ledger: Ledger,
+    backend: CrowdBackend,
+    batch_id: str | None,
+    include_open: bool,
+    concurrency: int,
+    on_progress: Callable[[int], None] | None,
+) -> CollectReport:
     target = backend.target
     report = CollectReport(target=target)
     before = dict(backend.stats.calls)
@@ -337,8 +356,11 @@ def _store_hit(
     for assignment in found:
         previous = known.get(assignment.assignment_id)
         if previous is None:
-            status, n, flag = store_assignment(ledger, target, hit, assignment)
+            stored = store_assignment(ledger, target, hit, assignment)
             known[assignment.assignment_id] = assignment.status
+            if stored is None:
+                continue
+            status, n, flag = stored
             report.assignments_new += 1
             report.answers += n
             if status == "flagged":

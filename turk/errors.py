@@ -11,6 +11,7 @@ line, id, key or option at fault and says what to do about it.
     │   ├── ConfigError                    a bad option, config or project file
     │   ├── InputError                     outside data that cannot be used as a whole
     │   ├── LedgerError                    ledger unreadable, or written by a newer turk
+    │   │   └── BusyError                  another command holds the ledger's crowd lock
     │   ├── StageError                     a stage asked for before its inputs exist
     │   ├── MoneyError                     an amount, budget or production guard refused
     │   ├── CrowdError                     a crowd backend refused or failed a call
@@ -45,6 +46,10 @@ class LedgerError(TurkError):
     """The ledger cannot be opened, or was written by a newer turk."""
 
 
+class BusyError(LedgerError):
+    """Another turk command is changing the same ledger's crowd state for the same target."""
+
+
 class StageError(TurkError):
     """A stage was asked for before the stages it needs have run."""
 
@@ -67,6 +72,7 @@ USER_ERRORS: tuple[type[Exception], ...] = (TurkError, RetrievalError, AnalysisE
 __all__ = [
     "USER_ERRORS",
     "AnalysisError",
+    "BusyError",
     "CollectionError",
     "ConceptsError",
     "ConfigError",

@@ -94,6 +94,32 @@ def mturk_fee(reward: Decimal, max_assignments: int) -> Decimal:
     return per_assignment * max_assignments
 
 
+def assignment_fee(reward: Decimal, max_assignments: int) -> Decimal:
+    """Return MTurk's fee on one assignment of a HIT with ``max_assignments``.
+
+    Args:
+        reward: Reward per assignment.
+        max_assignments: The HIT's MaxAssignments (the rate rises from 10).
+
+    Returns:
+        ``max(0.01, rate * reward)`` rounded to cents.
+    """
+    return mturk_fee(reward, max(1, max_assignments)) / max(1, max_assignments)
+
+
+def assignment_cost(reward: Decimal, max_assignments: int) -> Decimal:
+    """Return what one approved assignment costs: its reward plus MTurk's fee on it.
+
+    Args:
+        reward: Reward per assignment.
+        max_assignments: The HIT's MaxAssignments.
+
+    Returns:
+        The cost in dollars.
+    """
+    return reward + assignment_fee(reward, max_assignments)
+
+
 def bonus_fee(bonus: Decimal) -> Decimal:
     """Return MTurk's fee for one bonus payment (20%, at least $0.01; none for 0).
 
@@ -106,6 +132,18 @@ def bonus_fee(bonus: Decimal) -> Decimal:
     if bonus <= 0:
         return Decimal("0.00")
     return max(MIN_FEE, _cents(bonus * BASE_FEE_RATE))
+
+
+def bonus_cost(bonus: Decimal) -> Decimal:
+    """Return what one bonus payment costs: the bonus plus MTurk's fee on it.
+
+    Args:
+        bonus: The bonus amount.
+
+    Returns:
+        The cost in dollars.
+    """
+    return bonus + bonus_fee(bonus)
 
 
 @dataclass(frozen=True)

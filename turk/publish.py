@@ -17,13 +17,15 @@ is written only from the calling thread.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import shutil
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -43,7 +45,9 @@ from turk.crowd.backend import (
     HitTypeSpec,
     QualificationRequirement,
 )
+from turk.crowd.lock import crowd_lock
 from turk.crowd.records import annotation, iso, parse_annotation, request_token, rows
+from turk.crowd.spend import BudgetGuard, TargetSpend, target_spend
 from turk.errors import ConfigError, CrowdError, InputError, MoneyError, StageError
 from turk.hits import HitPlan
 from turk.ledger import Ledger, utc_now
@@ -508,22 +512,26 @@ def hit_cost(config: HitTypeConfig) -> Decimal:
 
 @dataclass
 class PublishPlan:
-    """A publish, checked and costed, before anything is sent.
+    """A publish, reconciled with the target, checked and costed, before anything is sent.
 
     Attributes:
         target: The crowd target.
         plans: Every planned HIT.
         config: The publish config.
-        hit_keys_done: Planned HITs already published on this target.
+        hit_keys_done: Planned HITs already published on this target (the ledger's and
+            those found on the target by reconciliation).
         to_publish: Planned HITs still to publish.
         per_hit: Most one HIT can cost, fees included.
-        committed: Cost of the planned HITs already published.
-        remaining_cost: Cost of the HITs still to publish.
-        budget: The cap on the cost of all planned HITs, or None.
+        spend: Committed and spent on the target before this publish
+            (:func:`turk.crowd.spend.target_spend`, after reconciliation).
+        budget: The cap on everything committed on the target, or None.
         affordable: How many of ``to_publish`` fit under the budget.
+        reconciled: Planned HITs the ledger did not know as published but the target
+            holds (created by an earlier run or a ledger restored from a copy): adopted.
         balance: The account balance, when checked.
         media_dir: Where item images are written for workers.
         live: Production was explicitly asked for.
+        calls: API calls made while preparing (reconciliation, balance), by operation.
     """
 
     target: str
@@ -532,13 +540,14 @@ class PublishPlan:
     hit_keys_done: set[str]
     to_publish: list[HitPlan]
     per_hit: Decimal
-    committed: Decimal
-    remaining_cost: Decimal
+    spend: TargetSpend
     budget: Decimal | None
     affordable: int
+    reconciled: int
     balance: Decimal | None
     media_dir: Path
     live: bool
+    calls: dict[str, int] = field(default_factory=dict)
 
     @property
     def cost_now(self) -> Decimal:
@@ -551,17 +560,15 @@ class PublishPlan:
         est = estimate_cost(self.affordable, ht.reward, ht.max_assignments)
         lines = [
             f"target {self.target}: {len(self.plans)} HITs planned, "
-            f"{len(self.hit_keys_done)} already published, {len(self.to_publish)} to publish",
+            f"{len(self.hit_keys_done)} already published"
+            + (f" ({self.reconciled} found on the target)" if self.reconciled else "")
+            + f", {len(self.to_publish)} to publish",
             f"reward {format_usd(ht.reward)} x {ht.max_assignments} assignments per HIT, "
             f"fee {est.fee_rate * 100:.0f}% (min $0.01): {format_usd(self.per_hit)} per HIT",
             f"cost of this publish: {format_usd(est.rewards)} rewards + "
             f"{format_usd(est.fees)} fees = {format_usd(est.total)} for {self.affordable} HITs",
+            self.spend.describe(self.budget),
         ]
-        if self.budget is not None:
-            lines.append(
-                f"budget {format_usd(self.budget)}: {format_usd(self.committed)} already "
-                f"committed, {format_usd(self.budget - self.committed)} left"
-            )
         if self.balance is not None:
             lines.append(f"account balance {format_usd(self.balance)}")
         if self.affordable < len(self.to_publish):
@@ -571,6 +578,87 @@ class PublishPlan:
                 "will not be sent"
             )
         return lines
+
+
+def check_production(
+    target: str,
+    *,
+    live: bool,
+    budget: Decimal | None,
+    live_hint: str = "pass --live, a --budget, and confirm",
+    budget_hint: str = "pass --budget USD, a hard cap on spending",
+) -> None:
+    """Refuse production without an explicit ``live`` and a budget (the one guard).
+
+    Args:
+        target: The crowd target.
+        live: Production was explicitly asked for (``--live``, ``crowd.live``).
+        budget: The cap, or None.
+        live_hint: How the caller's user asks for production (named in the error).
+        budget_hint: How the caller's user sets a budget (named in the error).
+
+    Raises:
+        MoneyError: Target ``mturk`` without ``live`` or without a budget; a budget of 0
+            or less on any target.
+    """
+    if target == MTURK and not live:
+        raise MoneyError(f"target mturk is production (real money): {live_hint}")
+    if target == MTURK and budget is None:
+        raise MoneyError(f"target mturk (production) needs a budget: {budget_hint}")
+    if budget is not None and budget <= 0:
+        raise MoneyError(f"budget {budget}: must be more than 0")
+
+
+def _published_keys(ledger: Ledger, target: str) -> set[str]:
+    return {
+        str(r["hit_key"])
+        for r in rows(
+            ledger.conn, "SELECT hit_key FROM hits WHERE target=? AND hit_id IS NOT NULL", (target,)
+        )
+    }
+
+
+def reconcile_hits(
+    ledger: Ledger,
+    backend: CrowdBackend,
+    plans: Sequence[HitPlan],
+    config: PublishConfig,
+) -> int:
+    """Adopt planned HITs the target holds but the ledger does not know as published.
+
+    One ListHITs scan (every page, stopping once every planned key is found) looks for
+    turk's RequesterAnnotation of each HIT left to publish, whatever the ledger says of
+    it: sent by a run killed before it recorded the answer, past MTurk's 24-hour token
+    window, or never recorded at all because the ledger was restored from an older copy.
+    Found HITs are recorded as published; intents marked as sent that the target does
+    not hold are marked as not sent, so they no longer count as committed.
+
+    Args:
+        ledger: The open ledger (the target's lock held).
+        backend: The target's backend.
+        plans: The planned HITs.
+        config: The publish config (for the intents of adopted HITs).
+
+    Returns:
+        HITs adopted.
+    """
+    target = backend.target
+    done = _published_keys(ledger, target)
+    todo = [p for p in plans if p.hit_key not in done]
+    if not todo:
+        return 0
+    found = _scan_existing(backend, {p.hit_key for p in todo})
+    if found:
+        _write_intents(ledger, config, [p for p in todo if p.hit_key in found], target)
+        for hit_key, info in found.items():
+            _record_hit(ledger, target, hit_key, info)
+    missing = [p.hit_key for p in todo if p.hit_key not in found]
+    with ledger.conn:
+        ledger.conn.executemany(
+            "UPDATE hits SET sent_at=NULL WHERE target=? AND hit_key=? AND hit_id IS NULL",
+            [(target, k) for k in missing],
+        )
+    return len(found)
 
 
 def prepare_publish(
@@ -583,14 +671,19 @@ def prepare_publish(
     live: bool = False,
     media_dir: Path | None = None,
 ) -> PublishPlan:
-    """Check and cost a publish; the only call made is the balance check.
+    """Reconcile with the target, then check and cost a publish; create nothing.
+
+    The calls made are one ListHITs scan (:func:`reconcile_hits`) and the balance
+    check. Hold the target's lock (:func:`turk.crowd.lock.crowd_lock`) from here until
+    :func:`execute_publish` ends, as :func:`publish` does.
 
     Args:
         ledger: The open ledger.
         backend: The target's backend.
         plans: The planned HITs (from :func:`turk.hits.plan_hits`).
         config: The publish config.
-        budget: Cap on the total cost of the planned HITs, fees included.
+        budget: Cap on everything committed on the target, fees included
+            (:mod:`turk.crowd.spend`).
         live: Production was explicitly asked for (``--live``).
         media_dir: Where to write item images (default ``<ledger root>/media``).
 
@@ -605,38 +698,27 @@ def prepare_publish(
     target = backend.target
     if not plans:
         raise StageError("no HITs to publish: no candidates; run 'turk rank' first")
-    if target == MTURK and not live:
-        raise MoneyError(
-            "target mturk is production (real money): pass --live, a --budget, and confirm"
-        )
-    if target == MTURK and budget is None:
-        raise MoneyError("target mturk (production) needs --budget USD, a hard cap on spending")
-    if budget is not None and budget <= 0:
-        raise MoneyError(f"--budget {budget}: must be more than 0")
+    check_production(target, live=live, budget=budget)
     keys = [p.hit_key for p in plans]
     if len(set(keys)) != len(keys):
         raise StageError("the plan holds the same HIT key twice; rerun 'turk rank'")
-    published = {
-        str(r["hit_key"]): Decimal(str(r["cost"]))
-        for r in rows(
-            ledger.conn,
-            "SELECT hit_key, cost FROM hits WHERE target=? AND hit_id IS NOT NULL",
-            (target,),
-        )
-    }
+    before = dict(backend.stats.calls)
+    reconciled = reconcile_hits(ledger, backend, plans, config)
+    published = _published_keys(ledger, target)
     done = {k for k in keys if k in published}
     todo = [p for p in plans if p.hit_key not in done]
     per_hit = hit_cost(config.hit_type)
-    committed = sum((published[k] for k in done), Decimal("0"))
+    spend = target_spend(ledger, target)
     affordable = len(todo)
     if budget is not None:
-        room = budget - committed
+        room = budget - spend.committed
         affordable = min(len(todo), int(room // per_hit) if room > 0 else 0)
         if todo and affordable == 0:
             raise MoneyError(
-                f"--budget {format_usd(budget)} is too small for one HIT "
-                f"({format_usd(per_hit)} with fees; {format_usd(committed)} already "
-                "committed): raise --budget or lower --reward/--max-assignments"
+                f"--budget {format_usd(budget)} is too small for one more HIT "
+                f"({format_usd(per_hit)} with fees; {format_usd(spend.committed)} already "
+                f"committed on target {target}): raise --budget or lower "
+                "--reward/--max-assignments"
             )
     balance = None
     if todo:
@@ -654,14 +736,21 @@ def prepare_publish(
         hit_keys_done=done,
         to_publish=todo,
         per_hit=per_hit,
-        committed=committed,
-        remaining_cost=per_hit * len(todo),
+        spend=spend,
         budget=budget,
         affordable=affordable,
+        reconciled=reconciled,
         balance=balance,
         media_dir=media_dir or (ledger.root / "media"),
         live=live,
+        calls=_calls_since(backend, before),
     )
+
+
+def _calls_since(backend: CrowdBackend, before: dict[str, int]) -> dict[str, int]:
+    return {
+        op: n - before.get(op, 0) for op, n in backend.stats.calls.items() if n != before.get(op, 0)
+    }
 
 
 # -- execution -------------------------------------------------------------------------
@@ -669,21 +758,24 @@ def prepare_publish(
 
 @dataclass
 class PublishReport:
-    """What one publish run did.
+    """What one publish run did (counts of this process only).
 
     Attributes:
         target: The crowd target.
         planned: HITs planned.
-        already: HITs found published before this run.
+        already: HITs found published before this run (in the ledger or on the target).
         published: HITs created by this run.
-        reconciled: HITs an earlier run had sent, found on the target and adopted.
+        reconciled: HITs the target held that the ledger did not know: adopted.
         duplicates: Creates answered "already processed" and read back.
         not_sent_budget: HITs left unsent because the budget would be crossed.
         not_sent_error: HITs left unsent because an earlier call failed (rerun).
         failed: HITs whose call failed (their intent stays; rerun to resume).
-        cost_committed: Cost of every planned HIT now published, fees included.
+        cost_now: What this run committed, fees included.
+        committed: Everything committed on the target after this run.
+        spent: Everything spent on the target (unchanged by publishing).
+        budget: The cap, or None.
         hit_type_ids: HIT types used.
-        calls: API calls made, by operation.
+        calls: API calls made, by operation (preparation included).
         errors: First error messages.
     """
 
@@ -696,10 +788,26 @@ class PublishReport:
     not_sent_budget: int = 0
     not_sent_error: int = 0
     failed: int = 0
-    cost_committed: Decimal = Decimal("0")
+    cost_now: Decimal = Decimal("0")
+    committed: Decimal = Decimal("0")
+    spent: Decimal = Decimal("0")
+    budget: Decimal | None = None
     hit_type_ids: list[str] = field(default_factory=list)
     calls: dict[str, int] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
+
+    def money_line(self) -> str:
+        """Committed now, and committed, spent and left on the target, as one line."""
+        left = (
+            f", {format_usd(max(Decimal('0'), self.budget - self.committed))} left of "
+            f"{format_usd(self.budget)}"
+            if self.budget is not None
+            else ""
+        )
+        return (
+            f"this run committed {format_usd(self.cost_now)}; target {self.target}: "
+            f"{format_usd(self.committed)} committed, {format_usd(self.spent)} spent{left}"
+        )
 
 
 def _spec_hash(spec: HitTypeSpec) -> str:
@@ -809,10 +917,10 @@ def stage_media(plan: HitPlan, media_dir: Path) -> int:
 
 
 def _write_intents(
-    ledger: Ledger, prepared: PublishPlan, todo: Sequence[HitPlan], target: str
+    ledger: Ledger, config: PublishConfig, todo: Sequence[HitPlan], target: str
 ) -> None:
-    ht = prepared.config.hit_type
-    cost = str(prepared.per_hit)
+    ht = config.hit_type
+    cost = str(hit_cost(ht))
     now = utc_now()
     with ledger.conn:
         for plan in todo:
@@ -920,10 +1028,13 @@ def execute_publish(
 ) -> PublishReport:
     """Publish what :func:`prepare_publish` found left to publish.
 
+    The budget is checked again before every CreateHIT against everything committed on
+    the target (read from the ledger when this starts, under the target's lock).
+
     Args:
         ledger: The open ledger.
         backend: The target's backend (the one ``prepared`` was made with).
-        prepared: The checked, costed and (on production) confirmed publish.
+        prepared: The reconciled, costed and (on production) confirmed publish.
         concurrency: HITs created in parallel (the backend's rate limit still holds).
         on_progress: Called with the number of HITs just settled.
 
@@ -934,46 +1045,48 @@ def execute_publish(
     Raises:
         CrowdError: Every attempted HIT failed (e.g. the endpoint is down); the
             ledger keeps every intent for a rerun.
+        BusyError: Another command holds the target's lock.
     """
     target = backend.target
     if target != prepared.target:
         raise CrowdError(f"publish prepared for {prepared.target} cannot run on {target}")
-    report = PublishReport(target=target, planned=len(prepared.plans))
+    with crowd_lock(ledger, target, "publish"):
+        return _execute(ledger, backend, prepared, concurrency, on_progress)
+
+
+def _execute(
+    ledger: Ledger,
+    backend: CrowdBackend,
+    prepared: PublishPlan,
+    concurrency: int,
+    on_progress: Callable[[int], None] | None,
+) -> PublishReport:
+    target = backend.target
+    report = PublishReport(target=target, planned=len(prepared.plans), budget=prepared.budget)
     report.already = len(prepared.hit_keys_done)
-    report.cost_committed = prepared.committed
+    report.reconciled = prepared.reconciled
+    report.calls = dict(prepared.calls)
     before = dict(backend.stats.calls)
-    todo = prepared.to_publish
-    if not todo:
+    guard = BudgetGuard.start(ledger, target, prepared.budget)
+    report.spent = target_spend(ledger, target).spent
+
+    def finish() -> PublishReport:
+        report.cost_now = guard.taken
+        report.committed = guard.committed
+        report.hit_type_ids = sorted(set(type_cache.values()))
+        for op, n in _calls_since(backend, before).items():
+            report.calls[op] = report.calls.get(op, 0) + n
         return report
+
+    type_cache: dict[str, str] = {}
+    published = _published_keys(ledger, target)
+    queue = [p for p in prepared.to_publish if p.hit_key not in published]
+    if not queue:
+        return finish()
     if prepared.config.qualifications.exclude_blocked:
         apply_worker_blocks(ledger, backend)
     quals = resolve_qualifications(ledger, backend, prepared.config.qualifications)
-    _write_intents(ledger, prepared, todo, target)
-
-    # Reconcile HITs an earlier run may have created (killed after sending, or past the
-    # 24-hour token window): adopt them instead of publishing again.
-    maybe_sent = {
-        str(r["hit_key"])
-        for r in rows(
-            ledger.conn,
-            "SELECT hit_key FROM hits WHERE target=? AND hit_id IS NULL AND sent_at IS NOT NULL",
-            (target,),
-        )
-    } & {p.hit_key for p in todo}
-    if maybe_sent:
-        for hit_key, info in _scan_existing(backend, maybe_sent).items():
-            _record_hit(ledger, target, hit_key, info)
-            report.reconciled += 1
-            report.cost_committed += prepared.per_hit
-            if on_progress:
-                on_progress(1)
-    adopted = {
-        str(r["hit_key"])
-        for r in rows(
-            ledger.conn, "SELECT hit_key FROM hits WHERE target=? AND hit_id IS NOT NULL", (target,)
-        )
-    }
-    queue = [p for p in todo if p.hit_key not in adopted]
+    _write_intents(ledger, prepared.config, queue, target)
     intents = {
         str(r["hit_key"]): r
         for r in rows(
@@ -983,10 +1096,7 @@ def execute_publish(
             (target,),
         )
     }
-    type_cache: dict[str, str] = {}
-    budget = prepared.budget
     per_hit = prepared.per_hit
-    reserved = Decimal("0")
     stop_error: str | None = None
     counter_lock = threading.Lock()
 
@@ -1017,17 +1127,20 @@ def execute_publish(
     workers = max(1, concurrency)
     in_flight: dict[Future[HitInfo], HitPlan] = {}
     position = 0
+    budget_stop = False
     fatal: Exception | None = None
     with ThreadPoolExecutor(max_workers=workers) as pool:
         while True:
             while (
                 stop_error is None
                 and fatal is None
+                and not budget_stop
                 and position < len(queue)
                 and len(in_flight) < workers
             ):
                 plan = queue[position]
-                if budget is not None and report.cost_committed + reserved + per_hit > budget:
+                if not guard.fits(per_hit):
+                    budget_stop = True
                     break
                 try:
                     stage_media(plan, prepared.media_dir)
@@ -1037,13 +1150,14 @@ def execute_publish(
                 except Exception as exc:  # drain what is in flight, then raise it
                     fatal = exc
                     break
+                guard.take(per_hit)
+                # From here the HIT counts as committed in the ledger (sent, outcome unknown).
                 with ledger.conn:
                     ledger.conn.execute(
                         "UPDATE hits SET sent_at=COALESCE(sent_at, ?), hit_type_id=? "
                         "WHERE target=? AND hit_key=?",
                         (utc_now(), hit_type_id, target, plan.hit_key),
                     )
-                reserved += per_hit
                 in_flight[pool.submit(send, plan, hit_type_id)] = plan
                 position += 1
             if not in_flight:
@@ -1051,7 +1165,6 @@ def execute_publish(
             finished, _ = wait(list(in_flight), return_when=FIRST_COMPLETED)
             for future in finished:
                 plan = in_flight.pop(future)
-                reserved -= per_hit
                 try:
                     info = future.result()
                 except CrowdError as exc:
@@ -1067,21 +1180,82 @@ def execute_publish(
                     continue
                 _record_hit(ledger, target, plan.hit_key, info)
                 report.published += 1
-                report.cost_committed += per_hit
                 if on_progress:
                     on_progress(1)
     if fatal is not None:
         raise fatal
-    stopped_early = stop_error is not None
-    report.not_sent_error = len(queue) - position if stopped_early else 0
-    report.not_sent_budget = 0 if stopped_early else len(queue) - position
-    report.hit_type_ids = sorted(set(type_cache.values()))
-    report.calls = {
-        op: n - before.get(op, 0) for op, n in backend.stats.calls.items() if n != before.get(op, 0)
-    }
+    if stop_error is not None:
+        report.not_sent_error = len(queue) - position
+    else:
+        report.not_sent_budget = len(queue) - position
     if stop_error is not None and report.published == 0 and report.reconciled == 0:
         raise CrowdError(f"{stop_error} (nothing published; every intent is kept, rerun)")
-    return report
+    return finish()
+
+
+ConfirmPublish = Callable[[PublishPlan], bool]
+"""Shown a production publish's plan (its ``describe()`` lines); answers whether to send."""
+
+ProgressFactory = Callable[[str, int | None, str], AbstractContextManager[Callable[[int], None]]]
+"""``(description, total, unit)`` -> a context yielding ``advance(n)`` (a progress bar)."""
+
+
+def publish(
+    ledger: Ledger,
+    backend: CrowdBackend,
+    plans: Sequence[HitPlan],
+    config: PublishConfig,
+    *,
+    budget: Decimal | None = None,
+    live: bool = False,
+    confirm: ConfirmPublish | None = None,
+    media_dir: Path | None = None,
+    concurrency: int = 8,
+    on_plan: Callable[[PublishPlan], None] | None = None,
+    progress: ProgressFactory | None = None,
+) -> PublishReport:
+    """Publish planned HITs: lock, reconcile, price, confirm, send (the one entry point).
+
+    Args:
+        ledger: The open ledger.
+        backend: The target's backend.
+        plans: The validated plans (:func:`plan_for_publish`).
+        config: The publish config.
+        budget: Cap on everything committed on the target (:mod:`turk.crowd.spend`).
+        live: Production was explicitly asked for.
+        confirm: Asked before sending on production; None refuses production.
+        media_dir: Where to write item images (default ``<ledger root>/media``).
+        concurrency: HITs created in parallel.
+        on_plan: Called with the reconciled, costed plan before anything is sent (to
+            show the cost).
+        progress: Progress bar factory, started with the HITs to send.
+
+    Returns:
+        The :class:`PublishReport`.
+
+    Raises:
+        MoneyError: A guard refused, or production was not confirmed.
+        BusyError: Another command holds the target's lock.
+    """
+    target = backend.target
+    with crowd_lock(ledger, target, "publish"):
+        prepared = prepare_publish(
+            ledger, backend, plans, config, budget=budget, live=live, media_dir=media_dir
+        )
+        if on_plan is not None:
+            on_plan(prepared)
+        if target == MTURK and prepared.affordable and (confirm is None or not confirm(prepared)):
+            raise MoneyError("publish on production not confirmed; nothing was sent")
+        bar = progress or _no_progress
+        with bar("publish", prepared.affordable, "HITs") as advance:
+            return execute_publish(
+                ledger, backend, prepared, concurrency=concurrency, on_progress=advance
+            )
+
+
+@contextlib.contextmanager
+def _no_progress(description: str, total: int | None, unit: str) -> Iterator[Callable[[int], None]]:
+    yield lambda n: None
 
 
 def plan_for_publish(

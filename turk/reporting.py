@@ -33,7 +33,7 @@ from analysis.report import CostSummary, Report, ReportSettings, build_report
 from analysis.workers import worker_table
 from turk.errors import ConfigError, StageError
 from turk.ledger import Ledger, utc_now
-from turk.money import bonus_fee, mturk_fee
+from turk.money import assignment_fee, bonus_fee
 
 YES = "yes"
 NO = "no"
@@ -378,7 +378,7 @@ def crowd_cost(ledger: Ledger, target: str) -> CostSummary:
     assignments = 0
     for reward_text, max_assignments, count in rows:
         reward = Decimal(str(reward_text))
-        per_assignment_fee = mturk_fee(reward, int(max_assignments)) / int(max_assignments)
+        per_assignment_fee = assignment_fee(reward, int(max_assignments))
         rewards += reward * int(count)
         fees += per_assignment_fee * int(count)
         assignments += int(count)

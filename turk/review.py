@@ -8,10 +8,16 @@ later, unless everything still submitted is to be approved before MTurk's auto-a
 deadline (``approve_all``).
 
 Every action is written to ``actions`` as an intent with a deterministic token before
-its call, so a rerun resumes instead of repeating: an assignment already approved counts
-as done, and a bonus is checked against ListBonusPayments and sent with a
-UniqueRequestToken, so it is never paid twice. ``dry_run`` decides everything and sends
-nothing.
+its call, and nothing is sent on the ledger's word alone, because a ledger may be behind
+the target (a run killed after a call, or a copy restored from before it), also past
+MTurk's 24-hour token window: the assignments of every HIT concerned are read back
+(one ListAssignmentsForHIT per HIT) before approving or rejecting, the bonuses of every
+HIT concerned (one ListBonusPayments per HIT) before paying any, and a HIT (GetHIT)
+before extending it. What the target already holds is recorded, not sent again.
+``dry_run`` decides everything and sends nothing.
+
+A budget caps everything committed on the target (:mod:`turk.crowd.spend`): each
+bonus and extension is checked against it before its call.
 
 ``extend`` adds assignments to HITs with items a rule marks as uncertain (by default:
 their answers disagree), up to each HIT's ``max_total_assignments``. The rule is a
@@ -27,8 +33,9 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from turk.crowd.backend import CrowdBackend, DuplicateRequestError
+from turk.crowd.backend import AssignmentInfo, CrowdBackend, DuplicateRequestError
 from turk.crowd.boto import TransientCrowdError
+from turk.crowd.lock import crowd_lock
 from turk.crowd.records import (
     finish_action,
     iso,
@@ -38,9 +45,10 @@ from turk.crowd.records import (
     request_token,
     rows,
 )
+from turk.crowd.spend import BudgetGuard
 from turk.errors import ConfigError, CrowdError, MoneyError
 from turk.ledger import Ledger, utc_now
-from turk.money import bonus_fee, format_usd, mturk_fee
+from turk.money import assignment_cost, bonus_cost, format_usd
 from turk.publish import qualification_id
 
 
@@ -140,7 +148,8 @@ class ReviewOptions:
         extend: Add assignments to HITs with uncertain items.
         uncertain: The rule marking an item uncertain.
         extend_step: Assignments added to a HIT per review (up to its maximum).
-        budget: Cap on the money this review commits to bonuses and extensions.
+        budget: Cap on everything committed on the target (:mod:`turk.crowd.spend`);
+            bonuses and extensions stop before one would cross it.
         batch_id: Only this batch (None: every batch on the target).
         dry_run: Decide and report; send nothing and write nothing.
     """
@@ -169,15 +178,18 @@ class ReviewReport:
         workers: Workers judged, by verdict.
         approved: Assignments approved now.
         rejected: Assignments rejected now.
-        already: Assignments found already approved/rejected as wanted.
+        already: Actions found already done on the target (approved/rejected as wanted,
+            bonus paid, extension made), recorded without a call.
         skipped: Actions that could not apply (e.g. approved by MTurk before a rejection).
         left: Submitted assignments left for later (too little gold seen).
         blocked: Workers blocked now.
         qualified: Workers granted the trusted qualification now.
-        bonuses: Bonuses paid now.
-        bonus_total: Money committed to bonuses by this run, fees included.
+        bonuses: Bonuses paid now (intents of an interrupted run included).
+        bonus_total: Money paid in bonuses by this run, fees included.
         extended: HITs given more assignments now.
-        extension_total: Money committed by extensions, fees included.
+        extension_total: Money committed by this run's extensions, fees included.
+        committed: Everything committed on the target after this run.
+        calls: API calls made, by operation.
         budget_stopped: Actions not taken because the budget would be crossed.
         failed: Actions that failed (their intent stays; rerun).
         lines: One line per action, for the dry run and the log.
@@ -199,6 +211,8 @@ class ReviewReport:
     extension_total: Decimal = Decimal("0")
     budget_stopped: int = 0
     failed: int = 0
+    committed: Decimal = Decimal("0")
+    calls: dict[str, int] = field(default_factory=dict)
     lines: list[str] = field(default_factory=list)
     planned: dict[str, str] = field(default_factory=dict)
 
@@ -300,11 +314,24 @@ def _approve_or_reject(
     backend: CrowdBackend,
     report: ReviewReport,
     action: dict[str, Any],
+    on_target: dict[str, AssignmentInfo],
 ) -> None:
     target = backend.target
     kind = str(action["kind"])
     assignment_id = str(action["assignment_id"])
     wanted = "Approved" if kind == "approve" else "Rejected"
+    # What the target holds, read back just before (_statuses_on_target).
+    seen = on_target.get(assignment_id)
+    if seen is not None and seen.status in ("Approved", "Rejected"):
+        if seen.status == wanted:
+            finish_action(ledger.conn, int(action["id"]), "done")
+            report.already += 1
+        else:
+            finish_action(ledger.conn, int(action["id"]), "skipped", f"already {seen.status}")
+            report.skipped += 1
+            report.lines.append(f"{kind} {assignment_id}: skipped, already {seen.status}")
+        _set_status(ledger, target, assignment_id, seen.status)
+        return
     mark_sent(ledger.conn, int(action["id"]))
     try:
         if kind == "approve":
@@ -364,11 +391,74 @@ def _statuses(ledger: Ledger, target: str, report: ReviewReport) -> dict[str, tu
     return out
 
 
-def _room(options: ReviewOptions, report: ReviewReport, cost: Decimal) -> bool:
-    if options.budget is None:
-        return True
-    spent = report.bonus_total + report.extension_total
-    return spent + cost <= options.budget
+def _statuses_on_target(
+    ledger: Ledger, backend: CrowdBackend, hit_ids: set[str]
+) -> dict[str, AssignmentInfo]:
+    """Read back every assignment of these HITs whose status differs from the ledger's.
+
+    One ListAssignmentsForHIT per HIT: an assignment the ledger holds as Submitted may
+    be approved already (by an earlier run the ledger does not remember, or by MTurk's
+    auto-approval), and acting on the ledger's word would ask for it again.
+
+    Returns:
+        ``{assignment_id: info}`` for each assignment the target holds in another status.
+    """
+    known = {
+        str(r["assignment_id"]): str(r["status"])
+        for r in rows(
+            ledger.conn,
+            "SELECT assignment_id, status FROM assignments WHERE target=?",
+            (backend.target,),
+        )
+    }
+    out: dict[str, AssignmentInfo] = {}
+    for hit_id in sorted(hit_ids):
+        for info in backend.list_assignments(hit_id):
+            if info.assignment_id in known and known[info.assignment_id] != info.status:
+                out[info.assignment_id] = info
+    return out
+
+
+def _apply_statuses(ledger: Ledger, target: str, changed: dict[str, AssignmentInfo]) -> None:
+    with ledger.conn:
+        ledger.conn.executemany(
+            "UPDATE assignments SET status=?, approval_time=COALESCE(?, approval_time), "
+            "rejection_time=COALESCE(?, rejection_time) WHERE target=? AND assignment_id=?",
+            [
+                (
+                    info.status,
+                    iso(info.approval_time),
+                    iso(info.rejection_time),
+                    target,
+                    info.assignment_id,
+                )
+                for info in changed.values()
+            ],
+        )
+
+
+def _hits_to_refresh(ledger: Ledger, target: str, options: ReviewOptions) -> set[str]:
+    """HITs with work the ledger holds as Submitted in scope, or an unfinished decision."""
+    extra, params = _batch_sql(target, options.batch_id)
+    out = {
+        str(r["hit_id"])
+        for r in rows(
+            ledger.conn,
+            "SELECT DISTINCT hit_id FROM assignments WHERE target=? AND status='Submitted'" + extra,
+            (target, *params),
+        )
+    }
+    out |= {
+        str(r["hit_id"])
+        for r in rows(
+            ledger.conn,
+            "SELECT DISTINCT a.hit_id FROM actions x JOIN assignments a ON "
+            "a.target=x.target AND a.assignment_id=x.assignment_id WHERE x.target=? AND "
+            "x.status='intent' AND x.kind IN ('approve', 'reject')",
+            (target,),
+        )
+    }
+    return out
 
 
 def review(ledger: Ledger, backend: CrowdBackend, options: ReviewOptions) -> ReviewReport:
@@ -385,22 +475,35 @@ def review(ledger: Ledger, backend: CrowdBackend, options: ReviewOptions) -> Rev
     Raises:
         CrowdError: A call failed for a reason that may pass (rerun to resume).
         MoneyError: A bonus that is not a valid amount.
+        BusyError: Another command holds the target's lock.
     """
-    target = backend.target
-    report = ReviewReport(target=target)
     if options.bonus is not None and options.bonus <= 0:
         raise MoneyError(f"--bonus {options.bonus}: must be more than 0")
     if options.extend_step < 1:
         raise ConfigError(f"--extend-step {options.extend_step}: must be 1 or more")
+    if options.dry_run:
+        return _review(ledger, backend, options)
+    with crowd_lock(ledger, backend.target, "review"):
+        return _review(ledger, backend, options)
+
+
+def _review(ledger: Ledger, backend: CrowdBackend, options: ReviewOptions) -> ReviewReport:
+    target = backend.target
+    report = ReviewReport(target=target)
+    before = dict(backend.stats.calls)
+    guard = BudgetGuard.start(ledger, target, options.budget)
     scores = worker_scores(ledger, target, options.batch_id)
     for score in scores.values():
         verdict = score.verdict(options.rule)
         report.workers[verdict] = report.workers.get(verdict, 0) + 1
 
-    # Approvals and rejections: resume intents of an interrupted run, then decide anew.
+    # Approvals and rejections: read the target's statuses back, resume intents of an
+    # interrupted run, then decide anew.
+    on_target: dict[str, AssignmentInfo] = {}
     if not options.dry_run:
+        on_target = _statuses_on_target(ledger, backend, _hits_to_refresh(ledger, target, options))
         for action in _pending_actions(ledger, target, ("approve", "reject")):
-            _approve_or_reject(ledger, backend, report, action)
+            _approve_or_reject(ledger, backend, report, action, on_target)
     for kind, assignment_id, worker_id, feedback in _decide(ledger, target, options, scores):
         if kind == "leave":
             report.left += 1
@@ -425,16 +528,22 @@ def review(ledger: Ledger, backend: CrowdBackend, options: ReviewOptions) -> Rev
             worker_id=worker_id,
             reason=feedback,
         )
-        _approve_or_reject(ledger, backend, report, action)
+        _approve_or_reject(ledger, backend, report, action, on_target)
+    # Work the target decided that this review leaves alone: the ledger follows.
+    _apply_statuses(ledger, target, on_target)
 
     if options.block_after is not None:
         _block(ledger, backend, options, report, scores)
     if options.trusted:
         _qualify(ledger, backend, options, report, scores)
     if options.bonus is not None:
-        _bonus(ledger, backend, options, report, scores)
+        _bonus(ledger, backend, options, report, scores, guard)
     if options.extend:
-        extend_uncertain(ledger, backend, options, report)
+        extend_uncertain(ledger, backend, options, report, guard)
+    report.committed = guard.committed
+    report.calls = {
+        op: n - before.get(op, 0) for op, n in backend.stats.calls.items() if n != before.get(op, 0)
+    }
     return report
 
 
@@ -548,17 +657,18 @@ def _bonus(
     options: ReviewOptions,
     report: ReviewReport,
     scores: dict[str, WorkerScore],
+    guard: BudgetGuard,
 ) -> None:
     target = backend.target
     amount = options.bonus or Decimal("0")
-    cost = amount + bonus_fee(amount)
+    cost = bonus_cost(amount)
     earners = {
         w
         for w, s in scores.items()
         if s.verdict(options.rule) == "pass" and s.accuracy >= options.bonus_accuracy
     }
     extra, params = _batch_sql(target, options.batch_id)
-    paid = {
+    settled = {
         str(r["assignment_id"])
         for r in rows(
             ledger.conn,
@@ -566,31 +676,53 @@ def _bonus(
             (target,),
         )
     }
-    in_scope = {
-        str(r["assignment_id"])
+    hit_of = {
+        str(r["assignment_id"]): str(r["hit_id"])
         for r in rows(
             ledger.conn,
-            "SELECT assignment_id FROM assignments WHERE target=?" + extra,
+            "SELECT assignment_id, hit_id FROM assignments WHERE target=?" + extra,
             (target, *params),
         )
     }
     candidates = [
-        {"assignment_id": a, "worker_id": w}
+        (a, w)
         for a, (w, status) in sorted(_statuses(ledger, target, report).items())
-        if status == "Approved" and a in in_scope and w in earners and a not in paid
+        if status == "Approved" and a in hit_of and w in earners and a not in settled
     ]
     # Intents of an interrupted run first: they may have been paid already.
     pending = [] if options.dry_run else _pending_actions(ledger, target, ("bonus",))
-    for r in candidates:
-        assignment_id = str(r["assignment_id"])
-        if not _room(options, report, cost):
-            report.budget_stopped += 1
-            continue
-        report.lines.append(f"bonus {format_usd(amount)} to {r['worker_id']} for {assignment_id}")
-        if options.dry_run:
+    if options.dry_run:
+        for assignment_id, worker_id in candidates:
+            if not guard.take(cost):
+                report.budget_stopped += 1
+                continue
+            report.lines.append(f"bonus {format_usd(amount)} to {worker_id} for {assignment_id}")
             report.bonuses += 1
             report.bonus_total += cost
+        return
+    if not candidates and not pending:
+        return
+    # What the target has paid, whatever the ledger remembers: one call per HIT concerned.
+    hits = {hit_of[a] for a, _ in candidates}
+    hits |= {
+        str(r["hit_id"])
+        for r in rows(
+            ledger.conn,
+            "SELECT DISTINCT a.hit_id FROM actions x JOIN assignments a ON a.target=x.target "
+            "AND a.assignment_id=x.assignment_id WHERE x.target=? AND x.kind='bonus' "
+            "AND x.status='intent'",
+            (target,),
+        )
+    }
+    paid: set[tuple[str, Decimal]] = set()
+    for hit_id in sorted(hits):
+        paid |= {(b.assignment_id, b.amount) for b in backend.list_hit_bonuses(hit_id)}
+    for assignment_id, worker_id in candidates:
+        if (assignment_id, amount) not in paid and not guard.take(cost):
+            report.budget_stopped += 1
             continue
+        if (assignment_id, amount) in paid:
+            guard.add(cost)
         pending.append(
             record_intent(
                 ledger.conn,
@@ -598,28 +730,30 @@ def _bonus(
                 kind="bonus",
                 token=request_token(target, "bonus", assignment_id),
                 assignment_id=assignment_id,
-                worker_id=str(r["worker_id"]),
+                worker_id=worker_id,
                 amount=str(amount),
                 reason=options.bonus_reason,
             )
         )
-        report.bonus_total += cost  # reserved; released below if not paid
     seen: set[int] = set()
     for action in pending:
         if int(action["id"]) in seen:
             continue
         seen.add(int(action["id"]))
-        _pay_bonus(ledger, backend, report, action)
+        _pay_bonus(ledger, backend, report, action, paid, guard)
 
 
 def _pay_bonus(
-    ledger: Ledger, backend: CrowdBackend, report: ReviewReport, action: dict[str, Any]
+    ledger: Ledger,
+    backend: CrowdBackend,
+    report: ReviewReport,
+    action: dict[str, Any],
+    paid: set[tuple[str, Decimal]],
+    guard: BudgetGuard,
 ) -> None:
     assignment_id = str(action["assignment_id"])
     amount = Decimal(str(action["amount"]))
-    # A bonus sent before a crash may have gone through; past MTurk's 24-hour token
-    # window the token alone would not stop a second payment, so look first.
-    if action["sent_at"] and any(b.amount == amount for b in backend.list_bonuses(assignment_id)):
+    if (assignment_id, amount) in paid:
         finish_action(ledger.conn, int(action["id"]), "done")
         report.already += 1
         return
@@ -640,11 +774,13 @@ def _pay_bonus(
         raise
     except CrowdError as exc:
         finish_action(ledger.conn, int(action["id"]), "failed", str(exc))
+        guard.give_back(bonus_cost(amount))
         report.failed += 1
         report.lines.append(f"bonus {assignment_id}: failed: {exc}")
         return
     finish_action(ledger.conn, int(action["id"]), "done")
     report.bonuses += 1
+    report.bonus_total += bonus_cost(amount)
 
 
 def uncertain_items(
@@ -686,20 +822,28 @@ def uncertain_items(
 
 
 def extend_uncertain(
-    ledger: Ledger, backend: CrowdBackend, options: ReviewOptions, report: ReviewReport
+    ledger: Ledger,
+    backend: CrowdBackend,
+    options: ReviewOptions,
+    report: ReviewReport,
+    guard: BudgetGuard | None = None,
 ) -> None:
     """Add assignments to HITs whose items are still uncertain, up to their maximum.
 
     Only HITs whose published assignments are all collected are considered, so one round
-    of extra answers is awaited before the next.
+    of extra answers is awaited before the next. Each HIT is read back (GetHIT) before
+    it is extended: when the target already holds the extension (an earlier run the
+    ledger does not remember), it is recorded, not sent again.
 
     Args:
         ledger: The open ledger.
         backend: The target's backend.
         options: The review options (rule, step, budget, dry run).
         report: Counts and lines are added here.
+        guard: The budget of the review (default: a new one for ``options.budget``).
     """
     target = backend.target
+    guard = guard or BudgetGuard.start(ledger, target, options.budget)
     sql = (
         "SELECT * FROM hits WHERE target=? AND hit_id IS NOT NULL "
         "AND status IN ('published', 'expired') AND assignments_collected >= max_assignments "
@@ -713,56 +857,80 @@ def extend_uncertain(
         unsure = uncertain_items(ledger, target, str(hit["hit_key"]), options.uncertain)
         if not unsure:
             continue
+        hit_id = str(hit["hit_id"])
         current = int(hit["max_assignments"])
         new_max = min(int(hit["max_total_assignments"]), current + options.extend_step)
-        additional = new_max - current
         reward = Decimal(str(hit["reward"]))
-        per = reward + mturk_fee(reward, new_max) / new_max
-        cost = per * additional
-        if not _room(options, report, cost):
+        per = assignment_cost(reward, new_max)
+        cost = per * (new_max - current)
+        token = request_token(target, "extend", hit_id, new_max)
+        earlier = rows(
+            ledger.conn,
+            "SELECT status FROM actions WHERE target=? AND kind='extend' AND token=?",
+            (target, token),
+        )
+        if earlier and earlier[0]["status"] == "done":
+            continue
+        # An earlier run's intent is counted as committed already.
+        if not earlier and not guard.take(cost):
             report.budget_stopped += 1
             continue
         report.lines.append(
-            f"extend {hit['hit_id']} ({hit['hit_key']}) by {additional} to {new_max}: "
+            f"extend {hit_id} ({hit['hit_key']}) by {new_max - current} to {new_max}: "
             f"{len(unsure)} uncertain item(s)"
         )
-        report.extension_total += cost
         if options.dry_run:
             report.extended += 1
+            report.extension_total += cost
             continue
         action = record_intent(
             ledger.conn,
             target=target,
             kind="extend",
-            token=request_token(target, "extend", hit["hit_id"], new_max),
-            hit_id=str(hit["hit_id"]),
+            token=token,
+            hit_id=hit_id,
             amount=str(cost),
-            count=additional,
+            count=new_max - current,
             reason=f"{len(unsure)} uncertain item(s)",
         )
         if action["status"] == "done":
             continue
-        expires = parse_iso(hit["expires_at"])
+        info = backend.get_hit(hit_id)
+        if info.max_assignments >= new_max:
+            # Extended by an earlier run that the ledger does not remember.
+            guard.add(per * (info.max_assignments - new_max))
+            _record_extension(ledger, target, hit_id, info.max_assignments, None)
+            finish_action(ledger.conn, int(action["id"]), "done")
+            report.already += 1
+            continue
+        additional = new_max - info.max_assignments
         now = datetime.now(UTC)
+        expires = info.expiration or parse_iso(hit["expires_at"])
+        if expires is not None and expires.tzinfo is None:
+            expires = expires.replace(tzinfo=UTC)
         reopen = expires is None or expires <= now + timedelta(minutes=10)
         new_expiry = now + timedelta(seconds=int(hit["lifetime_s"]))
         mark_sent(ledger.conn, int(action["id"]))
         # A duplicate answer means the extension went through before: it counts as done.
         with contextlib.suppress(DuplicateRequestError):
-            backend.extend_hit(str(hit["hit_id"]), additional, str(action["token"]))
+            backend.extend_hit(hit_id, additional, str(action["token"]))
         if reopen:
             # An expired HIT must be offered again for the new assignments to be taken.
-            backend.update_expiration(str(hit["hit_id"]), new_expiry)
+            backend.update_expiration(hit_id, new_expiry)
+        # The HIT first, then the action: a crash between counts the money twice, never
+        # not at all, and the rerun's GetHIT settles it.
+        _record_extension(ledger, target, hit_id, new_max, iso(new_expiry) if reopen else None)
         finish_action(ledger.conn, int(action["id"]), "done")
-        with ledger.conn:
-            ledger.conn.execute(
-                "UPDATE hits SET max_assignments=MAX(max_assignments, ?), status='published', "
-                "expires_at=? WHERE target=? AND hit_id=?",
-                (
-                    new_max,
-                    iso(new_expiry) if reopen else hit["expires_at"],
-                    target,
-                    hit["hit_id"],
-                ),
-            )
         report.extended += 1
+        report.extension_total += cost
+
+
+def _record_extension(
+    ledger: Ledger, target: str, hit_id: str, max_assignments: int, expires_at: str | None
+) -> None:
+    with ledger.conn:
+        ledger.conn.execute(
+            "UPDATE hits SET max_assignments=MAX(max_assignments, ?), status='published', "
+            "expires_at=COALESCE(?, expires_at) WHERE target=? AND hit_id=?",
+            (max_assignments, expires_at, target, hit_id),
+        )

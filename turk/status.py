@@ -13,9 +13,10 @@ from decimal import Decimal
 from typing import Any
 
 from turk.crowd.backend import CrowdBackend
+from turk.crowd.lock import crowd_lock
 from turk.crowd.records import finish_action, mark_sent, record_intent, request_token, rows
 from turk.ledger import Ledger
-from turk.money import bonus_fee, mturk_fee
+from turk.money import assignment_cost, bonus_cost
 
 
 @dataclass
@@ -57,10 +58,6 @@ class BatchStatus:
     next_deadline: str | None = None
 
 
-def _per_assignment(reward: Decimal, max_assignments: int) -> Decimal:
-    return reward + mturk_fee(reward, max(1, max_assignments)) / max(1, max_assignments)
-
-
 def batch_status(
     ledger: Ledger, *, target: str | None = None, batch_id: str | None = None
 ) -> list[BatchStatus]:
@@ -97,7 +94,7 @@ def batch_status(
         st.hits_deleted += int(h["status"] == "deleted")
         n = int(h["max_assignments"])
         st.assignments_max += n
-        st.projected += _per_assignment(Decimal(str(h["reward"])), n) * n
+        st.projected += assignment_cost(Decimal(str(h["reward"])), n) * n
     for a in rows(
         ledger.conn,
         "SELECT a.target, a.hit_key, a.status, a.parse_status, a.auto_approval_time "
@@ -115,7 +112,7 @@ def batch_status(
                 st.next_deadline = str(deadline)
         elif status == "Approved":
             st.approved += 1
-            st.spent += _per_assignment(Decimal(str(h["reward"])), int(h["max_assignments"]))
+            st.spent += assignment_cost(Decimal(str(h["reward"])), int(h["max_assignments"]))
         elif status == "Rejected":
             st.rejected += 1
         if a["parse_status"] not in ("ok", "raw"):
@@ -131,8 +128,8 @@ def batch_status(
         st = out[(str(b["target"]), str(b["batch_id"]))]
         amount = Decimal(str(b["amount"]))
         st.bonuses += 1
-        st.spent += amount + bonus_fee(amount)
-        st.projected += amount + bonus_fee(amount)
+        st.spent += bonus_cost(amount)
+        st.projected += bonus_cost(amount)
     return [out[k] for k in sorted(out)]
 
 
@@ -173,7 +170,17 @@ def expire_hits(
 
     Returns:
         The :class:`ExpireReport`.
+
+    Raises:
+        BusyError: Another command holds the target's lock.
     """
+    with crowd_lock(ledger, backend.target, "expire"):
+        return _expire(ledger, backend, batch_id, delete_finished)
+
+
+def _expire(
+    ledger: Ledger, backend: CrowdBackend, batch_id: str | None, delete_finished: bool
+) -> ExpireReport:
     target = backend.target
     report = ExpireReport(target=target)
     sql = "SELECT * FROM hits WHERE target=? AND hit_id IS NOT NULL AND status=?"

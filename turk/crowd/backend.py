@@ -301,6 +301,10 @@ class CrowdBackend(Protocol):
         """Return the bonuses already paid for one assignment."""
         ...
 
+    def list_hit_bonuses(self, hit_id: str) -> list[BonusInfo]:
+        """Return the bonuses already paid for every assignment of one HIT."""
+        ...
+
     def block_worker(self, worker_id: str, reason: str) -> None:
         """Stop a worker from working on this requester's HITs."""
         ...

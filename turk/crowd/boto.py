@@ -385,7 +385,14 @@ class BotoBackend:
 
     def list_bonuses(self, assignment_id: str) -> list[BonusInfo]:
         """Return the bonuses paid for one assignment."""
-        request = {"AssignmentId": assignment_id, "MaxResults": 100}
+        return self._bonuses({"AssignmentId": assignment_id}, assignment_id)
+
+    def list_hit_bonuses(self, hit_id: str) -> list[BonusInfo]:
+        """Return the bonuses paid for every assignment of one HIT (one call per page)."""
+        return self._bonuses({"HITId": hit_id}, hit_id)
+
+    def _bonuses(self, key: dict[str, str], what: str) -> list[BonusInfo]:
+        request: dict[str, Any] = {**key, "MaxResults": 100}
         return [
             BonusInfo(
                 worker_id=str(raw.get("WorkerId", "")),
@@ -393,7 +400,7 @@ class BotoBackend:
                 amount=Decimal(str(raw.get("BonusAmount", "0"))),
                 reason=str(raw.get("Reason", "")),
             )
-            for raw in self._pages("ListBonusPayments", assignment_id, "BonusPayments", request)
+            for raw in self._pages("ListBonusPayments", what, "BonusPayments", request)
         ]
 
     def block_worker(self, worker_id: str, reason: str) -> None:

@@ -50,24 +50,24 @@ def stage_publish(ctx: DemoContext) -> str:
     Returns:
         The stage's summary.
     """
-    from turk.money import format_usd
-    from turk.publish import (
-        execute_publish,
-        load_publish_config,
-        plan_for_publish,
-        prepare_publish,
-    )
+    from turk.publish import load_publish_config, plan_for_publish, publish
 
     backend = _backend(ctx)
     plans = plan_for_publish(
         ctx.ledger, backend, gold=ctx.sample_dir / "gold.csv", gold_rate=0.1, seed=ctx.seed
     )
-    prepared = prepare_publish(ctx.ledger, backend, plans, load_publish_config())
-    report = execute_publish(ctx.ledger, backend, prepared, concurrency=8)
+    shown: list[str] = []
+    report = publish(
+        ctx.ledger,
+        backend,
+        plans,
+        load_publish_config(),
+        concurrency=8,
+        on_plan=lambda prepared: shown.extend(prepared.describe()),
+    )
     return (
         f"sandbox at {backend.endpoint_url}; {report.published} HITs published, "
-        f"{report.already} already there; cost {format_usd(report.cost_committed)} "
-        f"with fees ({prepared.describe()[1]})"
+        f"{report.already} already there; {report.money_line()} ({shown[1]})"
     )
 
 

@@ -971,6 +971,6 @@ def check_budget(config: ProjectConfig, published_cost: Decimal) -> None:
     if config.budget is not None and config.budget < published_cost:
         raise ConfigError(
             f"{config.path}: budget: ${config.budget} is lower than the ${published_cost} "
-            f"already published on target {config.crowd.target}; raise budget to at "
+            f"already committed on target {config.crowd.target}; raise budget to at "
             f"least {published_cost}"
         )

@@ -444,7 +444,8 @@ def check_project(config: ProjectConfig) -> list[Finding]:
     """
     from decimal import Decimal
 
-    from turk.project.pipeline import published_cost, staleness
+    from turk.crowd.spend import target_spend
+    from turk.project.pipeline import staleness
 
     found = []
     for key, path in missing_files(config):
@@ -462,21 +463,21 @@ def check_project(config: ProjectConfig) -> list[Finding]:
         from turk.ledger import Ledger
 
         with Ledger(config.ledger) as ledger:
-            published = published_cost(ledger, config.crowd.target)
+            published = target_spend(ledger, config.crowd.target).committed
             stale = staleness(config, ledger)
         if config.budget is not None and published > config.budget:
             found.append(
                 Finding(
                     "budget",
                     FAIL,
-                    f"budget ${config.budget} is lower than the ${published} already published "
+                    f"budget ${config.budget} is lower than the ${published} already committed "
                     f"on {config.crowd.target}",
                     f"raise budget to at least {published}",
                 )
             )
         elif published > Decimal("0"):
             found.append(
-                Finding("budget", OK, f"${published} of ${config.budget} published so far")
+                Finding("budget", OK, f"${published} of ${config.budget} committed so far")
             )
         if stale.changed:
             found.append(Finding("stages", WARN, stale.message()))

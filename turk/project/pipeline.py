@@ -517,65 +517,66 @@ def _rank(ctx: _Context) -> StageOutcome:
 
 
 def _publish(ctx: _Context) -> StageOutcome:
-    from turk.hits import plan_hits
-    from turk.money import format_usd
-    from turk.publish import (
-        PublishConfig,
-        execute_publish,
-        image_base_url,
-        prepare_publish,
-    )
+    from turk.crowd.spend import target_spend
+    from turk.publish import PublishConfig, PublishPlan, check_production, plan_for_publish, publish
 
     config = ctx.config
     crowd = config.crowd
-    if crowd.target == "mturk" and not (crowd.live and ctx.live):
-        raise MoneyError(
-            "publish: target mturk is production (real money); set crowd.live: true in "
-            f"{config.path.name} and run 'turk run --live' (with a budget) to publish"
-        )
-    if crowd.target == "mturk" and config.budget is None:
-        raise MoneyError(
-            f"{config.path.name}: budget is required for target mturk; add budget: USD"
-        )
-    published = published_cost(ctx.ledger, crowd.target)
-    check_budget(config, published)
+    live = ctx.live and crowd.live
+    check_production(
+        crowd.target,
+        live=live,
+        budget=config.budget,
+        live_hint=f"set crowd.live: true in {config.path.name} and run 'turk run --live'",
+        budget_hint=f"add budget: USD to {config.path.name}",
+    )
+    check_budget(config, target_spend(ctx.ledger, crowd.target).committed)
     backend = ctx.backend()
-    base = image_base_url(crowd.target, backend.endpoint_url, crowd.image_base_url)
-    plans = plan_hits(
+    plans = plan_for_publish(
         ctx.ledger,
+        backend,
+        image_base=crowd.image_base_url,
         task=config.hits.task,
         items_per_hit=config.hits.items_per_hit,
         gold=config.gold.file,
         gold_rate=config.gold.rate,
         seed=config.hits.seed,
-        image_base_url=base,
         instruction_set=config.hits.instructions,
         template_dir=config.hits.templates,
     )
     publish_config = PublishConfig(
         hit_type=config.hit_type, qualifications=config.qualifications, source=str(config.path)
     )
-    prepared = prepare_publish(
-        ctx.ledger,
-        backend,
-        plans,
-        publish_config,
-        budget=config.budget,
-        live=ctx.live and crowd.live,
-        media_dir=ctx.ledger.root / "media",
-    )
-    lines = prepared.describe()
-    if (
-        prepared.to_publish
-        and crowd.target == "mturk"
-        and (ctx.confirm is None or not ctx.confirm(lines))
-    ):
-        raise MoneyError("publish: not confirmed; nothing was sent (rerun and confirm, or --yes)")
-    with ctx.progress("publish", prepared.affordable, "HITs") as advance:
-        report = execute_publish(ctx.ledger, backend, prepared, on_progress=advance)
+    lines: list[str] = []
+
+    def show(prepared: PublishPlan) -> None:
+        lines.extend(prepared.describe())
+
+    def confirm(prepared: PublishPlan) -> bool:
+        return ctx.confirm is not None and ctx.confirm(prepared.describe())
+
+    try:
+        report = publish(
+            ctx.ledger,
+            backend,
+            plans,
+            publish_config,
+            budget=config.budget,
+            live=live,
+            confirm=confirm,
+            media_dir=ctx.ledger.root / "media",
+            on_plan=show,
+            progress=ctx.progress,
+        )
+    except MoneyError as exc:
+        if "not confirmed" in str(exc):
+            raise MoneyError(
+                "publish: not confirmed; nothing was sent (rerun and confirm, or --yes)"
+            ) from exc
+        raise
     lines.append(
         f"published {report.published} HITs now ({report.already} before, {report.reconciled} "
-        f"recovered); committed {format_usd(report.cost_committed)} on {crowd.target}"
+        f"found on the target); {report.money_line()}"
     )
     left = report.not_sent_budget + report.not_sent_error + report.failed
     if report.errors:
@@ -585,18 +586,6 @@ def _publish(ctx: _Context) -> StageOutcome:
         lines.append(f"{left} HITs not sent because of {why}; fix and rerun 'turk run publish'")
         return StageOutcome("publish", "partial", lines)
     return StageOutcome("publish", "done", lines)
-
-
-def published_cost(ledger: Ledger, target: str) -> Decimal:
-    """Cost of the HITs already published on ``target``, fees included (from the ledger)."""
-    if "hits" not in ledger.db.table_names():
-        return Decimal("0")
-    total = Decimal("0")
-    for (cost,) in ledger.conn.execute(
-        "SELECT cost FROM hits WHERE target=? AND hit_id IS NOT NULL", (target,)
-    ):
-        total += Decimal(str(cost))
-    return total
 
 
 def _open_hits(ledger: Ledger, target: str) -> int:
@@ -670,7 +659,7 @@ def _review(ctx: _Context) -> StageOutcome:
         bonus_accuracy=r.bonus_accuracy,
         extend=r.extend,
         extend_step=r.extend_step,
-        budget=_review_budget(ctx),
+        budget=ctx.config.budget,
     )
     report = review(ctx.ledger, ctx.backend(), options)
     verdicts = ", ".join(f"{n} {v}" for v, n in sorted(report.workers.items())) or "none"
@@ -688,14 +677,6 @@ def _review(ctx: _Context) -> StageOutcome:
         lines.append(f"{report.failed} actions failed; rerun 'turk run review' to resume")
         return StageOutcome("review", "partial", lines)
     return StageOutcome("review", "done", lines)
-
-
-def _review_budget(ctx: _Context) -> Decimal | None:
-    if ctx.config.budget is None:
-        return None
-    return max(
-        Decimal("0"), ctx.config.budget - published_cost(ctx.ledger, ctx.config.crowd.target)
-    )
 
 
 def _audit(ctx: _Context) -> str | None:

@@ -107,7 +107,7 @@ qualifications:                  # who may work (docs/mturk.md)
   approved_hits: null            # e.g. 500
   exclude_blocked: true          # keep workers blocked by review away
 
-budget: {budget}                    # USD cap on everything published on the target, fees included
+budget: {budget}                    # USD cap on all committed on the target: HITs, bonuses, fees
 
 crowd:
   target: local                  # local | mturk-sandbox | mturk (docs/mturk.md)

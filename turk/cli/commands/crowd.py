@@ -110,7 +110,8 @@ def publish_command(
         str | None,
         typer.Option(
             "--budget",
-            help="Hard cap in USD on the cost of the planned HITs, fees included; publishing "
+            help="Hard cap in USD on everything committed on the target by this ledger "
+            "(rewards and fees of every HIT published, extensions, bonuses); publishing "
             "stops before the HIT that would cross it. Required for --target mturk.",
             show_default=False,
         ),
@@ -206,15 +207,9 @@ def publish_command(
     ] = Path("hits"),
 ) -> None:
     """Publish HITs for the ranked candidates (and gold) to a crowd target, within budget."""
-    from turk.crowd.backend import MTURK, check_target
-    from turk.errors import MoneyError
+    from turk.crowd.backend import check_target
     from turk.money import format_usd, parse_amount
-    from turk.publish import (
-        execute_publish,
-        load_publish_config,
-        plan_for_publish,
-        prepare_publish,
-    )
+    from turk.publish import PublishPlan, load_publish_config, plan_for_publish, publish
 
     check_target(target)
     cap = parse_amount(budget, "--budget") if budget is not None else None
@@ -261,37 +256,39 @@ def publish_command(
             concepts=concept,
             buckets=bucket,
         )
-        prepared = prepare_publish(
-            ledger, backend, plans, settings, budget=cap, live=live, media_dir=media_dir
-        )
-        for line in prepared.describe():
-            console.print(f"publish: {line}")
-        if (
-            target == MTURK
-            and prepared.affordable
-            and not yes
-            and not typer.confirm(
+
+        def show(prepared: PublishPlan) -> None:
+            for line in prepared.describe():
+                console.print(f"publish: {line}")
+
+        def confirm(prepared: PublishPlan) -> bool:
+            return yes or typer.confirm(
                 f"Publish {prepared.affordable} HITs on PRODUCTION MTurk, committing up to "
                 f"{format_usd(prepared.cost_now)}?",
                 err=True,
             )
-        ):
-            raise MoneyError("publish on production not confirmed; nothing was sent")
-        with (
-            ledger.run("publish", {"target": target, "budget": budget, "task": task}) as run,
-            progress_bar("publish", prepared.affordable, "HITs") as advance,
-        ):
-            report = execute_publish(
-                ledger, backend, prepared, concurrency=concurrency, on_progress=advance
+
+        with ledger.run("publish", {"target": target, "budget": budget, "task": task}) as run:
+            report = publish(
+                ledger,
+                backend,
+                plans,
+                settings,
+                budget=cap,
+                live=live,
+                confirm=confirm,
+                media_dir=media_dir,
+                concurrency=concurrency,
+                on_plan=show,
+                progress=progress_bar,
             )
             run.add("published", report.published)
             run.add("reconciled", report.reconciled)
             run.add("failed", report.failed)
     console.print(
         f"publish: {report.published} HITs published to {target}, {report.already} already "
-        f"there, {report.reconciled} reconciled from an earlier run, {report.duplicates} "
-        f"duplicate requests read back; committed {format_usd(report.cost_committed)}; "
-        f"{backend.stats.total_calls} API calls"
+        f"there ({report.reconciled} found on the target), {report.duplicates} duplicate "
+        f"requests read back; {report.money_line()}; {sum(report.calls.values())} API calls"
     )
     if report.not_sent_budget:
         err_console.print(
@@ -446,12 +443,14 @@ def review_command(
         str | None,
         typer.Option(
             "--budget",
-            help="Cap in USD on what this review commits to bonuses and extensions.",
+            help="Hard cap in USD on everything committed on the target by this ledger "
+            "(as publish --budget); bonuses and extensions stop before one would cross it.",
             show_default=False,
         ),
     ] = None,
 ) -> None:
     """Judge workers on gold and approve, reject, bonus, block, qualify and extend."""
+    from turk.crowd.spend import target_spend
     from turk.money import format_usd, parse_amount
     from turk.review import GoldRule, ReviewOptions, review
 
@@ -478,6 +477,7 @@ def review_command(
             from turk.adaptive import policy_rule
 
             options.uncertain = policy_rule(ledger, target, threshold=extend_threshold)
+        spend = None
         if dry_run:
             report = review(ledger, backend, options)
         else:
@@ -485,6 +485,7 @@ def review_command(
                 report = review(ledger, backend, options)
                 run.add("approved", report.approved)
                 run.add("rejected", report.rejected)
+            spend = target_spend(ledger, target)
     prefix = "review --dry-run: would" if dry_run else "review:"
     if dry_run:
         for line in report.lines:
@@ -497,8 +498,13 @@ def review_command(
         f"({format_usd(report.bonus_total)}); extend {report.extended} HITs "
         f"({format_usd(report.extension_total)}); workers: {workers}"
     )
+    if spend is not None:
+        console.print(f"review: {spend.describe(options.budget)}")
     if report.budget_stopped:
-        err_console.print(f"review: {report.budget_stopped} actions not taken: --budget reached")
+        err_console.print(
+            f"review: {report.budget_stopped} actions not taken: they would cross --budget "
+            f"{format_usd(options.budget) if options.budget is not None else ''} on {target}"
+        )
     if report.failed:
         err_console.print(f"review: {report.failed} actions failed; rerun to retry")
         raise typer.Exit(1)
@@ -512,16 +518,29 @@ def status_command(
         typer.Option("--target", help="Only this target (default: all).", show_default=False),
     ] = None,
     batch: BatchOption = None,
+    budget: Annotated[
+        str | None,
+        typer.Option(
+            "--budget",
+            help="Also show what this budget (USD, as publish --budget) leaves on each target.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
-    """Show per batch and target: HITs, assignments, money spent and projected, deadlines."""
-    from turk.money import format_usd
+    """Show per batch and target: HITs, assignments, money committed, spent and left."""
+    from turk.crowd.spend import spend_by_target
+    from turk.money import format_usd, parse_amount
     from turk.status import batch_status
 
+    cap = parse_amount(budget, "--budget") if budget is not None else None
     with open_ledger(ctx, create=False) as ledger:
         found = batch_status(ledger, target=target, batch_id=batch)
+        money = [m for m in spend_by_target(ledger) if target is None or m.target == target]
     if not found:
         console.print("status: nothing published yet; run 'turk publish'")
         return
+    for spend in money:
+        console.print(f"status: {spend.describe(cap)}")
     for st in found:
         console.print(
             f"{st.target} {st.batch_id}: HITs {st.hits_published}/{st.hits_planned} published "
