@@ -10,7 +10,6 @@ import os
 import sqlite3
 import subprocess
 import sys
-import time
 from collections import Counter
 from decimal import Decimal
 from pathlib import Path
@@ -26,7 +25,6 @@ from turk.errors import BusyError, MoneyError
 from turk.money import assignment_cost, bonus_cost
 from turk.publish import load_publish_config, plan_for_publish, publish
 from turk.review import GoldRule, ReviewOptions, review
-from turk.sandbox import FaultPlan
 from turk.sandbox.workers import run_workers
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -317,6 +315,19 @@ def _collect_process(project: CrowdProject, wait: str) -> subprocess.Popen[str]:
     )
 
 
+_HOLDING_COLLECT = (
+    "import sys\n"
+    "from turk.cli.main import main\n"
+    "from turk.crowd.lock import crowd_lock\n"
+    "from turk.ledger import Ledger\n"
+    "db, url = sys.argv[1], sys.argv[2]\n"
+    "with crowd_lock(Ledger(db), 'local', 'collect'):\n"
+    "    code = main(['--db', db, 'collect', '--endpoint-url', url])\n"
+    "    print('collected', code, flush=True)\n"
+    "    sys.stdin.readline()\n"
+)
+
+
 @pytest.mark.slow
 def test_two_concurrent_collects_leave_one_clear_message_and_a_consistent_ledger(
     crowd_project,
@@ -324,23 +335,33 @@ def test_two_concurrent_collects_leave_one_clear_message_and_a_consistent_ledger
     project = crowd_project
     _publish(project)
     run_workers(project.server.url, project.truth, n=2, seed=7, spammers=0.0)
-    project.server.set_faults(FaultPlan(slow=0.3))  # the first collect takes a few seconds
-    first = _collect_process(project, "0")
-    lock = lock_path(project.db_path.resolve(), "local")
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if lock.exists() and f'"pid": {first.pid}' in lock.read_text():
-            break
-        time.sleep(0.05)
-    second = _collect_process(project, "0")
-    _, err2 = second.communicate(timeout=60)
-    _, err1 = first.communicate(timeout=120)
+    # The first collect runs a real collect inside the lock it holds (re-entrant), then
+    # keeps the lock until told to go, so the second one meets it for certain.
+    first = subprocess.Popen(
+        [sys.executable, "-c", _HOLDING_COLLECT, str(project.db_path), project.server.url],
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert first.stdin is not None and first.stdout is not None
+    try:
+        # collect prints its own summary first; the holder's line comes last.
+        while not (line := first.stdout.readline()).startswith("collected ") and line:
+            pass
+        assert line.split() == ["collected", "0"]
+        second = _collect_process(project, "0")
+        _, err2 = second.communicate(timeout=60)
+    finally:
+        first.stdin.write("go\n")
+        first.stdin.flush()
+        _, err1 = first.communicate(timeout=60)
     assert first.returncode == 0, err1
     assert second.returncode == 1
     lines = err2.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("turk: error: turk.db.local.lock: ")
     assert f"pid {first.pid} (collect, since " in lines[0]
-    project.server.set_faults(None)
     # New work, then two collects at once with the default wait: the second waits its
     # turn, both succeed, and every assignment is stored once.
     run_workers(project.server.url, project.truth, n=1, seed=11, spammers=0.0)
