@@ -198,7 +198,18 @@ def write_tar(path: Path, samples: list[tuple[str, bytes | None, dict | None]]) 
                 tar.addfile(info, io.BytesIO(data))
 
 
-def test_turk_embed_from_tar_shards(cli, ingested_db, tiny_clip, tmp_path):
+@pytest.mark.parametrize(
+    "tar_args",
+    [
+        ["--tar", "{dir}/a.tar", "--tar", "{dir}/b.tar"],
+        ["--tar", "{dir}/a.tar", "{dir}/b.tar"],  # what the shell makes of {a,b}.tar
+        ["--tar", "{dir}/{{a,b}}.tar"],  # a quoted brace pattern
+        ["--tar", "{dir}/shard-{{0..1}}.tar"],  # a numbered range
+        ["--tar", "{dir}/*.tar"],  # a quoted glob
+    ],
+    ids=["repeated", "shell-expanded", "brace-list", "brace-range", "glob"],
+)
+def test_turk_embed_from_tar_shards(cli, ingested_db, tiny_clip, tmp_path, tar_args):
     with Ledger(ingested_db) as ledger:
         rows = ledger.conn.execute(
             "SELECT id, local_path, download_url FROM images ORDER BY id LIMIT 6"
@@ -216,17 +227,12 @@ def test_turk_embed_from_tar_shards(cli, ingested_db, tiny_clip, tmp_path):
     write_tar(tmp_path / "a.tar", samples[:3])
     write_tar(tmp_path / "b.tar", samples[3:])
     assert [s.key for s in iter_tar_samples([tmp_path / "a.tar"])] == [s[0] for s in samples[:3]]
+    if "shard-" in tar_args[-1]:
+        for n, name in enumerate(["a", "b"]):
+            (tmp_path / f"{name}.tar").rename(tmp_path / f"shard-{n}.tar")
 
-    result = cli(
-        "embed",
-        *tiny_args(tiny_clip),
-        "--workers",
-        "0",
-        "--tar",
-        tmp_path / "a.tar",
-        "--tar",
-        tmp_path / "b.tar",
-    )
+    args = [a.format(dir=tmp_path) for a in tar_args]
+    result = cli("embed", *tiny_args(tiny_clip), "--workers", "0", *args)
     assert result.exit_code == 0, result.stderr
     assert "5 images in 1 new shards" in result.stdout
     assert (
@@ -248,6 +254,17 @@ def test_bad_tar_is_one_line_error(cli, ingested_db, tiny_clip, tmp_path):
     result = cli("embed", *tiny_args(tiny_clip), "--workers", "0", "--tar", junk)
     assert result.exit_code == 1
     assert result.stderr.count("\n") == 1 and "junk.tar: not a readable tar shard" in result.stderr
+
+
+def test_tar_patterns_that_match_nothing_or_stray_paths_are_one_line_errors(
+    cli, ingested_db, tiny_clip, tmp_path
+):
+    result = cli("embed", *tiny_args(tiny_clip), "--tar", f"{tmp_path}/*.tar")
+    assert result.exit_code == 1
+    assert result.stderr.count("\n") == 1 and "no file matches this pattern" in result.stderr
+    result = cli("embed", *tiny_args(tiny_clip), f"{tmp_path}/a.tar")
+    assert result.exit_code == 2
+    assert "tar shards follow --tar" in result.stderr
 
 
 @pytest.mark.parametrize(

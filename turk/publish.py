@@ -247,12 +247,15 @@ def load_publish_config(
             raise ConfigError(f"{path}: not valid YAML ({exc}); fix the file") from exc
         if not isinstance(data, dict) or not isinstance(data.get("hit_type"), dict):
             raise ConfigError(f"{path}: needs a 'hit_type' mapping (title, description, reward)")
+        # A project file (turk.yaml) also serves: its other sections are not ours to
+        # check, and its missing hit_type keys take the project's defaults.
+        project_file = "version" in data
         unknown = set(data) - {"hit_type", "qualifications"}
-        if unknown:
+        if unknown and not project_file:
             raise ConfigError(f"{path}: unknown key {sorted(unknown)[0]!r}; see README")
         hit = dict(data["hit_type"])
         quals = dict(data.get("qualifications") or {})
-        for key in _REQUIRED_HIT_TYPE_KEYS:
+        for key in _REQUIRED_HIT_TYPE_KEYS if not project_file else ():
             if hit.get(key) in (None, ""):
                 raise ConfigError(f"{path}: hit_type.{key} is missing; add it to the file")
         for key in sorted(set(hit) - _HIT_TYPE_KEYS):

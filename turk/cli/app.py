@@ -11,6 +11,7 @@ import typer
 
 from turk import __version__
 from turk.ledger import DEFAULT_DB, Ledger
+from turk.project.config import PROJECT_FILE, ProjectConfig, load_project
 
 app = typer.Typer(
     name="turk",
@@ -62,8 +63,31 @@ def _global_options(
     ] = False,
 ) -> None:
     """Global options; see each command's --help."""
+    if db is None and not os.environ.get("TURK_DB"):
+        project = _project_here(ctx.invoked_subcommand)
+        if project is not None:
+            from turk.project.defaults import command_defaults
+
+            # Inside a project every command uses its ledger and its turk.yaml settings;
+            # options given on the command line still win.
+            ctx.default_map = command_defaults(project)
+            ctx.obj = AppState(db=project.ledger)
+            return
     path = db if db is not None else Path(os.environ.get("TURK_DB") or DEFAULT_DB)
     ctx.obj = AppState(db=path)
+
+
+def _project_here(command: str | None) -> ProjectConfig | None:
+    """The project of the current folder (or one above it), for a command that uses one."""
+    from turk.project.defaults import PROJECT_COMMANDS
+
+    if command is None or command in PROJECT_COMMANDS:
+        return None
+    here = Path.cwd()
+    for folder in [here, *here.parents]:
+        if (folder / PROJECT_FILE).is_file():
+            return load_project(folder / PROJECT_FILE, check_files=False)
+    return None
 
 
 def state(ctx: typer.Context) -> AppState:

@@ -66,16 +66,36 @@ def embed_command(
         typer.Option("--shard-size", min=1, help="Images per shard (the most a killed run loses)."),
     ] = 10_000,
     tar: Annotated[
-        list[Path] | None,
+        list[str] | None,
         typer.Option(
             "--tar",
-            help="webdataset / img2dataset tar shard to read images from instead of the "
-            "ledger's local files (repeatable).",
+            help="webdataset / img2dataset tar shards to read images from instead of the "
+            "ledger's local files: paths, brace patterns such as "
+            "'shards/{00000..00099}.tar', or globs (repeatable; more paths may follow).",
+        ),
+    ] = None,
+    more_tars: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="More tar shards, e.g. what the shell expands --tar shards/{0..9}.tar into.",
+            show_default=False,
+            metavar="[TAR]...",
         ),
     ] = None,
 ) -> None:
     """Embed the ledger's images with CLIP into resumable shards beside the ledger."""
+    from retrieval.tarshards import expand_shard_pattern
     from turk.embedding import plan_embedding, run_embedding
+
+    if more_tars and not tar:
+        raise typer.BadParameter(
+            f"{more_tars[0]}: tar shards follow --tar; write 'turk embed --tar PATH...'"
+        )
+    tar_paths = [
+        name
+        for pattern in [*(tar or []), *(more_tars or [])]
+        for name in expand_shard_pattern(pattern)
+    ]
 
     with open_ledger(ctx) as ledger:
         plan = plan_embedding(
@@ -84,7 +104,7 @@ def embed_command(
             pretrained=_weights(pretrained),
             device=device,
             precision=precision,
-            tar_paths=[str(t) for t in tar or []],
+            tar_paths=tar_paths,
         )
         with _progress("embed", plan.total, "images") as advance:
             report = run_embedding(

@@ -43,7 +43,9 @@ def serve_command(
     media: Annotated[
         Path | None,
         typer.Option(
-            "--media", help="Folder served at /media/ (images the HITs show).", show_default=False
+            "--media",
+            help="Folder served at /media/ (images the HITs show); created when missing.",
+            show_default=False,
         ),
     ] = None,
     faults: Annotated[
@@ -76,6 +78,8 @@ def serve_command(
         amount = Decimal(balance)
     except InvalidOperation:
         raise ConfigError(f"--balance {balance!r}: not an amount; pass e.g. 10000.00") from None
+    if media is not None and not media.exists():
+        media.mkdir(parents=True)  # 'turk publish --media-dir' fills it later
     try:
         config = SandboxConfig(
             state_path=state,
