@@ -133,11 +133,11 @@ def class_names_for(concepts: Iterable[str], background: bool) -> list[str]:
 
 
 def split_train_test(
-    image_ids: Sequence[int], labels: Sequence[int], seed: int, test_ratio: float
+    image_ids: Sequence[int], labels: Sequence[int], seed: int, test_fraction: float
 ) -> tuple[list[int], list[int]]:
     """Split one bucket's images into train and test, stratified by class.
 
-    Each class keeps ``round(n * test_ratio)`` images for test (at least one when the
+    Each class keeps ``round(n * test_fraction)`` images for test (at least one when the
     class has two or more), drawn with ``numpy.random.default_rng(seed)``; the same ids,
     seed and ratio always give the same split.
 
@@ -145,7 +145,7 @@ def split_train_test(
         image_ids: Image ids of the bucket.
         labels: Class index of each image.
         seed: Random seed.
-        test_ratio: Share of each class that goes to test, in (0, 1).
+        test_fraction: Share of each class that goes to test, in (0, 1).
 
     Returns:
         ``(train_ids, test_ids)``, each sorted.
@@ -160,7 +160,7 @@ def split_train_test(
     for label in np.unique(labs):
         members = ids[labs == label]
         # Every class with two or more images keeps at least one on each side.
-        n_test = round(len(members) * test_ratio)
+        n_test = round(len(members) * test_fraction)
         n_test = min(max(n_test, 1), len(members) - 1) if len(members) >= 2 else 0
         picked = rng.permutation(len(members))
         test.extend(int(i) for i in members[picked[:n_test]])
@@ -260,7 +260,7 @@ def export_dataset(
     datasheet: DatasheetInfo | None = None,
     mode: LinkMode = "copy",
     seeds: Sequence[int] = (0, 1, 2, 3, 4),
-    test_ratio: float = 0.3,
+    test_fraction: float = 0.3,
     on_progress: Callable[[int], None] | None = None,
 ) -> ExportSummary:
     """Write the dataset in CLEAR's layout (see the module docstring).
@@ -283,7 +283,7 @@ def export_dataset(
         datasheet: Facts for the datasheet; None writes counts only.
         mode: ``copy``, ``hardlink`` or ``symlink``.
         seeds: Seeds of the train/test splits.
-        test_ratio: Share of each class per bucket held out for test, in (0, 1).
+        test_fraction: Share of each class per bucket held out for test, in (0, 1).
         on_progress: Called with the number of images just placed.
 
     Returns:
@@ -296,8 +296,8 @@ def export_dataset(
     """
     if mode not in ("copy", "hardlink", "symlink"):
         raise AnalysisError(f"export mode {mode!r}: use copy, hardlink or symlink")
-    if not 0 < test_ratio < 1:
-        raise AnalysisError(f"test ratio {test_ratio}: pass a value between 0 and 1")
+    if not 0 < test_fraction < 1:
+        raise AnalysisError(f"--test-fraction {test_fraction}: pass a value between 0 and 1")
     missing_columns = [c for c in _LABELED_COLUMNS if c not in labeled.columns]
     if missing_columns:
         raise AnalysisError(f"labeled: missing column(s) {', '.join(missing_columns)}")
@@ -395,10 +395,10 @@ def export_dataset(
                 in_bucket["image_id"].tolist(),
                 [label_of[c] for c in in_bucket["class_name"]],
                 seed,
-                test_ratio,
+                test_fraction,
             )
             split_dir = (
-                out_dir / "training_folder" / f"testset_ratio_{test_ratio:g}" / f"split_{seed}"
+                out_dir / "training_folder" / f"testset_ratio_{test_fraction:g}" / f"split_{seed}"
             )
             by_id = dict(zip(in_bucket["image_id"], in_bucket["file"], strict=True))
             label_by_id = dict(
@@ -410,7 +410,7 @@ def export_dataset(
                     "".join(f"{by_id[i]} {label_by_id[i]}\n" for i in ids),
                 )
     for seed in seeds:
-        summary.splits.append(f"training_folder/testset_ratio_{test_ratio:g}/split_{seed}")
+        summary.splits.append(f"training_folder/testset_ratio_{test_fraction:g}/split_{seed}")
     _write_text(
         out_dir / "labeled_metadata.json", json.dumps(index, indent=2, sort_keys=False) + "\n"
     )
@@ -447,7 +447,7 @@ def export_dataset(
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(path, target)
 
-    _write_datasheet(out_dir, summary, buckets, datasheet or DatasheetInfo(), seeds, test_ratio)
+    _write_datasheet(out_dir, summary, buckets, datasheet or DatasheetInfo(), seeds, test_fraction)
     return summary
 
 
@@ -505,7 +505,7 @@ def _write_datasheet(
     buckets: pd.DataFrame,
     info: DatasheetInfo,
     seeds: Sequence[int],
-    test_ratio: float,
+    test_fraction: float,
 ) -> None:
     bucket_rows = []
     for bucket_row in buckets.sort_values("id").to_dict(orient="records"):
@@ -538,7 +538,7 @@ def _write_datasheet(
         "cost": info.cost,
         "currency": info.currency,
         "dates": info.dates,
-        "splits": {"seeds": list(seeds), "test_ratio": test_ratio},
+        "splits": {"seeds": list(seeds), "test_fraction": test_fraction},
         "notes": list(info.notes),
     }
     lines = [f"# {info.title}", "", "## Composition", ""]
@@ -593,8 +593,8 @@ def _write_datasheet(
         "",
         "## Splits",
         "",
-        f"Per bucket and class, {test_ratio:g} of the images held out for test, seeds "
-        f"{', '.join(str(s) for s in seeds)} (training_folder/testset_ratio_{test_ratio:g}/).",
+        f"Per bucket and class, {test_fraction:g} of the images held out for test, seeds "
+        f"{', '.join(str(s) for s in seeds)} (training_folder/testset_ratio_{test_fraction:g}/).",
     ]
     if info.notes:
         lines += ["", "## Notes", ""] + [f"- {note}" for note in info.notes]

@@ -213,7 +213,7 @@ def test_cli_report_audit_export_end_to_end(crowd: CrowdLedger, cli, tmp_path: P
     assert "read from a known truth file" in html
 
     export_dir = tmp_path / "export"
-    result = cli("export", export_dir, "--link", "--seeds", "0,1", "--test-ratio", "0.25")
+    result = cli("export", export_dir, "--link", "--seeds", "0,1", "--test-fraction", "0.25")
     assert result.exit_code == 0, result.stderr
     sheet = json.loads((export_dir / "datasheet.json").read_text())
     assert sheet["class_names"] == ["bus", "camera", "hockey", "laptop", "soccer"]
@@ -236,7 +236,7 @@ def test_cli_report_audit_export_end_to_end(crowd: CrowdLedger, cli, tmp_path: P
     for path in (export_dir / "labeled_images").rglob("*.jpg"):
         assert (path.parent.name, int(path.stem)) in accepted
     # Rerun: nothing copied again.
-    result = cli("export", export_dir, "--link", "--seeds", "0,1", "--test-ratio", "0.25")
+    result = cli("export", export_dir, "--link", "--seeds", "0,1", "--test-fraction", "0.25")
     assert result.exit_code == 0 and "0 stale removed" in result.stdout
 
 

@@ -58,6 +58,10 @@ def test_equal_count_default_is_eleven(cli: CliRunner, ingested_db: Path) -> Non
     assert per_bucket(ingested_db) == {r[0]: r[3] for r in rows}
     assert "bucket" in result.stdout and "from (UTC)" in result.stdout
     assert result.stdout.count("labeled") == 11
+    # Bucket 0 is kept unlabeled by default, as turk.yaml does; --no-reserve labels all.
+    assert [r[4] for r in rows] == [1] + [0] * 10
+    assert cli("buckets", "--no-reserve").exit_code == 0
+    assert [r[4] for r in table(ingested_db)] == [0] * 11
     # Ranges are in time order and do not overlap.
     assert all(a[2] < b[1] for a, b in itertools.pairwise(rows))
 

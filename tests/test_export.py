@@ -78,7 +78,7 @@ def test_class_names_sorted_with_background() -> None:
 def test_split_is_stratified_deterministic_and_disjoint() -> None:
     ids = list(range(100, 130))
     labels = [0] * 20 + [1] * 10
-    train, test = split_train_test(ids, labels, seed=3, test_ratio=0.3)
+    train, test = split_train_test(ids, labels, seed=3, test_fraction=0.3)
     assert sorted(train + test) == ids
     assert not set(train) & set(test)
     assert len([i for i in test if i < 120]) == 6
@@ -120,7 +120,7 @@ def test_export_writes_clear_layout(tmp_path: Path) -> None:
             dates={"exported_at": "2026-01-01T00:00:00Z"},
         ),
         seeds=(0, 1),
-        test_ratio=0.25,
+        test_fraction=0.25,
     )
     assert (out / "class_names.txt").read_text() == "BACKGROUND\nbus\ncamera"
     names = (out / "class_names.txt").read_text().split("\n")
@@ -228,7 +228,7 @@ def test_export_refuses_foreign_folder_and_bad_options(tmp_path: Path) -> None:
             foreign, labeled, metadata, buckets, concepts=["bus", "camera"], background=True
         )
     assert (foreign / "thesis.tex").read_text() == "keep me"
-    with pytest.raises(AnalysisError, match="test ratio"):
+    with pytest.raises(AnalysisError, match="--test-fraction"):
         export_dataset(
             tmp_path / "x",
             labeled,
@@ -236,7 +236,7 @@ def test_export_refuses_foreign_folder_and_bad_options(tmp_path: Path) -> None:
             buckets,
             concepts=["bus", "camera"],
             background=True,
-            test_ratio=1.5,
+            test_fraction=1.5,
         )
     with pytest.raises(AnalysisError, match="'camera' is not a concept"):
         export_dataset(

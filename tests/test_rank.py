@@ -225,6 +225,21 @@ def test_turk_rank_writes_candidates_and_exports(cli, embedded_db, sample_dir, t
             "ORDER BY bucket, role DESC, concept, rank"
         ).fetchall()
     assert rerun == rows  # replaced, same result: deterministic
+    # Without --model, rank uses the one model the ledger holds embeddings of.
+    alone = cli("rank", sample_dir / "concepts.yaml", "--device", "cpu")
+    assert alone.exit_code == 0, alone.stderr
+    with Ledger(embedded_db) as ledger:
+        assert ledger.conn.execute("SELECT COUNT(*) FROM candidates").fetchone()[0] == len(rows)
+        # With a second model's embeddings, it asks which one.
+        ledger.conn.execute(
+            "INSERT INTO embedding_shards (slug, shard, model, pretrained, path, ids_path, "
+            "count, dim, checksum, created_at) VALUES ('other', 0, 'ViT-B-16', 'x', 'a', "
+            "'b', 0, 512, '', '')"
+        )
+        ledger.conn.commit()
+    several = cli("rank", sample_dir / "concepts.yaml", "--device", "cpu")
+    assert several.exit_code == 1 and several.stderr.count("\n") == 1
+    assert "embeddings of 2 models" in several.stderr and "--model ViT-B-16" in several.stderr
 
 
 def test_rank_without_embeddings_for_model(cli, embedded_db, sample_dir):

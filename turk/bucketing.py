@@ -24,6 +24,8 @@ from turk.errors import ConfigError, StageError
 from turk.ledger import Ledger
 
 DEFAULT_COUNT = 11
+DEFAULT_RESERVE: tuple[int, ...] = (0,)
+"""Buckets kept unlabeled by default: CLEAR keeps bucket 0 for unsupervised pre-training."""
 """Equal-count buckets made when no scheme is given (CLEAR-10's 11 buckets)."""
 
 
@@ -130,7 +132,7 @@ def make_buckets(
     count: int | None = None,
     by_year: bool = False,
     ranges_file: str | os.PathLike[str] | None = None,
-    reserve: Iterable[int] = (),
+    reserve: Iterable[int] = DEFAULT_RESERVE,
 ) -> BucketingResult:
     """Assign every image to a time bucket, replacing any previous assignment.
 
@@ -139,7 +141,7 @@ def make_buckets(
         count: Equal-count buckets (default 11 when no scheme is given).
         by_year: One bucket per calendar year (UTC).
         ranges_file: CLEAR ``clear_10_time.json``-style ranges file.
-        reserve: Bucket numbers to mark unlabeled (pre-training only), e.g. ``[0]``.
+        reserve: Bucket numbers to mark unlabeled (default :data:`DEFAULT_RESERVE`).
 
     Returns:
         The new buckets with their image counts.

@@ -121,6 +121,23 @@ def registered_shards(ledger: Ledger, slug: str) -> list[RegisteredShard]:
     ]
 
 
+def embedded_models(ledger: Ledger) -> list[tuple[str, str | None]]:
+    """Return the (model, pretrained) pairs the ledger holds embeddings of.
+
+    Args:
+        ledger: The ledger.
+
+    Returns:
+        The pairs as given to ``turk embed``, in the order they were first embedded.
+    """
+    rows = ledger.conn.execute(
+        "SELECT model, pretrained FROM embedding_shards GROUP BY slug ORDER BY MIN(id)"
+    ).fetchall()
+    return [
+        (str(model), None if pretrained is None else str(pretrained)) for model, pretrained in rows
+    ]
+
+
 def _done_ids(ledger: Ledger, slug: str) -> tuple[set[int], int]:
     done: set[int] = set()
     stale: list[int] = []

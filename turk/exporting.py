@@ -125,7 +125,7 @@ def export_from_ledger(
     min_posterior: float = MIN_POSTERIOR,
     mode: LinkMode = "copy",
     seeds: Sequence[int] = (0, 1, 2, 3, 4),
-    test_ratio: float = 0.3,
+    test_fraction: float = 0.3,
     target_precision: float = 0.99,
     confidence: float = 0.95,
     instructions: Path | None = None,
@@ -142,7 +142,7 @@ def export_from_ledger(
         min_posterior: Posterior an item needs to be accepted.
         mode: ``copy``, ``hardlink`` or ``symlink``.
         seeds: Seeds of the train/test splits.
-        test_ratio: Share held out for test per bucket and class.
+        test_fraction: Share held out for test per bucket and class.
         target_precision: Precision target for the datasheet.
         confidence: Confidence for the datasheet.
         instructions: Instruction set folder or packaged name (None: the one used to
@@ -215,7 +215,7 @@ def export_from_ledger(
         datasheet=info,
         mode=mode,
         seeds=seeds,
-        test_ratio=test_ratio,
+        test_fraction=test_fraction,
         on_progress=on_progress,
     )
     (out_dir / "report.json").write_text(json.dumps(report.to_json(), indent=2) + "\n")

@@ -89,6 +89,31 @@ def _export(rows: list[Candidate], folder: Path) -> tuple[Path, Path]:
     return parquet, csv
 
 
+def embedded_model(ledger: Ledger) -> tuple[str, str | None]:
+    """The model to rank with when none is named: the only one the ledger has embedded.
+
+    Args:
+        ledger: The ledger.
+
+    Returns:
+        ``(model, pretrained)``; turk's default model when nothing is embedded yet (rank
+        then says to run ``turk embed``).
+
+    Raises:
+        StageError: The ledger holds embeddings of several models.
+    """
+    from turk.embedding import embedded_models
+
+    models = embedded_models(ledger)
+    if len(models) > 1:
+        named = ", ".join(f"--model {m} --pretrained {p or 'none'}" for m, p in models)
+        raise StageError(
+            f"{ledger.path}: embeddings of {len(models)} models ({named}); pass the one to "
+            "rank with --model and --pretrained"
+        )
+    return models[0] if models else (DEFAULT_MODEL, DEFAULT_PRETRAINED)
+
+
 def rank_ledger(
     ledger: Ledger,
     concepts_path: str | os.PathLike[str],

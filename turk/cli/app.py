@@ -5,15 +5,54 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
+import click
 import typer
+from typer.core import TyperGroup
 
 from turk import __version__
 from turk.ledger import DEFAULT_DB, Ledger
-from turk.project.config import PROJECT_FILE, ProjectConfig, load_project
+
+if TYPE_CHECKING:
+    from turk.project.config import ProjectConfig
+
+COMMAND_ORDER = (
+    "init",
+    "doctor",
+    "run",
+    "demo",
+    "sample",
+    "ingest",
+    "buckets",
+    "embed",
+    "rank",
+    "preview",
+    "render",
+    "publish",
+    "collect",
+    "review",
+    "status",
+    "expire",
+    "audit",
+    "report",
+    "export",
+    "sandbox",
+)
+"""Commands in the order ``turk --help`` lists them: set-up, then the pipeline's order."""
+
+
+class _PipelineOrderGroup(TyperGroup):
+    """The root command group, listing its commands in :data:`COMMAND_ORDER`."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        names = super().list_commands(ctx)
+        rank = {name: n for n, name in enumerate(COMMAND_ORDER)}
+        return sorted(names, key=lambda name: rank.get(name, len(rank)))
+
 
 app = typer.Typer(
+    cls=_PipelineOrderGroup,
     name="turk",
     help=(
         "Turn a web-scale image collection into a small, certified, high-precision "
@@ -79,6 +118,7 @@ def _global_options(
 
 def _project_here(command: str | None) -> ProjectConfig | None:
     """The project of the current folder (or one above it), for a command that uses one."""
+    from turk.project.config import PROJECT_FILE, load_project
     from turk.project.defaults import PROJECT_COMMANDS
 
     if command is None or command in PROJECT_COMMANDS:

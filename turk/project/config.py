@@ -20,6 +20,7 @@ from typing import Any
 
 import yaml
 
+from turk.bucketing import DEFAULT_COUNT, DEFAULT_RESERVE
 from turk.errors import ConfigError, MoneyError
 
 PROJECT_FILE = "turk.yaml"
@@ -133,9 +134,9 @@ class BucketSettings:
     """
 
     scheme: str = "count"
-    count: int = 11
+    count: int = DEFAULT_COUNT
     ranges: Path | None = None
-    reserve: tuple[int, ...] = (0,)
+    reserve: tuple[int, ...] = DEFAULT_RESERVE
 
 
 @dataclass(frozen=True)
@@ -784,7 +785,7 @@ def _replace(model: ModelSettings, **changes: Any) -> ModelSettings:
 def _reserve(r: _Reader) -> tuple[int, ...]:
     value = r.get("buckets.reserve")
     if value is None:
-        return (0,) if "reserve" not in r.section("buckets") else ()
+        return DEFAULT_RESERVE if "reserve" not in r.section("buckets") else ()
     if isinstance(value, int) and not isinstance(value, bool):
         value = [value]
     if not isinstance(value, list) or not all(

@@ -122,7 +122,7 @@ def command_defaults(config: ProjectConfig) -> dict[str, dict[str, Any]]:
             **certify,
             "out_dir": config.export_dir,
             "link": config.export_link,
-            "test_ratio": config.export_test_fraction,
+            "test_fraction": config.export_test_fraction,
             "instructions": hits.instructions,
         },
         "sandbox": {

@@ -779,7 +779,7 @@ def _export(ctx: _Context) -> StageOutcome:
             aggregator=cert.aggregator,
             min_posterior=cert.min_posterior,
             mode=config.export_link,  # type: ignore[arg-type]
-            test_ratio=config.export_test_fraction,
+            test_fraction=config.export_test_fraction,
             target_precision=cert.target,
             confidence=cert.confidence,
             title=config.root.name,

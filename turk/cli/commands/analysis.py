@@ -265,9 +265,9 @@ def export_command(
     seeds: Annotated[
         str, typer.Option("--seeds", help="Seeds of the train/test splits, comma-separated.")
     ] = "0,1,2,3,4",
-    test_ratio: Annotated[
+    test_fraction: Annotated[
         float,
-        typer.Option("--test-ratio", help="Share of each class per bucket held out for test."),
+        typer.Option("--test-fraction", help="Share of each class per bucket held out for test."),
     ] = 0.3,
     instructions: Annotated[
         Path | None,
@@ -316,7 +316,7 @@ def export_command(
             min_posterior=min_posterior,
             mode=chosen,  # type: ignore[arg-type]
             seeds=seed_list,
-            test_ratio=test_ratio,
+            test_fraction=test_fraction,
             target_precision=target,
             confidence=confidence,
             instructions=instructions,

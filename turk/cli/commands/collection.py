@@ -191,17 +191,24 @@ def buckets_command(
         list[int] | None,
         typer.Option(
             "--reserve",
-            help="Mark bucket K unlabeled (pre-training only); repeat for more.",
+            help="Mark bucket K unlabeled (pre-training only); repeat for more "
+            "[default: 0, as CLEAR and turk.yaml do].",
             show_default=False,
         ),
     ] = None,
+    no_reserve: Annotated[
+        bool, typer.Option("--no-reserve", help="Label every bucket (reserve none).")
+    ] = False,
 ) -> None:
     """Split the ingested images into time buckets by upload time and print the table."""
-    from turk.bucketing import format_bucket_table, make_buckets
+    from turk.bucketing import DEFAULT_RESERVE, format_bucket_table, make_buckets
 
+    if no_reserve and reserve:
+        raise typer.BadParameter("--no-reserve and --reserve K exclude each other")
+    chosen = () if no_reserve else (reserve if reserve is not None else DEFAULT_RESERVE)
     with open_ledger(ctx, create=False) as ledger:
         result = make_buckets(
-            ledger, count=count, by_year=by_year, ranges_file=ranges, reserve=reserve or ()
+            ledger, count=count, by_year=by_year, ranges_file=ranges, reserve=chosen
         )
     console.print(format_bucket_table(result.buckets))
     outside = f"; {result.unassigned:,} outside every range" if result.unassigned else ""

@@ -46,9 +46,11 @@ def embed_command(
         str, typer.Option("--pretrained", help=_PRETRAINED_HELP)
     ] = DEFAULT_PRETRAINED,
     device: Annotated[str, typer.Option("--device", help=_DEVICE_HELP)] = "auto",
-    precision: Annotated[
+    dtype: Annotated[
         str,
-        typer.Option("--precision", help="auto (fp16 on CUDA, fp32 on CPU), fp16 or bf16."),
+        typer.Option(
+            "--dtype", help="Number format: auto (fp16 on CUDA, fp32 on CPU), fp32, fp16 or bf16."
+        ),
     ] = "auto",
     batch_size: Annotated[
         int, typer.Option("--batch-size", min=1, help="Images per encoder call.")
@@ -103,7 +105,7 @@ def embed_command(
             model=model,
             pretrained=_weights(pretrained),
             device=device,
-            precision=precision,
+            precision=dtype,
             tar_paths=tar_paths,
         )
         with _progress("embed", plan.total, "images") as advance:
@@ -131,22 +133,38 @@ def rank_command(
         Path, typer.Argument(help="Concepts YAML (see docs/design.md).", show_default=False)
     ],
     model: Annotated[
-        str, typer.Option("--model", help=_MODEL_HELP + " Must match 'turk embed'.")
-    ] = DEFAULT_MODEL,
+        str | None,
+        typer.Option(
+            "--model",
+            help=_MODEL_HELP + " Must match 'turk embed'; default: the model the ledger "
+            "holds embeddings of, when it holds one.",
+            show_default=False,
+        ),
+    ] = None,
     pretrained: Annotated[
-        str, typer.Option("--pretrained", help=_PRETRAINED_HELP + " Must match 'turk embed'.")
-    ] = DEFAULT_PRETRAINED,
+        str | None,
+        typer.Option(
+            "--pretrained",
+            help=_PRETRAINED_HELP + " Must match 'turk embed' (default: as --model).",
+            show_default=False,
+        ),
+    ] = None,
     device: Annotated[str, typer.Option("--device", help=_DEVICE_HELP)] = "auto",
 ) -> None:
     """Rank every unreserved bucket per concept; write candidates (ledger, Parquet, CSV)."""
-    from turk.ranking import rank_ledger
+    from turk.ranking import embedded_model, rank_ledger
 
     with open_ledger(ctx) as ledger, _progress("rank", None, "vectors") as advance:
+        if model is None and pretrained is None:
+            model, weights = embedded_model(ledger)
+        else:
+            model = model or DEFAULT_MODEL
+            weights = _weights(pretrained) if pretrained is not None else DEFAULT_PRETRAINED
         report = rank_ledger(
             ledger,
             concepts,
             model=model,
-            pretrained=_weights(pretrained),
+            pretrained=weights,
             device=device,
             on_progress=advance,
         )
