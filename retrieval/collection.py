@@ -311,7 +311,7 @@ class Batch:
             ``invalid_date``, ``too_few_bytes``, ``too_small``, ``bad_aspect``,
             ``no_local_image``).
         lines: Lines (or sidecars) read for this batch, blank ones included.
-        blank: Blank lines (empty or only spaces), skipped: neither rows nor rejects.
+        blank: Blank lines (empty or only white space), skipped: neither rows nor rejects.
     """
 
     rows: list[Row] = field(default_factory=list)
