@@ -18,10 +18,12 @@ Two inputs are understood:
   sidecar carries the YFCC fields saved with ``--save_additional_columns``).
 
 Reading streams in batches (:class:`Batch`), so memory stays bounded whatever the file
-size. Every line is validated in full (column count, integers, numbers, dates, marker,
-ranges): a good line becomes a compact row (a tuple in :data:`ROW_FIELDS` order), a
-malformed one becomes a :class:`Reject` with its line number and reason, and the rest of
-the file goes on.
+size. Every line is validated in full by one function, :func:`validate_fields` (column
+count, integers as ASCII digits below 2^63, coordinates finite and on the globe, upload
+times not in the future, dates, marker): a good line becomes a compact row (a tuple in
+:data:`ROW_FIELDS` order), a malformed one becomes a :class:`Reject` with its line number
+and the field at fault, and the rest of the file goes on. Blank lines are skipped and
+counted, and a UTF-8 byte order mark opening the file is dropped.
 
 **Compact rows, decoding on read.** A row keeps typed values only for what the pipeline
 queries or filters on (photo id, line number, dates, marker, coordinates, download url,
@@ -63,12 +65,14 @@ import ctypes
 import gzip
 import io
 import json
+import math
 import multiprocessing
 import os
 import signal
 import sqlite3
 import sys
 import threading
+import time
 import zlib
 from array import array
 from collections import Counter, deque
@@ -209,10 +213,26 @@ IN_PROCESS_MAX_BYTES = 4 << 20
 """Metadata files smaller than this (on disk) are parsed in-process by default: starting a
 worker process costs more than it saves on a few thousand lines."""
 
+INT64_MAX = (1 << 63) - 1
+"""Largest integer a row can hold (SQLite's signed 64-bit integer): an id, line number, time
+or count above it is a reject, not a value."""
+
+UPLOAD_SLACK_S = 86_400
+"""How far past the current time (seconds) an upload time may lie before the line is
+rejected as from the future: a day, for clocks off by a time zone."""
+
+_DECIMAL_CHARS = "0123456789.+-eE"  # all a coordinate may be written with (no nan, inf, _)
+
+Checked = tuple[int | None, int, str, datetime | None, int, int, float | None, float | None]
+"""A valid line's typed values: line number (None in ``yfcc23``), photo id, date taken as
+written (``""`` when absent), date taken parsed, upload time, marker, longitude, latitude."""
+
+
 _PR_SET_PDEATHSIG = 1  # prctl option, from <sys/prctl.h>
 _INSERT_CACHE_KIB = 65536  # page cache of each inserting worker's connection (64 MiB)
 
 _SNIFF_LINES = 50
+_BOM = b"\xef\xbb\xbf"  # UTF-8 byte order mark, written first by some editors
 _DECODED = (
     "nickname",
     "device",
@@ -290,7 +310,8 @@ class Batch:
         filtered: Rows dropped by a filter, counted by reason (``video``,
             ``invalid_date``, ``too_few_bytes``, ``too_small``, ``bad_aspect``,
             ``no_local_image``).
-        lines: Lines (or sidecars) read for this batch.
+        lines: Lines (or sidecars) read for this batch, blank ones included.
+        blank: Blank lines (empty or only white space), skipped: neither rows nor rejects.
     """
 
     rows: list[Row] = field(default_factory=list)
@@ -298,6 +319,7 @@ class Batch:
     rejects: list[Reject] = field(default_factory=list)
     filtered: Counter[str] = field(default_factory=Counter)
     lines: int = 0
+    blank: int = 0
 
     def full_rows(self) -> list[Row]:
         """Every good row in :data:`ROW_FIELDS` order (file columns None when absent)."""
@@ -317,7 +339,8 @@ class InsertedChunk:
             (``array('q')`` bytes), when the caller asked for them; otherwise empty.
         rejects: Malformed lines.
         filtered: Rows dropped by a filter, by reason.
-        lines: Lines read for this chunk.
+        lines: Lines read for this chunk, blank ones included.
+        blank: Blank lines skipped.
     """
 
     rows: int
@@ -326,6 +349,7 @@ class InsertedChunk:
     rejects: list[Reject]
     filtered: Counter[str]
     lines: int
+    blank: int = 0
 
 
 @dataclass(frozen=True)
@@ -595,38 +619,170 @@ class _Images:
         return None
 
 
-def _diagnose(fields: list[str], columns: tuple[str, ...]) -> str:
-    """Name the first field of a line that does not parse (slow path, rejects only)."""
-    values = dict(zip(columns, fields, strict=True))
-    for name in ("line_number", "id", "date_uploaded", "server", "farm", "marker"):
-        if name not in values:
-            continue
-        value = values[name]
+def integer_reason(name: str, text: str) -> str | None:
+    """Say why a field is not an integer a row can hold, or None when it is one.
+
+    An integer field is ASCII digits only, at most :data:`INT64_MAX`: no sign, no spaces,
+    no underscores, no other script's digits (all of which Python's ``int`` accepts).
+
+    Args:
+        name: The field as named in reasons, e.g. ``photo id``.
+        text: The field as written.
+
+    Returns:
+        ``None``, or a reason such as ``photo id '+5' is written with a sign``.
+    """
+    if text.isascii() and text.isdigit():
+        if len(text) < 19 or int(text) <= INT64_MAX:
+            return None
+        return f"{name} {_shown(text)} is over 2^63 - 1, too large to be real"
+    shown = _shown(text)
+    if not text:
+        return f"{name} is empty"
+    unsigned = text[1:]
+    if text[0] in "+-" and unsigned.isascii() and unsigned.isdigit():
+        if text[0] == "-" and unsigned.strip("0"):
+            return f"{name} {shown} is negative"
+        return f"{name} {shown} is written with a sign; write digits only"
+    if text.strip() != text or " " in text:
+        return f"{name} {shown} has spaces"
+    if text.isdigit():
+        return f"{name} {shown} has digits other than ASCII 0-9"
+    return f"{name} {shown} is not an integer"
+
+
+def coordinate(name: str, text: str, limit: float) -> float | str:
+    """Read a longitude or latitude: its value, or why it cannot be a real one.
+
+    A coordinate is written with ASCII digits, a point, a sign and an exponent only (so
+    no ``nan``, ``inf``, spaces or underscores, which Python's ``float`` accepts) and lies
+    within ``[-limit, limit]``.
+
+    Args:
+        name: ``longitude`` or ``latitude``.
+        text: The field as written (not empty).
+        limit: 180 for a longitude, 90 for a latitude.
+
+    Returns:
+        The value, or a reason such as ``latitude '91.5' is outside [-90, 90]``.
+    """
+    if not text.strip(_DECIMAL_CHARS):
         try:
-            int(value)
+            value = float(text)
         except ValueError:
-            return f"{name.replace('_', ' ')} {value[:40]!r} is not an integer"
-    if int(values["id"]) <= 0:
-        return f"photo id {values['id']!r} is not positive"
-    if values["marker"] not in ("0", "1"):
-        return f"marker {values['marker'][:40]!r} is not 0 (photo) or 1 (video)"
-    for name in ("longitude", "latitude"):
-        if values[name]:
-            try:
-                float(values[name])
-            except ValueError:
-                return f"{name} {values[name][:40]!r} is not a number"
-    if values["accuracy"]:
+            return f"{name} {_shown(text)} is not a number"
+        if -limit <= value <= limit:
+            return value
+        if math.isfinite(value):
+            return f"{name} {_shown(text)} is outside [{-limit:g}, {limit:g}]"
+    elif text.strip().lower().lstrip("+-") not in ("nan", "inf", "infinity"):
+        return f"{name} {_shown(text)} is not a number"
+    return f"{name} {_shown(text)} is not a finite number"
+
+
+def _shown(text: str) -> str:
+    return repr(text[:40])
+
+
+def latest_upload() -> int:
+    """The latest upload time (epoch seconds) a line may have now: now plus the slack.
+
+    Returns:
+        ``time.time()`` plus :data:`UPLOAD_SLACK_S`, in whole seconds.
+    """
+    return int(time.time()) + UPLOAD_SLACK_S
+
+
+def validate_fields(f: list[str], wide: bool, latest: int) -> Checked | str:
+    """Check every field of one metadata line: the one place a line is judged.
+
+    Both reading paths (in-process and worker processes) come here through
+    :meth:`_LineParser.parse`. Rejected: an integer field (line number, photo id, upload
+    time, accuracy, server, farm) that is not ASCII digits below 2^63 (see
+    :func:`integer_reason`); a photo id of 0; a date taken that is not a date; an upload
+    time later than ``latest``; a longitude outside [-180, 180] or latitude outside
+    [-90, 90], NaN or infinite; a marker other than 0 or 1.
+
+    Args:
+        f: The line's fields, as many as its layout has columns.
+        wide: Whether the layout is ``yfcc25`` (line number and hash first).
+        latest: The latest upload time allowed (:func:`latest_upload`).
+
+    Returns:
+        The typed values (:data:`Checked`), or the reason for rejecting the line, naming
+        its first bad field.
+    """
+    # In the 25-column layout every field after the photo id sits two places later
+    # (line number before the id, hash after it).
+    b = 2 if wide else 0
+    # Each integer first passes a quick test that only valid values pass (ASCII digits,
+    # under 19 of them); integer_reason(), the rule itself, judges whatever fails it.
+    line_number = None
+    if wide:
+        s = f[0]
+        if not (s.isascii() and s.isdigit() and len(s) < 19):
+            why = integer_reason("line number", s)
+            if why:
+                return why
+        line_number = int(s)
+    s = f[1] if wide else f[0]
+    if not (s.isascii() and s.isdigit() and len(s) < 19):
+        why = integer_reason("photo id", s)
+        if why:
+            return why
+    pid = int(s)
+    if not pid:
+        return f"photo id {s!r} is not positive"
+    taken = f[b + 3]
+    if taken == "null":
+        taken = ""
+    taken_dt = None
+    if taken:
         try:
-            int(values["accuracy"])
+            taken_dt = datetime.fromisoformat(taken)
         except ValueError:
-            return f"accuracy {values['accuracy'][:40]!r} is not an integer"
-    if values["date_taken"] and values["date_taken"] != "null":
-        try:
-            parse_date_taken(values["date_taken"])
-        except ValueError:
-            return f"date taken {values['date_taken'][:40]!r} is not a date"
-    return "unparseable line"
+            return f"date taken {_shown(taken)} is not a date"
+    s = f[b + 4]
+    if not (s.isascii() and s.isdigit() and len(s) < 19):
+        why = integer_reason("date uploaded", s)
+        if why:
+            return why
+    uploaded = int(s)
+    if uploaded > latest:
+        when = datetime.fromtimestamp(latest, UTC).strftime("%Y-%m-%d %H:%M UTC")
+        return f"date uploaded {_shown(s)} is in the future (after {when})"
+    s = f[b + 10]
+    longitude = coordinate("longitude", s, 180.0) if s else None
+    if isinstance(longitude, str):
+        return longitude
+    s = f[b + 11]
+    latitude = coordinate("latitude", s, 90.0) if s else None
+    if isinstance(latitude, str):
+        return latitude
+    # Validated although stored as text: the same rule as the typed integers.
+    s = f[b + 12]
+    if s and not (s.isascii() and s.isdigit() and len(s) < 19):
+        why = integer_reason("accuracy", s)
+        if why:
+            return why
+    s = f[b + 17]
+    if not (s.isascii() and s.isdigit() and len(s) < 19):
+        why = integer_reason("server", s)
+        if why:
+            return why
+    s = f[b + 18]
+    if not (s.isascii() and s.isdigit() and len(s) < 19):
+        why = integer_reason("farm", s)
+        if why:
+            return why
+    s = f[b + 22]
+    if s == "0":
+        marker = 0
+    elif s == "1":
+        marker = 1
+    else:
+        return f"marker {_shown(s)} is not 0 (photo) or 1 (video)"
+    return line_number, pid, taken, taken_dt, uploaded, marker, longitude, latitude
 
 
 class _LineParser:
@@ -654,8 +810,11 @@ class _LineParser:
 
         Returns:
             The chunk's rows, rejects (with their line numbers in the file), filter
-            counts and line count.
+            counts, line count and blank lines skipped. A byte order mark opening the
+            file is dropped; each other line is judged by :func:`validate_fields`.
         """
+        if first_line == 1 and data.startswith(_BOM):
+            data = data[len(_BOM) :]
         text = data.decode("utf-8", "replace")
         lines = text.split("\n")
         if lines[-1] == "":
@@ -667,14 +826,14 @@ class _LineParser:
         # In the 25-column layout every field after the photo id sits two places later
         # (line number before the id, hash after it).
         b = 2 if wide else 0
-        id_at = 1 if wide else 0
         filters = self.filters
         photos_only = filters.photos_only
         valid_date = filters.valid_date
         needs_files = filters.needs_image_files
         resolve = self.images.resolve
         images = self.images
-        fromiso = datetime.fromisoformat
+        validate = validate_fields
+        latest = latest_upload()
         join = "\t".join
         batch = Batch(lines=len(lines))
         rows = batch.rows
@@ -688,33 +847,17 @@ class _LineParser:
             line = raw.rstrip("\r\n")
             f = line.split("\t")
             if len(f) != ncols:
+                if not line.strip():
+                    batch.blank += 1
+                    continue
                 reason = f"{len(f)} columns, expected {ncols} ({layout})"
                 rejects.append(Reject(line_no, reason, line))
                 continue
-            try:
-                pid = int(f[id_at])
-                uploaded = int(f[b + 4])
-                marker = int(f[b + 22])
-                taken = f[b + 3]
-                if taken == "null":
-                    taken = ""
-                taken_dt = fromiso(taken) if taken else None
-                lon = f[b + 10]
-                lat = f[b + 11]
-                acc = f[b + 12]
-                # Validated although stored as text: the same checks as typed columns.
-                if acc:
-                    int(acc)
-                int(f[b + 17])
-                int(f[b + 18])
-                line_number = int(f[0]) if wide else None
-                if pid <= 0 or marker not in (0, 1):
-                    raise ValueError("out of range")
-                longitude = float(lon) if lon else None
-                latitude = float(lat) if lat else None
-            except ValueError:
-                rejects.append(Reject(line_no, _diagnose(f, columns), line))
+            checked = validate(f, wide, latest)
+            if isinstance(checked, str):
+                rejects.append(Reject(line_no, checked, line))
                 continue
+            line_number, pid, taken, taken_dt, uploaded, marker, longitude, latitude = checked
             if photos_only and marker == 1:
                 filtered["video"] += 1
                 continue
@@ -736,7 +879,7 @@ class _LineParser:
                     f[b + 7],
                     f[b + 8],
                     f[b + 9],
-                    acc,
+                    f[b + 12],
                     f[b + 13],
                     f[b + 15],
                     f[b + 16],
@@ -851,7 +994,9 @@ class _Inserter:
             # Pass the turn on even after an error, so no other worker waits forever;
             # the caller gets the error from this chunk and undoes the whole file.
             self._pass_turn(seq)
-        return InsertedChunk(rows, inserted, new_ids, batch.rejects, batch.filtered, batch.lines)
+        return InsertedChunk(
+            rows, inserted, new_ids, batch.rejects, batch.filtered, batch.lines, batch.blank
+        )
 
     def _pass_turn(self, seq: int) -> None:
         with self.turn_changed:

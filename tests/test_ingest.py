@@ -16,7 +16,9 @@ from urllib.parse import unquote_plus
 
 import pytest
 
+from retrieval.collection import IN_PROCESS_MAX_BYTES, LAYOUTS, MetadataFile
 from tests.fixtures.core import CliRunner
+from tests.test_collection_reader import line25
 from turk.ingest import image_metadata, ingest_collection, iter_image_metadata
 from turk.ledger import Ledger
 
@@ -358,3 +360,108 @@ def test_killed_ingest_leaves_a_consistent_ledger_and_resumes(tmp_path: Path) ->
     assert summary.total("already_present") == kept
     assert summary.total("inserted") + kept == image_count(db) > 140_000
     assert {"images_date_uploaded", "images_bucket"} <= indexes
+
+
+def yfcc_line(pid: int, number: int, fields: dict[str, str] | None = None) -> str:
+    """A good 25-column line numbered ``number``, some ``fields`` (by column name) written over."""
+    values = line25(pid).split("\t")
+    values[0] = str(number)
+    columns = LAYOUTS["yfcc25"]
+    for name, value in (fields or {}).items():
+        values[columns.index(name)] = value
+    return "\t".join(values)
+
+
+# One line of each kind that cannot be real, with the reason it is rejected for.
+_FUTURE = str(int(time.time()) + 30 * 86_400)
+BAD_LINES = {
+    "photo id '9223372036854775808' is over 2^63 - 1, too large to be real": {"id": str(2**63)},
+    "line number '18446744073709551616' is over 2^63 - 1, too large to be real": {
+        "line_number": str(2**64)
+    },
+    "date uploaded '9223372036854775808' is over 2^63 - 1, too large to be real": {
+        "date_uploaded": str(2**63)
+    },
+    "date uploaded '-5' is negative": {"date_uploaded": "-5"},
+    f"date uploaded '{_FUTURE}' is in the future": {"date_uploaded": _FUTURE},
+    "latitude '91.5' is outside [-90, 90]": {"latitude": "91.5"},
+    "longitude '-180.5' is outside [-180, 180]": {"longitude": "-180.5"},
+    "longitude 'nan' is not a finite number": {"longitude": "nan"},
+    "latitude 'inf' is not a finite number": {"latitude": "inf"},
+    "latitude '1e999' is not a finite number": {"latitude": "1e999"},
+    "photo id '+5' is written with a sign": {"id": "+5"},
+    "photo id ' 5' has spaces": {"id": " 5"},
+    "photo id '\u0663' has digits other than ASCII 0-9": {"id": "\u0663"},
+}
+
+
+def write_mixed(path: Path, *, good: int, min_bytes: int = 0) -> tuple[list[str], dict[int, str]]:
+    """Write a BOM, then good lines with every bad kind and two blank lines spread through.
+
+    At least ``good`` good lines, more when needed for the file to hold ``min_bytes``.
+    Returns the file's lines (blank ones included) and the expected reason by line number.
+    """
+    good = max(good, min_bytes // len(yfcc_line(10_000, 1)) + 1)
+    step = good // len(BAD_LINES)
+    lines: list[str] = []
+    expected: dict[int, str] = {}
+    bad = iter(BAD_LINES.items())
+    for n in range(good):
+        lines.append(yfcc_line(10_000 + n, len(lines) + 1))
+        if n % step == step - 1 and (kind := next(bad, None)):
+            lines.append(yfcc_line(90_000 + n, len(lines) + 1, kind[1]))
+            expected[len(lines)] = kind[0]
+        if n in (2, 7):
+            lines.append("")
+    path.write_bytes(b"\xef\xbb\xbf" + "".join(line + "\n" for line in lines).encode())
+    return lines, expected
+
+
+def rejects_by_line(db: Path, name: str) -> dict[int, tuple[str, str]]:
+    rejects = (db.parent / "rejects" / f"{name}.rejects.tsv").read_text().splitlines()
+    assert rejects[0] == "line\treason\ttext"
+    out = {}
+    for entry in rejects[1:]:
+        number, reason, text = entry.split("\t", 2)
+        out[int(number)] = (reason, text)
+    return out
+
+
+@pytest.mark.parametrize("size", ["small", "over_in_process_max"])
+def test_one_bad_value_rejects_its_line_and_keeps_every_good_row(
+    cli: CliRunner, tmp_path: Path, db_path: Path, size: str
+) -> None:
+    path = tmp_path / "mixed.tsv"
+    min_bytes = IN_PROCESS_MAX_BYTES if size == "over_in_process_max" else 0
+    lines, expected = write_mixed(path, good=20, min_bytes=min_bytes)
+    good = len(lines) - len(expected) - 2
+    # The size alone picks the path: in-process below the threshold, workers above it.
+    assert (MetadataFile(path).workers > 0) == (size == "over_in_process_max")
+    result = cli("ingest", path)
+    assert result.exit_code == 0, result.stderr
+    assert image_count(db_path) == good and (good == 20) == (size == "small")
+    status, counts = last_run(db_path)
+    assert status == "ok" and counts["rejected"] == len(BAD_LINES) == len(expected)
+    assert counts["blank"] == 2 and counts["lines"] == len(lines)
+    got = rejects_by_line(db_path, path.name)
+    assert sorted(got) == sorted(expected)
+    for number, reason in expected.items():
+        assert got[number][0].startswith(reason), number
+        assert got[number][1] == lines[number - 1]  # the raw line, by its line number
+
+
+def test_a_byte_order_mark_is_not_a_malformed_line(tmp_path: Path, db_path: Path) -> None:
+    path = tmp_path / "bom.tsv"
+    path.write_bytes(b"\xef\xbb\xbf" + "".join(yfcc_line(i, i) + "\n" for i in (1, 2, 3)).encode())
+    with Ledger(db_path) as ledger:
+        (f,) = ingest_collection(ledger, [path]).files
+        assert (f.inserted, f.rejected, f.rejects_path) == (3, 0, None)
+        assert image_metadata(ledger, [1])[1]["line_number"] == 1
+
+
+def test_blank_lines_are_skipped_not_rejected(tmp_path: Path, db_path: Path) -> None:
+    path = tmp_path / "blank.tsv"
+    path.write_text(f"\n{yfcc_line(1, 2)}\n\n  \r\n{yfcc_line(2, 5)}\n\n")
+    with Ledger(db_path) as ledger:
+        (f,) = ingest_collection(ledger, [path]).files
+    assert (f.lines, f.blank, f.inserted, f.rejected, f.rejects_path) == (6, 4, 2, 0, None)

@@ -98,7 +98,8 @@ class FileIngest:
     Attributes:
         path: The input as given.
         layout: ``yfcc25``, ``yfcc23`` or ``img2dataset``.
-        lines: Lines (or sidecars) read.
+        lines: Lines (or sidecars) read, blank ones included.
+        blank: Blank lines, skipped: neither rows nor rejects.
         inserted: New rows written to ``images``.
         already_present: Good rows skipped because their photo id was already there.
         rejected: Malformed lines, written to ``rejects_path``.
@@ -109,6 +110,7 @@ class FileIngest:
     path: str
     layout: str
     lines: int = 0
+    blank: int = 0
     inserted: int = 0
     already_present: int = 0
     rejected: int = 0
@@ -127,7 +129,7 @@ class IngestSummary:
     files: list[FileIngest]
 
     def total(self, name: str) -> int:
-        """Sum a counter (``lines``, ``inserted``, ``already_present``, ``rejected``)."""
+        """Sum a counter (``lines``, ``blank``, ``inserted``, ``already_present``, ``rejected``)."""
         return sum(int(getattr(f, name)) for f in self.files)
 
     @property
@@ -231,6 +233,8 @@ def ingest_collection(
             run.add("files")
             for key in ("lines", "inserted", "already_present", "rejected"):
                 run.add(key, getattr(result, key))
+            if result.blank:
+                run.add("blank", result.blank)
             for reason, n in result.filtered.items():
                 run.add(f"filtered_{reason}", n)
     return summary
@@ -368,6 +372,7 @@ def _ingest_one(
                     result.rejected += len(batch.rejects)
                     result.filtered.update(batch.filtered)
                     result.lines += batch.lines
+                    result.blank += batch.blank
                     if on_progress is not None:
                         on_progress(batch.lines)
                 for sql in deferred:
@@ -409,6 +414,7 @@ def _count_chunk(
     result.rejected += len(chunk.rejects)
     result.filtered.update(chunk.filtered)
     result.lines += chunk.lines
+    result.blank += chunk.blank
     if on_progress is not None:
         on_progress(chunk.lines)
 

@@ -154,7 +154,9 @@ def ingest_command(
     for f in summary.files:
         filtered = ", ".join(f"{n:,} {why}" for why, n in sorted(f.filtered.items())) or "none"
         console.print(
-            f"{f.path} ({f.layout}): {f.lines:,} lines, {f.inserted:,} new, "
+            f"{f.path} ({f.layout}): {f.lines:,} lines"
+            + (f" ({f.blank:,} blank, skipped)" if f.blank else "")
+            + f", {f.inserted:,} new, "
             f"{f.already_present:,} already present, {f.rejected:,} rejected, filtered: {filtered}"
             + (f"; rejects in {f.rejects_path}" if f.rejects_path else "")
         )
