@@ -227,6 +227,11 @@ class Store:
         """
         return time.time() + self._clock_offset
 
+    @property
+    def clock_offset(self) -> float:
+        """Seconds the clock has been moved on in all (kept in the state file)."""
+        return self._clock_offset
+
     def advance_clock(self, seconds: float) -> None:
         """Move the sandbox clock forward (kept across restarts), to reach deadlines fast.
 
