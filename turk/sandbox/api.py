@@ -1057,7 +1057,7 @@ def update_qualification_type(store: Store, params: dict[str, Any]) -> dict[str,
         merged.update(given)
         if given.get("Test") and "AutoGranted" not in given:
             merged["AutoGranted"] = False  # a new test replaces auto-granting
-        if given.get("AutoGranted"):
+        if given.get("AutoGranted") and "Test" not in given:
             merged.update(Test=None, AnswerKey=None, TestDurationInSeconds=None)
         _check_test_settings(merged)
         merged["AutoGranted"] = int(bool(merged["AutoGranted"]))
