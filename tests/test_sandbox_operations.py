@@ -405,3 +405,45 @@ def test_clock_cli_moves_the_running_sandbox(sandbox_server, mturk_client):
         check=False,
     )
     assert bad.returncode != 0 and "--advance" in bad.stderr and len(bad.stderr.splitlines()) == 1
+
+
+def test_clock_refuses_clients_off_loopback(tmp_path):
+    from starlette.testclient import TestClient
+
+    from turk.sandbox.server import SandboxConfig, build_app
+    from turk.sandbox.store import Store
+
+    store = Store(tmp_path / "state.db")
+    try:
+        app = build_app(store, SandboxConfig(state_path=tmp_path / "state.db"))
+        with TestClient(app, client=("192.0.2.7", 5000)) as remote:
+            answer = remote.post("/_sandbox/clock", json={"advance": 60})
+        assert answer.status_code == 403
+        assert store.clock_offset == 0
+    finally:
+        store.close()
+
+
+def test_state_file_of_schema_1_gains_the_new_columns(tmp_path):
+    import sqlite3
+
+    from turk.sandbox.store import Store
+
+    path = tmp_path / "old.db"
+    old = sqlite3.connect(path)
+    old.executescript(
+        "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+        "INSERT INTO meta VALUES ('schema_version', '1');"
+        "CREATE TABLE hit_types (id TEXT PRIMARY KEY, title TEXT NOT NULL, description TEXT "
+        "NOT NULL, keywords TEXT, reward TEXT NOT NULL, assignment_duration INTEGER NOT NULL, "
+        "auto_approval_delay INTEGER NOT NULL, qualification_requirements TEXT NOT NULL, "
+        "signature TEXT NOT NULL UNIQUE, created REAL NOT NULL);"
+    )
+    old.close()
+    store = Store(path)
+    try:
+        columns = {row[1] for row in store.conn.execute("PRAGMA table_info(hit_types)")}
+        assert {"disposed", "notification", "notification_active"} <= columns
+        assert store.get_meta("schema_version") == "2"
+    finally:
+        store.close()

@@ -618,7 +618,7 @@ def request_qualification(
     """
     with store.transaction() as conn:
         qtype = conn.execute(
-            "SELECT * FROM qualification_types WHERE id = ?", (type_id,)
+            "SELECT * FROM qualification_types WHERE id = ? AND disposing = 0", (type_id,)
         ).fetchone()
         if qtype is None:
             raise WorkerRefused(f"Qualification type {type_id} does not exist.", 404)
