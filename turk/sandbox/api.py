@@ -810,17 +810,12 @@ def associate_qualification_with_worker(store: Store, params: dict[str, Any]) ->
     """AssociateQualificationWithWorker: grant (or update) a worker's qualification."""
     with store.transaction() as conn:
         _qualification_type_row(conn, params["QualificationTypeId"])
-        conn.execute(
-            "INSERT INTO qualifications(type_id, worker_id, integer_value, status, granted) "
-            "VALUES (?,?,?, 'Granted', ?) ON CONFLICT(type_id, worker_id) DO UPDATE SET "
-            "integer_value = excluded.integer_value, status = 'Granted', "
-            "granted = excluded.granted",
-            (
-                params["QualificationTypeId"],
-                params["WorkerId"],
-                params.get("IntegerValue", 1),
-                store.now(),
-            ),
+        market.grant(
+            conn,
+            params["QualificationTypeId"],
+            params["WorkerId"],
+            params.get("IntegerValue", 1),
+            store.now(),
         )
     return {}
 

@@ -470,11 +470,7 @@ def accept(store: Store, hit_id: str, worker_id: str) -> str:
             "VALUES (?, ?, ?, 'Accepted', ?, ?)",
             (assignment_id, hit_id, worker_id, now, deadline),
         )
-        conn.execute(
-            "INSERT INTO workers(id, country, subdivision, created) VALUES (?, 'US', NULL, ?) "
-            "ON CONFLICT(id) DO NOTHING",
-            (worker_id, now),
-        )
+        register_worker(conn, worker_id, now)
     return assignment_id
 
 
@@ -652,11 +648,7 @@ def request_qualification(
                     "last answer.",
                     409,
                 )
-        conn.execute(
-            "INSERT INTO workers(id, country, subdivision, created) VALUES (?, 'US', NULL, ?) "
-            "ON CONFLICT(id) DO NOTHING",
-            (worker_id, now),
-        )
+        register_worker(conn, worker_id, now)
         if qtype["auto_granted"]:
             value = qtype["auto_granted_value"]
             grant(conn, type_id, worker_id, 1 if value is None else int(value), now)
@@ -668,6 +660,21 @@ def request_qualification(
             (request_id, type_id, worker_id, qtype["test"], answer, now),
         )
     return request_id
+
+
+def register_worker(conn: sqlite3.Connection, worker_id: str, now: float) -> None:
+    """Record a worker the first time they act (locale US until they set another).
+
+    Args:
+        conn: The store's connection, inside a transaction.
+        worker_id: The worker.
+        now: The store's clock.
+    """
+    conn.execute(
+        "INSERT INTO workers(id, country, subdivision, created) VALUES (?, 'US', NULL, ?) "
+        "ON CONFLICT(id) DO NOTHING",
+        (worker_id, now),
+    )
 
 
 def grant(
