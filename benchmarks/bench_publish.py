@@ -171,7 +171,11 @@ def submit_everywhere(url: str, ledger) -> int:  # type: ignore[no-untyped-def]
             accepted = http.post(f"/worker/hits/{hit_id}/accept", params={"workerId": f"AB{index}"})
             assignment_id = accepted.headers["location"].split("?")[0].rsplit("/", 1)[-1]
             answers = {f"item-{i}": "yes" for i in range(items)}
-            http.post("/mturk/externalSubmit", data={"assignmentId": assignment_id, **answers})
+            # the submission is bound to the worker holding the assignment
+            http.post(
+                "/mturk/externalSubmit",
+                data={"assignmentId": assignment_id, "workerId": f"AB{index}", **answers},
+            )
 
     with ThreadPoolExecutor(max_workers=8) as pool:
         list(pool.map(work, enumerate(hits)))

@@ -143,7 +143,8 @@ def main() -> None:
                 )
                 assignment_id = accepted.headers["location"].split("/")[-1].split("?")[0]
                 http.post(
-                    f"{url}/mturk/externalSubmit", data={"assignmentId": assignment_id, **answers}
+                    f"{url}/mturk/externalSubmit",
+                    data={"assignmentId": assignment_id, "workerId": f"ABENCH{i}", **answers},
                 )
         listed = setup.list_assignments_for_hit(HITId=hit_id, MaxResults=100)["NumResults"]
         assert listed == 100, listed

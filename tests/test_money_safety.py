@@ -25,6 +25,7 @@ from turk.errors import BusyError, MoneyError
 from turk.money import assignment_cost, bonus_cost
 from turk.publish import load_publish_config, plan_for_publish, publish
 from turk.review import GoldRule, ReviewOptions, review
+from turk.sandbox.clock import advance_clock
 from turk.sandbox.workers import run_workers
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -170,7 +171,7 @@ def test_restored_ledger_past_the_token_window_creates_no_duplicate_hit(crowd_pr
     assert first.published == 8 and set(_server_annotations(project).values()) == {1}
     _restore(project, before)
     assert target_spend(project.ledger, "local").committed == 0  # the ledger forgot it all
-    project.server.advance_clock(25 * 3600)  # MTurk no longer remembers the tokens
+    advance_clock(project.server.url, 25 * 3600)  # MTurk no longer remembers the tokens
     calls = dict(project.backend.stats.calls)
     again = _publish(project)
     new_calls = _new_calls(project, calls)
@@ -193,7 +194,7 @@ def test_restored_ledger_past_the_token_window_pays_no_bonus_twice(crowd_project
     assert first.bonuses > 0
     paid = project.backend.stats.calls["SendBonus"]
     _restore(project, after_collect)
-    project.server.advance_clock(25 * 3600)
+    advance_clock(project.server.url, 25 * 3600)
     again = review(project.ledger, project.backend, _bonus_options())
     assert again.bonuses == 0 and again.bonus_total == 0
     assert again.already == first.approved + first.bonuses  # approvals and bonuses found
@@ -226,7 +227,7 @@ def test_restored_ledger_extends_no_hit_twice(crowd_project, tmp_path):
     assert first.extended > 0
     maxima = {h.hit_id: h.max_assignments for h in project.backend.list_hits()}
     _restore(project, before)
-    project.server.advance_clock(25 * 3600)
+    advance_clock(project.server.url, 25 * 3600)
     again = review(project.ledger, project.backend, options)
     assert again.extended == 0 and again.already >= first.extended
     assert {h.hit_id: h.max_assignments for h in project.backend.list_hits()} == maxima

@@ -51,7 +51,7 @@ def test_assignable_unassignable_reviewable(sandbox_server, mturk_client):
     assert client.list_assignments_for_hit(HITId=hit_id)["NumResults"] == 0  # not submitted yet
     response = httpx.post(
         f"{sandbox_server.url}/mturk/externalSubmit",
-        data={"assignmentId": assignment, "item-0": "no"},
+        data={"assignmentId": assignment, "workerId": "AW1", "item-0": "no"},
     )
     assert response.status_code == 200
     assert _status(client, hit_id) == "Reviewable"
@@ -66,7 +66,7 @@ def test_second_submit_is_refused_and_changes_nothing(sandbox_server, mturk_clie
     assignment = submit_work(sandbox_server.url, hit_id, "AW1", {"item-0": "yes"})
     again = httpx.post(
         f"{sandbox_server.url}/mturk/externalSubmit",
-        data={"assignmentId": assignment, "item-0": "no"},
+        data={"assignmentId": assignment, "workerId": "AW1", "item-0": "no"},
     )
     assert again.status_code == 409 and "already been submitted" in again.text
     answer = client.get_assignment(AssignmentId=assignment)["Assignment"]["Answer"]
@@ -102,7 +102,7 @@ def test_expired_hit_with_work_in_progress_is_unassignable(sandbox_server, mturk
     # accepted work may still be submitted before its own deadline
     response = httpx.post(
         f"{sandbox_server.url}/mturk/externalSubmit",
-        data={"assignmentId": assignment, "item-0": "yes"},
+        data={"assignmentId": assignment, "workerId": "AW1", "item-0": "yes"},
     )
     assert response.status_code == 200
     assert _status(client, hit_id) == "Reviewable"
@@ -118,7 +118,7 @@ def test_assignment_deadline_abandons_work(sandbox_server, mturk_client):
     assert hit["HITStatus"] == "Assignable" and hit["NumberOfAssignmentsAvailable"] == 1
     late = httpx.post(
         f"{sandbox_server.url}/mturk/externalSubmit",
-        data={"assignmentId": assignment, "item-0": "yes"},
+        data={"assignmentId": assignment, "workerId": "AW1", "item-0": "yes"},
     )
     assert late.status_code == 409
     assert client.list_assignments_for_hit(HITId=hit_id)["NumResults"] == 0

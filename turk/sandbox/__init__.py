@@ -3,7 +3,8 @@
 The other side of the wire for every test and demo: real ``boto3`` code reaches it with
 ``endpoint_url`` and any credentials. It keeps its own SQLite store, serves worker pages
 (list, preview, accept, the HIT in an iframe, ``/mturk/externalSubmit``), simulated
-workers that answer from a truth file, and injects faults on request. It imports nothing
+workers that answer from a truth file, a clock that loopback clients can move on
+(``POST /_sandbox/clock``), and injects faults on request. It imports nothing
 else from this project, so tests against it cannot share the client's assumptions.
 """
 

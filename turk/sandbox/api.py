@@ -162,6 +162,15 @@ def _check_question(question: str) -> None:
                 f"The {local} has no <{name}> element.",
                 "AWS.MechanicalTurk.XMLParseError",
             )
+    if local == "ExternalQuestion":
+        url = next((c.text or "" for c in root if c.tag.rsplit("}", 1)[-1] == "ExternalURL"), "")
+        problem = market.external_url_problem(url)
+        if problem is not None:
+            raise ApiError(
+                "ParameterValidationError",
+                f"The ExternalQuestion is not valid: {problem}.",
+                "AWS.MechanicalTurk.XMLParseError",
+            )
 
 
 def _check_requirements(conn: sqlite3.Connection, requirements: list[dict[str, Any]]) -> None:
@@ -172,7 +181,7 @@ def _check_requirements(conn: sqlite3.Connection, requirements: list[dict[str, A
         where = f"QualificationRequirements[{index}]"
         if type_id not in market.SYSTEM_QUALIFICATIONS:
             row = conn.execute(
-                "SELECT 1 FROM qualification_types WHERE id = ?", (type_id,)
+                "SELECT 1 FROM qualification_types WHERE id = ? AND disposing = 0", (type_id,)
             ).fetchone()
             if row is None:
                 raise request_error(
@@ -216,7 +225,9 @@ def _hit_type_id(conn: sqlite3.Connection, params: dict[str, Any], now: float) -
         requirements,
     ]
     signature = hashlib.sha256(json.dumps(properties, sort_keys=True).encode()).hexdigest()
-    row = conn.execute("SELECT id FROM hit_types WHERE signature = ?", (signature,)).fetchone()
+    row = conn.execute(
+        "SELECT id FROM hit_types WHERE signature = ? AND disposed = 0", (signature,)
+    ).fetchone()
     if row is not None:
         return str(row[0])
     type_id = new_id()
@@ -358,8 +369,21 @@ def _qualification_type_reply(row: sqlite3.Row) -> dict[str, Any]:
     return reply
 
 
+def _hit_type_row(conn: sqlite3.Connection, type_id: str) -> sqlite3.Row:
+    row = conn.execute(
+        "SELECT * FROM hit_types WHERE id = ? AND disposed = 0", (type_id,)
+    ).fetchone()
+    if row is None:
+        raise request_error(
+            f"HITType {type_id} does not exist.", "AWS.MechanicalTurk.HITTypeDoesNotExist"
+        )
+    return row
+
+
 def _qualification_type_row(conn: sqlite3.Connection, type_id: str) -> sqlite3.Row:
-    row = conn.execute("SELECT * FROM qualification_types WHERE id = ?", (type_id,)).fetchone()
+    row = conn.execute(
+        "SELECT * FROM qualification_types WHERE id = ? AND disposing = 0", (type_id,)
+    ).fetchone()
     if row is None:
         raise request_error(
             f"QualificationType {type_id} does not exist.",
@@ -395,10 +419,8 @@ def _create_hit(store: Store, params: dict[str, Any], type_id: str | None) -> di
             )
         if type_id is None:
             type_id = _hit_type_id(conn, params, now)
-        elif conn.execute("SELECT 1 FROM hit_types WHERE id = ?", (type_id,)).fetchone() is None:
-            raise request_error(
-                f"HITType {type_id} does not exist.", "AWS.MechanicalTurk.HITTypeDoesNotExist"
-            )
+        else:
+            _hit_type_row(conn, type_id)
         question = params.get("Question")
         if params.get("HITLayoutId"):
             raise request_error(
@@ -416,10 +438,16 @@ def _create_hit(store: Store, params: dict[str, Any], type_id: str | None) -> di
             raise invalid_parameter(
                 f"The value {max_assignments} for MaxAssignments must be from 1 to 1000000."
             )
+        policies = {
+            key: params[key]
+            for key in ("AssignmentReviewPolicy", "HITReviewPolicy")
+            if params.get(key)
+        }
         hit_id = new_id()
         conn.execute(
             "INSERT INTO hits(id, hit_type_id, question, max_assignments, created, expiration, "
-            "requester_annotation, review_status) VALUES (?,?,?,?,?,?,?, 'NotReviewed')",
+            "requester_annotation, review_status, review_policies) "
+            "VALUES (?,?,?,?,?,?,?, 'NotReviewed', ?)",
             (
                 hit_id,
                 type_id,
@@ -428,6 +456,7 @@ def _create_hit(store: Store, params: dict[str, Any], type_id: str | None) -> di
                 now,
                 now + lifetime,
                 params.get("RequesterAnnotation"),
+                json.dumps(policies) if policies else None,
             ),
         )
         _remember(conn, "CreateHIT", token, hit_id, now)
@@ -721,6 +750,7 @@ def list_worker_blocks(store: Store, params: dict[str, Any]) -> dict[str, Any]:
 def create_qualification_type(store: Store, params: dict[str, Any]) -> dict[str, Any]:
     """CreateQualificationType: names are unique per requester."""
     with store.transaction() as conn:
+        _purge_disposed_types(conn)
         if conn.execute(
             "SELECT 1 FROM qualification_types WHERE name = ?", (params["Name"],)
         ).fetchone():
@@ -729,8 +759,7 @@ def create_qualification_type(store: Store, params: dict[str, Any]) -> dict[str,
                 "A QualificationType's name must be unique among your QualificationTypes.",
                 "AWS.MechanicalTurk.QualificationTypeAlreadyExists",
             )
-        if params.get("Test"):
-            _check_question(params["Test"])
+        _check_test_settings(params)
         type_id = new_id()
         conn.execute(
             "INSERT INTO qualification_types(id, name, description, keywords, status, retry_delay, "
@@ -767,7 +796,7 @@ def list_qualification_types(store: Store, params: dict[str, Any]) -> dict[str, 
     """ListQualificationTypes: the requester's types, filtered by Query on name and text."""
     after, size = _page(params)
     query = params.get("Query")
-    sql = "SELECT rowid AS rid, * FROM qualification_types WHERE rowid > ?"
+    sql = "SELECT rowid AS rid, * FROM qualification_types WHERE disposing = 0 AND rowid > ?"
     args: list[Any] = [after]
     if query:
         sql += " AND (name LIKE ? OR description LIKE ? OR keywords LIKE ?)"
@@ -781,17 +810,12 @@ def associate_qualification_with_worker(store: Store, params: dict[str, Any]) ->
     """AssociateQualificationWithWorker: grant (or update) a worker's qualification."""
     with store.transaction() as conn:
         _qualification_type_row(conn, params["QualificationTypeId"])
-        conn.execute(
-            "INSERT INTO qualifications(type_id, worker_id, integer_value, status, granted) "
-            "VALUES (?,?,?, 'Granted', ?) ON CONFLICT(type_id, worker_id) DO UPDATE SET "
-            "integer_value = excluded.integer_value, status = 'Granted', "
-            "granted = excluded.granted",
-            (
-                params["QualificationTypeId"],
-                params["WorkerId"],
-                params.get("IntegerValue", 1),
-                store.now(),
-            ),
+        market.grant(
+            conn,
+            params["QualificationTypeId"],
+            params["WorkerId"],
+            params.get("IntegerValue", 1),
+            store.now(),
         )
     return {}
 
@@ -840,6 +864,355 @@ def notify_workers(store: Store, params: dict[str, Any]) -> dict[str, Any]:
     return {"NotifyWorkersFailureStatuses": failures}
 
 
+# -- qualifications: scores, requests, updates, deletion -----------------------------------
+
+
+def _uses_type(type_id: str) -> str:
+    """SQL condition: the HIT type's requirements name this qualification type."""
+    # Ids are upper-case letters and digits, so they hold no LIKE wildcards.
+    return f"t.qualification_requirements LIKE '%\"{type_id}\"%'"
+
+
+def _purge_disposed_types(conn: sqlite3.Connection) -> None:
+    """Finish deletions: a deleted type goes (and frees its name) once no live HIT uses it."""
+    for row in conn.execute("SELECT id FROM qualification_types WHERE disposing = 1").fetchall():
+        live = conn.execute(
+            "SELECT 1 FROM hits h JOIN hit_types t ON t.id = h.hit_type_id "
+            f"WHERE h.disposed = 0 AND {_uses_type(str(row['id']))} LIMIT 1"
+        ).fetchone()
+        if live is None:
+            conn.execute("DELETE FROM qualification_types WHERE id = ?", (row["id"],))
+
+
+def _qualification_reply(row: sqlite3.Row) -> dict[str, Any]:
+    return {
+        "QualificationTypeId": row["type_id"],
+        "WorkerId": row["worker_id"],
+        "GrantTime": row["granted"],
+        "IntegerValue": row["integer_value"],
+        "Status": row["status"],
+    }
+
+
+def _check_test_settings(merged: dict[str, Any]) -> None:
+    """MTurk's rules between Test, AnswerKey, TestDurationInSeconds and AutoGranted."""
+    if merged.get("Test"):
+        _check_question(str(merged["Test"]))
+        if merged.get("TestDurationInSeconds") is None:
+            raise invalid_parameter(
+                "TestDurationInSeconds is required when the QualificationType has a Test."
+            )
+        if merged.get("AutoGranted"):
+            raise invalid_parameter(
+                "AutoGranted cannot be true for a QualificationType with a Test."
+            )
+    elif merged.get("AnswerKey"):
+        raise invalid_parameter("An AnswerKey needs a Test.")
+
+
+def get_qualification_score(store: Store, params: dict[str, Any]) -> dict[str, Any]:
+    """GetQualificationScore: one worker's qualification of a type the requester owns."""
+    with store.lock:
+        _qualification_type_row(store.conn, params["QualificationTypeId"])
+        row = store.conn.execute(
+            "SELECT * FROM qualifications WHERE type_id = ? AND worker_id = ?",
+            (params["QualificationTypeId"], params["WorkerId"]),
+        ).fetchone()
+    if row is None:
+        raise request_error(
+            f"You requested a Qualification that does not exist: worker {params['WorkerId']} "
+            f"has no qualification {params['QualificationTypeId']}.",
+            "AWS.MechanicalTurk.QualificationDoesNotExist",
+        )
+    return {"Qualification": _qualification_reply(row)}
+
+
+def list_workers_with_qualification_type(store: Store, params: dict[str, Any]) -> dict[str, Any]:
+    """ListWorkersWithQualificationType: granted (or revoked, with Status) qualifications."""
+    after, size = _page(params)
+    with store.lock:
+        _qualification_type_row(store.conn, params["QualificationTypeId"])
+        sql = "SELECT rowid AS rid, * FROM qualifications WHERE type_id = ? AND rowid > ?"
+        args: list[Any] = [params["QualificationTypeId"], after]
+        if params.get("Status"):
+            sql += " AND status = ?"
+            args.append(params["Status"])
+        rows = store.conn.execute(sql + " ORDER BY rowid LIMIT ?", (*args, size + 1)).fetchall()
+    return _paged(rows, size, "Qualifications", _qualification_reply)
+
+
+def list_hits_for_qualification_type(store: Store, params: dict[str, Any]) -> dict[str, Any]:
+    """ListHITsForQualificationType: live HITs whose requirements name the type."""
+    after, size = _page(params)
+    type_id = params["QualificationTypeId"]
+    with store.lock:
+        _qualification_type_row(store.conn, type_id)
+        rows = store.conn.execute(
+            f"{market.HIT_SELECT} WHERE h.disposed = 0 AND {_uses_type(type_id)} "
+            "AND h.rowid > ? ORDER BY h.rowid LIMIT ?",
+            (after, size + 1),
+        ).fetchall()
+        now = store.now()
+        return _paged(rows, size, "HITs", lambda r: hit_reply(r, now))
+
+
+def list_qualification_requests(store: Store, params: dict[str, Any]) -> dict[str, Any]:
+    """ListQualificationRequests: pending requests (of one type, or of all the requester's)."""
+    after, size = _page(params)
+    sql = (
+        "SELECT rowid AS rid, * FROM qualification_requests WHERE status = 'Pending' AND rowid > ?"
+    )
+    args: list[Any] = [after]
+    with store.lock:
+        if params.get("QualificationTypeId"):
+            _qualification_type_row(store.conn, params["QualificationTypeId"])
+            sql += " AND type_id = ?"
+            args.append(params["QualificationTypeId"])
+        rows = store.conn.execute(sql + " ORDER BY rowid LIMIT ?", (*args, size + 1)).fetchall()
+
+    def render(row: sqlite3.Row) -> dict[str, Any]:
+        reply: dict[str, Any] = {
+            "QualificationRequestId": row["id"],
+            "QualificationTypeId": row["type_id"],
+            "WorkerId": row["worker_id"],
+            "SubmitTime": row["submit_time"],
+        }
+        if row["test"] is not None:
+            reply["Test"] = row["test"]
+        if row["answer"] is not None:
+            reply["Answer"] = row["answer"]
+        return reply
+
+    return _paged(rows, size, "QualificationRequests", render)
+
+
+def _pending_request(conn: sqlite3.Connection, request_id: str) -> sqlite3.Row:
+    row = conn.execute(
+        "SELECT * FROM qualification_requests WHERE id = ?", (request_id,)
+    ).fetchone()
+    if row is None:
+        raise request_error(
+            f"QualificationRequest {request_id} does not exist.",
+            "AWS.MechanicalTurk.QualificationRequestDoesNotExist",
+        )
+    if row["status"] != "Pending":
+        raise request_error(
+            f"QualificationRequest {request_id} is currently in the state '{row['status']}'. "
+            "This operation can be called with a status of: Pending",
+            "AWS.MechanicalTurk.InvalidQualificationRequestState",
+        )
+    return row
+
+
+def accept_qualification_request(store: Store, params: dict[str, Any]) -> dict[str, Any]:
+    """AcceptQualificationRequest: grant the qualification (IntegerValue, default 1)."""
+    with store.transaction() as conn:
+        row = _pending_request(conn, params["QualificationRequestId"])
+        _qualification_type_row(conn, str(row["type_id"]))
+        now = store.now()
+        value = params.get("IntegerValue")
+        market.grant(
+            conn, str(row["type_id"]), str(row["worker_id"]), 1 if value is None else value, now
+        )
+        conn.execute(
+            "UPDATE qualification_requests SET status = 'Approved', decided = ? WHERE id = ?",
+            (now, row["id"]),
+        )
+    return {}
+
+
+def reject_qualification_request(store: Store, params: dict[str, Any]) -> dict[str, Any]:
+    """RejectQualificationRequest: the worker may ask again after the type's RetryDelay."""
+    with store.transaction() as conn:
+        row = _pending_request(conn, params["QualificationRequestId"])
+        conn.execute(
+            "UPDATE qualification_requests SET status = 'Rejected', reason = ?, decided = ? "
+            "WHERE id = ?",
+            (params.get("Reason"), store.now(), row["id"]),
+        )
+    return {}
+
+
+def update_qualification_type(store: Store, params: dict[str, Any]) -> dict[str, Any]:
+    """UpdateQualificationType: change a type's description, status, test or auto-grant."""
+    columns = {
+        "Description": "description",
+        "QualificationTypeStatus": "status",
+        "Test": "test",
+        "AnswerKey": "answer_key",
+        "TestDurationInSeconds": "test_duration",
+        "RetryDelayInSeconds": "retry_delay",
+        "AutoGranted": "auto_granted",
+        "AutoGrantedValue": "auto_granted_value",
+    }
+    with store.transaction() as conn:
+        row = _qualification_type_row(conn, params["QualificationTypeId"])
+        merged: dict[str, Any] = {key: row[column] for key, column in columns.items()}
+        given = {key: params[key] for key in columns if params.get(key) is not None}
+        merged.update(given)
+        if given.get("Test") and "AutoGranted" not in given:
+            merged["AutoGranted"] = False  # a new test replaces auto-granting
+        if given.get("AutoGranted") and "Test" not in given:
+            merged.update(Test=None, AnswerKey=None, TestDurationInSeconds=None)
+        _check_test_settings(merged)
+        merged["AutoGranted"] = int(bool(merged["AutoGranted"]))
+        assignments = ", ".join(f"{column} = ?" for column in columns.values())
+        conn.execute(
+            f"UPDATE qualification_types SET {assignments} WHERE id = ?",
+            (*(merged[key] for key in columns), row["id"]),
+        )
+        return {
+            "QualificationType": _qualification_type_reply(_qualification_type_row(conn, row["id"]))
+        }
+
+
+def delete_qualification_type(store: Store, params: dict[str, Any]) -> dict[str, Any]:
+    """DeleteQualificationType, as MTurk does it.
+
+    Pending requests are rejected, HIT types that require the type are deleted, granted
+    qualifications stay; the name is free again once no live HIT uses the type.
+    """
+    type_id = params["QualificationTypeId"]
+    with store.transaction() as conn:
+        _qualification_type_row(conn, type_id)
+        now = store.now()
+        conn.execute(
+            "UPDATE qualification_requests SET status = 'Rejected', decided = ?, "
+            "reason = 'The QualificationType was deleted.' "
+            "WHERE type_id = ? AND status = 'Pending'",
+            (now, type_id),
+        )
+        conn.execute(
+            "UPDATE hit_types SET disposed = 1, signature = signature || ':deleted:' || id "
+            "WHERE disposed = 0 AND id IN "
+            f"(SELECT t.id FROM hit_types t WHERE {_uses_type(type_id)})"
+        )
+        conn.execute(
+            "UPDATE qualification_types SET disposing = 1, status = 'Inactive' WHERE id = ?",
+            (type_id,),
+        )
+        _purge_disposed_types(conn)
+    return {}
+
+
+# -- HITs: type change, review policies, file uploads ---------------------------------------
+
+
+def update_hit_type_of_hit(store: Store, params: dict[str, Any]) -> dict[str, Any]:
+    """UpdateHITTypeOfHIT: the HIT takes on the other type's title, reward, duration, etc."""
+    with store.transaction() as conn:
+        hit = market.get_hit_row(conn, params["HITId"])
+        if hit["disposed"]:
+            raise _wrong_state("HIT", "Disposed", "Assignable, Unassignable, Reviewable, Reviewing")
+        _hit_type_row(conn, params["HITTypeId"])
+        conn.execute(
+            "UPDATE hits SET hit_type_id = ? WHERE id = ?", (params["HITTypeId"], hit["id"])
+        )
+    return {}
+
+
+def list_review_policy_results_for_hit(store: Store, params: dict[str, Any]) -> dict[str, Any]:
+    """ListReviewPolicyResultsForHIT: the HIT's review policies, with empty reports.
+
+    The sandbox records the policies given at CreateHIT but does not run them, so the
+    reports hold no results or actions.
+    """
+    with store.lock:
+        hit = market.get_hit_row(store.conn, params["HITId"])
+    policies = json.loads(hit["review_policies"] or "{}")
+    levels = params.get("PolicyLevels") or ["Assignment", "HIT"]
+    reply: dict[str, Any] = {"HITId": hit["id"]}
+    for level in ("Assignment", "HIT"):
+        policy = policies.get(f"{level}ReviewPolicy")
+        if level not in levels or policy is None:
+            continue
+        reply[f"{level}ReviewPolicy"] = policy
+        report: dict[str, Any] = {}
+        if params.get("RetrieveResults"):
+            report["ReviewResults"] = []
+        if params.get("RetrieveActions"):
+            report["ReviewActions"] = []
+        reply[f"{level}ReviewReport"] = report
+    return reply
+
+
+def get_file_upload_url(store: Store, params: dict[str, Any]) -> dict[str, Any]:
+    """GetFileUploadURL: the worker's page posts no files here, so none is ever stored."""
+    with store.lock:
+        row = _visible_assignment(store.conn, params["AssignmentId"])
+    raise request_error(
+        f"Assignment {row['id']} has no uploaded file for question "
+        f"{params['QuestionIdentifier']} (only FileUploadAnswer questions hold files).",
+        "AWS.MechanicalTurk.FileUploadAnswerDoesNotExist",
+    )
+
+
+# -- notifications --------------------------------------------------------------------------
+
+NOTIFICATION_VERSION = "2006-05-05"
+"""The only notification ``Version`` MTurk accepts."""
+
+
+def _check_notification(spec: dict[str, Any]) -> None:
+    transport, destination = spec["Transport"], spec["Destination"]
+    if spec["Version"] != NOTIFICATION_VERSION:
+        raise invalid_parameter(
+            f'The value "{spec["Version"]}" is not valid for Notification.Version; '
+            f"it must be {NOTIFICATION_VERSION}."
+        )
+    valid = {
+        "Email": "@" in destination and " " not in destination,
+        "SQS": destination.startswith("https://sqs."),
+        "SNS": destination.startswith("arn:aws:sns:"),
+    }[transport]
+    if not valid:
+        raise invalid_parameter(
+            f'The value "{destination}" is not a valid Notification.Destination for '
+            f"Transport {transport} (an email address, an https://sqs. queue URL or an "
+            "arn:aws:sns: topic)."
+        )
+    if not spec["EventTypes"]:
+        raise invalid_parameter("Notification.EventTypes must name at least one event.")
+
+
+def update_notification_settings(store: Store, params: dict[str, Any]) -> dict[str, Any]:
+    """UpdateNotificationSettings: set a HIT type's notification and/or switch it on or off."""
+    spec, active = params.get("Notification"), params.get("Active")
+    if spec is None and active is None:
+        raise invalid_parameter("Pass Notification, Active or both.")
+    if spec is not None:
+        _check_notification(spec)
+    with store.transaction() as conn:
+        row = _hit_type_row(conn, params["HITTypeId"])
+        if spec is None and row["notification"] is None:
+            raise request_error(
+                f"HITType {row['id']} has no notification to switch; pass a Notification.",
+                "AWS.MechanicalTurk.NotificationDoesNotExist",
+            )
+        conn.execute(
+            "UPDATE hit_types SET notification = ?, notification_active = ? WHERE id = ?",
+            (
+                json.dumps(spec) if spec is not None else row["notification"],
+                int(True if active is None else active),
+                row["id"],
+            ),
+        )
+    return {}
+
+
+def send_test_event_notification(store: Store, params: dict[str, Any]) -> dict[str, Any]:
+    """SendTestEventNotification: checked and recorded (nothing leaves this machine)."""
+    spec = params["Notification"]
+    _check_notification(spec)
+    with store.transaction() as conn:
+        conn.execute(
+            "INSERT INTO event_notifications(hit_type_id, event_type, destination, transport, "
+            "test, sent) VALUES (NULL, ?, ?, ?, 1, ?)",
+            (params["TestEventType"], spec["Destination"], spec["Transport"], store.now()),
+        )
+    return {}
+
+
 OPERATIONS: dict[str, Handler] = {
     "GetAccountBalance": get_account_balance,
     "CreateHITType": create_hit_type,
@@ -867,6 +1240,19 @@ OPERATIONS: dict[str, Handler] = {
     "AssociateQualificationWithWorker": associate_qualification_with_worker,
     "DisassociateQualificationFromWorker": disassociate_qualification_from_worker,
     "NotifyWorkers": notify_workers,
+    "GetQualificationScore": get_qualification_score,
+    "ListWorkersWithQualificationType": list_workers_with_qualification_type,
+    "ListHITsForQualificationType": list_hits_for_qualification_type,
+    "ListQualificationRequests": list_qualification_requests,
+    "AcceptQualificationRequest": accept_qualification_request,
+    "RejectQualificationRequest": reject_qualification_request,
+    "UpdateQualificationType": update_qualification_type,
+    "DeleteQualificationType": delete_qualification_type,
+    "UpdateHITTypeOfHIT": update_hit_type_of_hit,
+    "ListReviewPolicyResultsForHIT": list_review_policy_results_for_hit,
+    "GetFileUploadURL": get_file_upload_url,
+    "UpdateNotificationSettings": update_notification_settings,
+    "SendTestEventNotification": send_test_event_notification,
 }
 """Every operation the sandbox answers, by MTurk's name."""
 

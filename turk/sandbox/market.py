@@ -8,12 +8,14 @@ using the store's clock.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 import sqlite3
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
+from urllib.parse import urlsplit
 from xml.sax.saxutils import escape
 
 from turk.sandbox.errors import ApiError, request_error
@@ -35,7 +37,58 @@ ANSWER_NAMESPACE = (
     "QuestionFormAnswers.xsd"
 )
 
+LOCAL_HOSTS = ("localhost",)
+"""Host names (besides loopback addresses) whose plain-http ExternalURLs are allowed."""
+
 _XML_INVALID = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def is_loopback(host: str | None) -> bool:
+    """Tell whether a host name or address is this machine (``localhost``, 127.0.0.0/8, ::1).
+
+    Args:
+        host: A host name or IP address (IPv6 with or without brackets), or None.
+
+    Returns:
+        True for loopback hosts.
+    """
+    if not host:
+        return False
+    host = host.strip("[]").lower()
+    if host in LOCAL_HOSTS:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def external_url_problem(url: str) -> str | None:
+    """Check an ExternalQuestion's ExternalURL as MTurk does: HTTPS only.
+
+    Plain ``http`` is allowed for this machine only (``localhost``, ``127.0.0.1``,
+    ``[::1]``, any port) so that pages served locally can be tested.
+
+    Args:
+        url: The ExternalURL text.
+
+    Returns:
+        None when the URL may be framed, else what is wrong with it.
+    """
+    try:
+        parts = urlsplit(url.strip())
+        host = parts.hostname
+    except ValueError:
+        return f"the ExternalURL {url!r} is not a valid URL"
+    scheme = parts.scheme.lower()
+    if scheme == "https" and host:
+        return None
+    if scheme == "http" and is_loopback(host):
+        return None
+    return (
+        f"the ExternalURL {url!r} must be an https URL (http is allowed only for "
+        "localhost, 127.0.0.1 and [::1])"
+    )
 
 
 def fee_for(amount: Decimal, rate: Decimal) -> Decimal:
@@ -417,11 +470,7 @@ def accept(store: Store, hit_id: str, worker_id: str) -> str:
             "VALUES (?, ?, ?, 'Accepted', ?, ?)",
             (assignment_id, hit_id, worker_id, now, deadline),
         )
-        conn.execute(
-            "INSERT INTO workers(id, country, subdivision, created) VALUES (?, 'US', NULL, ?) "
-            "ON CONFLICT(id) DO NOTHING",
-            (worker_id, now),
-        )
+        register_worker(conn, worker_id, now)
     return assignment_id
 
 
@@ -450,7 +499,9 @@ def _worker_assignment(
     if row is None:
         raise WorkerRefused(f"Assignment {assignment_id} does not exist.", 404)
     if worker_id is not None and row["worker_id"] != worker_id:
-        raise WorkerRefused(f"Assignment {assignment_id} belongs to another worker.", 403)
+        raise WorkerRefused(
+            f"Assignment {assignment_id} belongs to another worker, not {worker_id}.", 403
+        )
     return row
 
 
@@ -484,24 +535,35 @@ def answer_xml(fields: list[tuple[str, str]]) -> str:
     return "".join(parts)
 
 
-def submit(store: Store, assignment_id: str, fields: list[tuple[str, str]]) -> str:
-    """Submit a worker's answers for an accepted assignment.
+def submit(
+    store: Store, assignment_id: str, worker_id: str | None, fields: list[tuple[str, str]]
+) -> str:
+    """Submit a worker's answers for an assignment that worker holds.
 
     Args:
         store: The store.
         assignment_id: The assignment (from the form's ``assignmentId``).
+        worker_id: The submitting worker (posted ``workerId``, or the signed-in worker);
+            None when the submission names nobody.
         fields: The other posted fields.
 
     Returns:
         The HIT id.
 
     Raises:
-        WorkerRefused: Unknown assignment, preview id, already submitted, or past deadline.
+        WorkerRefused: Preview id, no worker, unknown assignment, another worker's
+            assignment (403), already submitted, or past deadline; nothing is changed.
     """
     if assignment_id == PREVIEW_ASSIGNMENT_ID:
         raise WorkerRefused("This HIT is only being previewed; accept it before submitting.", 400)
+    if not worker_id:
+        raise WorkerRefused(
+            f"The submission for assignment {assignment_id} names no worker; "
+            "sign in (workerId) as the worker who accepted it.",
+            403,
+        )
     with store.transaction() as conn:
-        row = _worker_assignment(conn, assignment_id, None)
+        row = _worker_assignment(conn, assignment_id, worker_id)
         status = str(row["status"])
         now = store.now()
         if status == "Accepted" and float(row["deadline"]) <= now:
@@ -524,3 +586,113 @@ def submit(store: Store, assignment_id: str, fields: list[tuple[str, str]]) -> s
             (now, now + int(hit["auto_approval_delay"]), answer_xml(fields), assignment_id),
         )
     return str(row["hit_id"])
+
+
+def request_qualification(
+    store: Store, type_id: str, worker_id: str, answer: str | None = None
+) -> str:
+    """A worker asks for a qualification, as on MTurk's "Request Qualification" button.
+
+    An auto-granted type grants it at once (``AutoGrantedValue``, default 1). Any other
+    type gets a pending request that the requester answers with
+    AcceptQualificationRequest or RejectQualificationRequest. Without
+    ``RetryDelayInSeconds`` a worker may ask only once; with it, again that long after a
+    rejection. (The sandbox does not score an ``AnswerKey``: such requests stay pending.)
+
+    Args:
+        store: The store.
+        type_id: The qualification type.
+        worker_id: The worker.
+        answer: The worker's answers to the type's Test (QuestionFormAnswers), if any.
+
+    Returns:
+        ``granted`` or the new request id.
+
+    Raises:
+        WorkerRefused: Unknown or inactive type, already granted, a request pending, or
+            retries not allowed (yet).
+    """
+    with store.transaction() as conn:
+        qtype = conn.execute(
+            "SELECT * FROM qualification_types WHERE id = ? AND disposing = 0", (type_id,)
+        ).fetchone()
+        if qtype is None:
+            raise WorkerRefused(f"Qualification type {type_id} does not exist.", 404)
+        if qtype["status"] != "Active":
+            raise WorkerRefused(f"Qualification type {type_id} is not active.", 409)
+        held = conn.execute(
+            "SELECT status FROM qualifications WHERE type_id = ? AND worker_id = ?",
+            (type_id, worker_id),
+        ).fetchone()
+        if held is not None and held["status"] == "Granted":
+            raise WorkerRefused(f"Worker {worker_id} already has qualification {type_id}.", 409)
+        now = store.now()
+        previous = conn.execute(
+            "SELECT status, decided FROM qualification_requests WHERE type_id = ? "
+            "AND worker_id = ? ORDER BY submit_time DESC LIMIT 1",
+            (type_id, worker_id),
+        ).fetchone()
+        if previous is not None:
+            if previous["status"] == "Pending":
+                raise WorkerRefused(
+                    f"Worker {worker_id} already has a pending request for {type_id}.", 409
+                )
+            delay = qtype["retry_delay"]
+            if delay is None:
+                raise WorkerRefused(
+                    f"Qualification type {type_id} allows one request per worker.", 409
+                )
+            if previous["decided"] is not None and now < float(previous["decided"]) + delay:
+                raise WorkerRefused(
+                    f"Worker {worker_id} may ask for {type_id} again {delay} s after the "
+                    "last answer.",
+                    409,
+                )
+        register_worker(conn, worker_id, now)
+        if qtype["auto_granted"]:
+            value = qtype["auto_granted_value"]
+            grant(conn, type_id, worker_id, 1 if value is None else int(value), now)
+            return "granted"
+        request_id = new_id()
+        conn.execute(
+            "INSERT INTO qualification_requests(id, type_id, worker_id, test, answer, "
+            "submit_time, status) VALUES (?,?,?,?,?,?, 'Pending')",
+            (request_id, type_id, worker_id, qtype["test"], answer, now),
+        )
+    return request_id
+
+
+def register_worker(conn: sqlite3.Connection, worker_id: str, now: float) -> None:
+    """Record a worker the first time they act (locale US until they set another).
+
+    Args:
+        conn: The store's connection, inside a transaction.
+        worker_id: The worker.
+        now: The store's clock.
+    """
+    conn.execute(
+        "INSERT INTO workers(id, country, subdivision, created) VALUES (?, 'US', NULL, ?) "
+        "ON CONFLICT(id) DO NOTHING",
+        (worker_id, now),
+    )
+
+
+def grant(
+    conn: sqlite3.Connection, type_id: str, worker_id: str, value: int | None, now: float
+) -> None:
+    """Grant (or re-grant, with a new value) a worker's qualification.
+
+    Args:
+        conn: The store's connection, inside a transaction.
+        type_id: The qualification type.
+        worker_id: The worker.
+        value: The IntegerValue.
+        now: Grant time.
+    """
+    conn.execute(
+        "INSERT INTO qualifications(type_id, worker_id, integer_value, status, granted) "
+        "VALUES (?,?,?, 'Granted', ?) ON CONFLICT(type_id, worker_id) DO UPDATE SET "
+        "integer_value = excluded.integer_value, status = 'Granted', "
+        "granted = excluded.granted",
+        (type_id, worker_id, value, now),
+    )

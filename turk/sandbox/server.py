@@ -24,6 +24,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import Receive, Scope, Send
 
 from turk.sandbox import api
+from turk.sandbox.clock import CLOCK_PATH, clock_endpoint
 from turk.sandbox.errors import ApiError, SandboxError, service_fault, throttled
 from turk.sandbox.faults import FAULT, LOST, THROTTLE, FaultPlan, parse_faults
 from turk.sandbox.model import TARGET_PREFIX
@@ -166,6 +167,7 @@ def build_app(store: Store, config: SandboxConfig) -> Starlette:
     routes: list[Any] = [
         Route("/", RequesterApi(store, config), methods=["POST"]),
         Route("/", home, methods=["GET"]),
+        Route(CLOCK_PATH, clock_endpoint(store), methods=["POST"]),
         *pages.routes(),
     ]
     if config.media_dir is not None:

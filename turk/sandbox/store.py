@@ -14,7 +14,7 @@ from pathlib import Path
 
 from turk.sandbox.errors import SandboxError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -22,12 +22,15 @@ CREATE TABLE IF NOT EXISTS hit_types (
     id TEXT PRIMARY KEY, title TEXT NOT NULL, description TEXT NOT NULL, keywords TEXT,
     reward TEXT NOT NULL, assignment_duration INTEGER NOT NULL,
     auto_approval_delay INTEGER NOT NULL, qualification_requirements TEXT NOT NULL,
-    signature TEXT NOT NULL UNIQUE, created REAL NOT NULL);
+    signature TEXT NOT NULL UNIQUE, created REAL NOT NULL,
+    disposed INTEGER NOT NULL DEFAULT 0, notification TEXT,
+    notification_active INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS hits (
     id TEXT PRIMARY KEY, hit_type_id TEXT NOT NULL, question TEXT NOT NULL,
     max_assignments INTEGER NOT NULL, created REAL NOT NULL, expiration REAL NOT NULL,
     requester_annotation TEXT, layout_id TEXT, review_status TEXT NOT NULL,
-    reviewing INTEGER NOT NULL DEFAULT 0, disposed INTEGER NOT NULL DEFAULT 0);
+    reviewing INTEGER NOT NULL DEFAULT 0, disposed INTEGER NOT NULL DEFAULT 0,
+    review_policies TEXT);
 CREATE INDEX IF NOT EXISTS hits_open ON hits(disposed, expiration);
 CREATE TABLE IF NOT EXISTS assignments (
     id TEXT PRIMARY KEY, hit_id TEXT NOT NULL, worker_id TEXT NOT NULL, status TEXT NOT NULL,
@@ -53,7 +56,7 @@ CREATE TABLE IF NOT EXISTS qualification_types (
     id TEXT PRIMARY KEY, name TEXT NOT NULL UNIQUE, description TEXT NOT NULL, keywords TEXT,
     status TEXT NOT NULL, retry_delay INTEGER, test TEXT, answer_key TEXT,
     test_duration INTEGER, auto_granted INTEGER NOT NULL, auto_granted_value INTEGER,
-    created REAL NOT NULL);
+    created REAL NOT NULL, disposing INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS qualifications (
     type_id TEXT NOT NULL, worker_id TEXT NOT NULL, integer_value INTEGER,
     status TEXT NOT NULL, granted REAL NOT NULL, PRIMARY KEY (type_id, worker_id));
@@ -62,7 +65,25 @@ CREATE TABLE IF NOT EXISTS workers (
 CREATE TABLE IF NOT EXISTS notifications (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, subject TEXT NOT NULL, message TEXT NOT NULL,
     worker_id TEXT NOT NULL, sent REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS qualification_requests (
+    id TEXT PRIMARY KEY, type_id TEXT NOT NULL, worker_id TEXT NOT NULL, test TEXT,
+    answer TEXT, submit_time REAL NOT NULL, status TEXT NOT NULL, reason TEXT, decided REAL);
+CREATE INDEX IF NOT EXISTS qualification_requests_type
+    ON qualification_requests(type_id, worker_id);
+CREATE TABLE IF NOT EXISTS event_notifications (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, hit_type_id TEXT, event_type TEXT NOT NULL,
+    destination TEXT NOT NULL, transport TEXT NOT NULL, test INTEGER NOT NULL,
+    sent REAL NOT NULL);
 """
+
+_ADDED_COLUMNS = (
+    ("hit_types", "disposed", "INTEGER NOT NULL DEFAULT 0"),
+    ("hit_types", "notification", "TEXT"),
+    ("hit_types", "notification_active", "INTEGER NOT NULL DEFAULT 0"),
+    ("hits", "review_policies", "TEXT"),
+    ("qualification_types", "disposing", "INTEGER NOT NULL DEFAULT 0"),
+)
+"""Columns added since schema 1 (``CREATE TABLE IF NOT EXISTS`` leaves old tables as they are)."""
 
 CENT = Decimal("0.01")
 
@@ -132,6 +153,7 @@ class Store:
                     f"{self.path}: written by a newer sandbox (schema {version}); "
                     "upgrade turk or pass another --state"
                 )
+            self._add_missing_columns()
             self.set_meta("schema_version", str(SCHEMA_VERSION))
             if self.get_meta("balance") is None:
                 self.set_meta("balance", money(start_balance))
@@ -139,6 +161,12 @@ class Store:
                 self.set_meta("clock_offset", "0")
         self._clock_offset = float(self.get_meta("clock_offset") or 0)
         self.last_sweep = 0.0
+
+    def _add_missing_columns(self) -> None:
+        for table, column, declaration in _ADDED_COLUMNS:
+            present = {row[1] for row in self.conn.execute(f"PRAGMA table_info({table})")}
+            if column not in present:
+                self.conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
 
     def close(self) -> None:
         """Close the SQLite connection."""
@@ -198,6 +226,11 @@ class Store:
             Seconds since the epoch.
         """
         return time.time() + self._clock_offset
+
+    @property
+    def clock_offset(self) -> float:
+        """Seconds the clock has been moved on in all (kept in the state file)."""
+        return self._clock_offset
 
     def advance_clock(self, seconds: float) -> None:
         """Move the sandbox clock forward (kept across restarts), to reach deadlines fast.

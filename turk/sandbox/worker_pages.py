@@ -71,6 +71,11 @@ class WorkerPages:
             Route("/worker/assignments/{assignment_id}", self.work, methods=["GET"]),
             Route("/worker/assignments/{assignment_id}/return", self.give_back, methods=["POST"]),
             Route("/worker/question/{hit_id}", self.question, methods=["GET"]),
+            Route(
+                "/worker/qualifications/{type_id}/request",
+                self.request_qualification,
+                methods=["POST"],
+            ),
             Route("/mturk/externalSubmit", self.external_submit, methods=["POST"]),
         ]
 
@@ -163,6 +168,9 @@ class WorkerPages:
             height = "800"
         if kind == "ExternalQuestion":
             url = values["ExternalURL"]
+            if market.external_url_problem(url) is not None:
+                # CreateHIT refuses such URLs; a state file from an older sandbox may hold one.
+                return "about:blank", height
             joiner = "&" if "?" in url else "?"
             return f"{url}{joiner}{urlencode(query)}", height
         return f"{base}/worker/question/{hit['id']}?{urlencode(query)}", height
@@ -269,6 +277,29 @@ class WorkerPages:
             return _message("Cannot return", str(exc), exc.status, worker_id)
         return RedirectResponse(f"/worker?{urlencode({'workerId': worker_id})}", status_code=303)
 
+    async def request_qualification(self, request: Request) -> Response:
+        """POST /worker/qualifications/{type_id}/request: ask for a qualification.
+
+        An auto-granted type is granted at once; any other waits for the requester's
+        AcceptQualificationRequest or RejectQualificationRequest. A posted ``answer``
+        field holds the answers to the type's Test (QuestionFormAnswers XML).
+        """
+        worker_id = self._worker(request)
+        if worker_id is None:
+            return self._signin(request)
+        form = parse_qsl((await request.body()).decode("utf-8", errors="replace"))
+        answer = next((v for k, v in form if k == "answer"), None)
+        type_id = request.path_params["type_id"]
+        try:
+            outcome = market.request_qualification(self.store, type_id, worker_id, answer)
+        except market.WorkerRefused as exc:
+            return _message("Cannot request this qualification", str(exc), exc.status, worker_id)
+        if outcome == "granted":
+            text = f"Qualification {type_id} was granted."
+        else:
+            text = f"Your request {outcome} for qualification {type_id} awaits the requester."
+        return self._remember(_message("Qualification requested", text, 200, worker_id), worker_id)
+
     async def question(self, request: Request) -> Response:
         """GET /worker/question/{hit_id}: the HTMLQuestion content (or a QuestionForm page)."""
         hit_id = request.path_params["hit_id"]
@@ -334,9 +365,13 @@ class WorkerPages:
         if not assignment_ids:
             return _message("Missing assignmentId", "The form posted no assignmentId field.", 400)
         fields = [(k, v) for k, v in pairs if k != "assignmentId"]
+        # The submitter is the worker the form names, else the signed-in worker (cookie):
+        # market.submit refuses anyone but the worker holding the assignment.
+        posted = [v for k, v in pairs if k == "workerId"]
+        worker_id = posted[0] if posted else self._worker(request)
         market.sweep(self.store, self.sweep_interval)
         try:
-            hit_id = market.submit(self.store, assignment_ids[0], fields)
+            hit_id = market.submit(self.store, assignment_ids[0], worker_id, fields)
         except market.WorkerRefused as exc:
             return _message("Submission refused", str(exc), exc.status)
         return _message("Thank you", f"Your answers for HIT {hit_id} were submitted.", 200)

@@ -362,7 +362,7 @@ class _Session:
             time.sleep(worker.answer_time)
         posted = self.http.post(
             f"{submit_to}/mturk/externalSubmit",
-            data={"assignmentId": assignment_id, **dict(fields)},
+            data={"assignmentId": assignment_id, **dict(fields), "workerId": worker.worker_id},
         )
         if posted.status_code != 200:
             result.refused += 1

@@ -4,7 +4,7 @@
 collection     sample, ingest, buckets
 retrieval      embed, rank, preview
 templates      render
-sandbox        sandbox serve, sandbox workers
+sandbox        sandbox serve, sandbox workers, sandbox clock
 crowd          publish, collect, review, status, expire
 analysis       audit, report, export
 project        init, run, doctor

@@ -1,4 +1,4 @@
-"""Commands of the sandbox area: ``turk sandbox serve`` and ``turk sandbox workers``."""
+"""Commands of the sandbox area: ``turk sandbox serve``, ``workers`` and ``clock``."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import typer
 
 from turk.cli.app import app
 from turk.cli.console import console, progress_bar
+from turk.crowd.backend import DEFAULT_LOCAL_ENDPOINT
 from turk.errors import ConfigError
 
 sandbox_app = typer.Typer(
@@ -161,3 +162,31 @@ def workers_command(
         f"({result.items_answered} items, {result.items_correct} correct, "
         f"{result.unknown_images} unknown images); {result.refused} refused"
     )
+
+
+@sandbox_app.command("clock")
+def clock_command(
+    advance: Annotated[
+        str,
+        typer.Option(
+            "--advance", help="How far to move the clock: seconds or e.g. 90s, 20m, 25h, 3d."
+        ),
+    ],
+    endpoint_url: Annotated[
+        str, typer.Option("--endpoint-url", help="Base URL of a running sandbox.")
+    ] = DEFAULT_LOCAL_ENDPOINT,
+) -> None:
+    """Move a running sandbox's clock forward (deadlines, expiry, auto-approval come due)."""
+    import time
+
+    from turk.publish import parse_duration
+    from turk.sandbox import SandboxError
+    from turk.sandbox.clock import advance_clock
+
+    seconds = parse_duration(advance, "--advance")
+    try:
+        now = advance_clock(endpoint_url, seconds)
+    except SandboxError as exc:
+        raise ConfigError(str(exc)) from exc
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(now))
+    console.print(f"sandbox clock: {stamp} (moved on {seconds} s)")
