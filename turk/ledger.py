@@ -79,9 +79,10 @@ def database_error_message(path: str | os.PathLike[str], exc: sqlite3.Error) -> 
     return f"{path}: {what}; {fix}"
 
 
-def _primary_code(exc: BaseException) -> int | None:
+def _primary_code(exc: BaseException) -> int:
+    # -1: an error raised without a result code (by hand, or by an older SQLite module).
     code = getattr(exc, "sqlite_errorcode", None)
-    return code & 0xFF if isinstance(code, int) else None
+    return code & 0xFF if isinstance(code, int) else -1
 
 
 def is_file_error(exc: BaseException) -> bool:
@@ -209,7 +210,12 @@ def quick_check(path: str | os.PathLike[str], *, limit: int = 5) -> list[str]:
             conn.close()
     except sqlite3.DatabaseError as exc:
         raise LedgerFileError(database_error_message(path, exc)) from exc
-    return [] if rows == ["ok"] else rows
+    if rows == ["ok"]:
+        return []
+    # One row may hold several problems, one a line, under a "*** in database main ***"
+    # heading that names no problem.
+    lines = [line.strip() for row in rows for line in row.splitlines()]
+    return [line for line in lines if line and not line.startswith("***")][:limit] or rows
 
 
 def utc_now() -> str:
