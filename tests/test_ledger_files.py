@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 import random
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -201,6 +203,36 @@ def test_doctor_reports_quick_check_outside_a_project(
     conn.close()
     other = _turk(capsys, "--db", foreign, "doctor", "--skip-model")
     assert other.exit_code != 0 and "not a turk ledger" in other.stdout, other
+
+
+_KILLED_WRITER = """
+import os, sqlite3, sys
+conn = sqlite3.connect(sys.argv[1], isolation_level=None)
+conn.execute("PRAGMA journal_mode=DELETE")  # as ingest's bulk load does
+conn.execute("PRAGMA cache_size=1")  # spill to the file, so the journal is hot
+conn.execute("BEGIN IMMEDIATE")
+for _ in range(3000):
+    conn.execute(
+        "INSERT INTO runs (command, settings, started_at, status, counts) "
+        "VALUES ('ingest', ?, 'now', 'ok', '{}')",
+        ("y" * 500,),
+    )
+os._exit(9)
+"""
+
+
+def test_ledger_left_with_a_hot_journal_is_identified_and_rolled_back(tmp_path: Path) -> None:
+    path = tmp_path / "turk.db"
+    _ledger_with_runs(path, runs=50)
+    killed = subprocess.run([sys.executable, "-c", _KILLED_WRITER, str(path)], check=False)
+    assert killed.returncode == 9
+    assert path.with_name("turk.db-journal").stat().st_size > 0
+    # A read-only look cannot roll the journal back, and says so.
+    with pytest.raises(LedgerFileError, match="left its journal; run any turk command"):
+        quick_check(path)
+    with Ledger(path, create=False) as ledger:
+        assert ledger.conn.execute("SELECT COUNT(*) FROM runs").fetchone()[0] == 50
+    assert quick_check(path) == []
 
 
 def test_every_sqlite_error_has_a_fix() -> None:

@@ -74,7 +74,11 @@ def database_error_message(path: str | os.PathLike[str], exc: sqlite3.Error) -> 
         malformed; the ledger is damaged; restore it from a backup or pass --db for
         another file ('turk doctor' checks it)``.
     """
-    fix = _FIXES.get(_primary_code(exc)) or "run 'turk doctor' to check the ledger"
+    if getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_READONLY_ROLLBACK:
+        # Only a read-only look (turk doctor) meets this; any writing turk command heals it.
+        fix = "a stopped command left its journal; run any turk command on it, then check again"
+    else:
+        fix = _FIXES.get(_primary_code(exc)) or "run 'turk doctor' to check the ledger"
     what = " ".join(str(exc).split()) or type(exc).__name__
     return f"{path}: {what}; {fix}"
 
