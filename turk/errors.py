@@ -10,7 +10,8 @@ line, id, key or option at fault and says what to do about it.
     ├── TurkError                          the application (this package)
     │   ├── ConfigError                    a bad option, config or project file
     │   ├── InputError                     outside data that cannot be used as a whole
-    │   ├── LedgerError                    ledger unreadable, or written by a newer turk
+    │   ├── LedgerError                    no ledger there, or one from a newer turk
+    │   │   ├── LedgerFileError            not a turk ledger, or SQLite cannot read the file
     │   │   └── BusyError                  another command holds the ledger's crowd lock
     │   ├── StageError                     a stage asked for before its inputs exist
     │   ├── MoneyError                     an amount, budget or production guard refused
@@ -43,7 +44,14 @@ class InputError(TurkError):
 
 
 class LedgerError(TurkError):
-    """The ledger cannot be opened, or was written by a newer turk."""
+    """The ledger is missing, unusable, or was written by a newer turk."""
+
+
+class LedgerFileError(LedgerError):
+    """The file is not a turk ledger (another program's, not SQLite), or SQLite failed on it.
+
+    The message names the file and the fix; nothing was written to a foreign file.
+    """
 
 
 class BusyError(LedgerError):
@@ -79,6 +87,7 @@ __all__ = [
     "CrowdError",
     "InputError",
     "LedgerError",
+    "LedgerFileError",
     "ModelError",
     "MoneyError",
     "RetrievalError",

@@ -74,6 +74,15 @@ class AppState:
     db: Path
 
 
+def default_db() -> Path:
+    """The ledger used when ``--db`` is not given: ``$TURK_DB``, else ``./turk.db``.
+
+    Returns:
+        The ledger path.
+    """
+    return Path(os.environ.get("TURK_DB") or DEFAULT_DB)
+
+
 def _version_callback(value: bool) -> None:
     if value:
         typer.echo(f"turk {__version__}")
@@ -102,6 +111,7 @@ def _global_options(
     ] = False,
 ) -> None:
     """Global options; see each command's --help."""
+    path = db if db is not None else default_db()
     if db is None and not os.environ.get("TURK_DB"):
         project = _project_here(ctx.invoked_subcommand)
         if project is not None:
@@ -110,10 +120,11 @@ def _global_options(
             # Inside a project every command uses its ledger and its turk.yaml settings;
             # options given on the command line still win.
             ctx.default_map = command_defaults(project)
-            ctx.obj = AppState(db=project.ledger)
-            return
-    path = db if db is not None else Path(os.environ.get("TURK_DB") or DEFAULT_DB)
-    ctx.obj = AppState(db=path)
+            path = project.ledger
+    if isinstance(ctx.obj, AppState):  # given by turk.cli.main, which reports errors with it
+        ctx.obj.db = path
+    else:
+        ctx.obj = AppState(db=path)
 
 
 def _project_here(command: str | None) -> ProjectConfig | None:
@@ -141,7 +152,7 @@ def state(ctx: typer.Context) -> AppState:
     """
     obj = ctx.find_root().obj
     if not isinstance(obj, AppState):  # invoked without the root callback (tests)
-        obj = AppState(db=Path(os.environ.get("TURK_DB") or DEFAULT_DB))
+        obj = AppState(db=default_db())
         ctx.find_root().obj = obj
     return obj
 

@@ -8,13 +8,15 @@ summary; heavy libraries (torch, open_clip) are imported inside commands so that
 
 from __future__ import annotations
 
+import sqlite3
 import sys
 
 import typer
 
 from turk.cli import commands  # noqa: F401  (registers every command on the app)
-from turk.cli.app import app
+from turk.cli.app import AppState, app, default_db
 from turk.errors import USER_ERRORS
+from turk.ledger import database_error_message
 
 EXIT_ERROR = 1
 """Exit status for a reported error (bad input, refused operation)."""
@@ -30,8 +32,9 @@ def main(argv: list[str] | None = None) -> int:
         0 on success; 1 when a reported error stopped the command; 2 for usage errors;
         130 when interrupted.
     """
+    options = AppState(db=default_db())
     try:
-        result = app(args=argv, prog_name="turk", standalone_mode=False)
+        result = app(args=argv, prog_name="turk", standalone_mode=False, obj=options)
     except typer.Exit as exc:
         return int(getattr(exc, "exit_code", 0))
     except typer.TyperException as exc:  # usage errors: bad option value, missing argument
@@ -47,6 +50,11 @@ def main(argv: list[str] | None = None) -> int:
     except USER_ERRORS as exc:
         message = " ".join(str(exc).split("\n"))
         print(f"turk: error: {message}", file=sys.stderr)
+        return EXIT_ERROR
+    except sqlite3.DatabaseError as exc:
+        # A ledger names its own file (LedgerError above); this is SQLite failing outside
+        # one, which is the --db ledger.
+        print(f"turk: error: {database_error_message(options.db, exc)}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
         print("turk: interrupted; rerun the command to resume", file=sys.stderr)

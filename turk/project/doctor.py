@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from turk.errors import USER_ERRORS, ConfigError
+from turk.errors import USER_ERRORS, ConfigError, LedgerError
 from turk.project.config import ProjectConfig, load_project, missing_files
 
 OK, WARN, FAIL = "ok", "warn", "fail"
@@ -214,15 +214,53 @@ def check_model(config: ProjectConfig) -> Finding:
     )
 
 
+def check_ledger(path: Path, *, shown: str | None = None) -> Finding:
+    """Check that the ledger is a turk ledger SQLite can read whole (``quick_check``).
+
+    The file is only read: a damaged ledger is reported, never repaired or migrated.
+
+    Args:
+        path: The ledger file.
+        shown: How to name the file in the finding (default: the path as given).
+
+    Returns:
+        The finding: ok for a sound ledger or none yet; fail with the first problems
+        and the fix otherwise.
+    """
+    from turk.ledger import quick_check
+
+    name = shown or str(path)
+    if not path.exists():
+        return Finding("ledger", OK, f"{name} does not exist yet; the first stage creates it")
+    try:
+        problems = quick_check(path)
+    except LedgerError as exc:
+        return Finding("ledger", FAIL, str(exc).replace(str(path), name, 1))
+    if not problems:
+        size = path.stat().st_size / 1024**2
+        return Finding("ledger", OK, f"{name} ({size:,.1f} MiB) passes SQLite's quick_check")
+    more = " (and more)" if len(problems) > 1 else ""
+    return Finding(
+        "ledger",
+        FAIL,
+        f"{name} is damaged; SQLite's quick_check says: {problems[0]}{more}",
+        f"restore {name} from a backup, or copy what is readable with "
+        f"'sqlite3 {name} .recover | sqlite3 recovered.db' and use recovered.db",
+    )
+
+
 def _estimated_rows(config: ProjectConfig) -> int:
     from turk.ledger import Ledger
 
     if config.ledger.exists():
-        with Ledger(config.ledger) as ledger:
-            if "images" in ledger.db.table_names():
-                n = int(ledger.conn.execute("SELECT COUNT(*) FROM images").fetchone()[0])
-                if n:
-                    return n
+        try:
+            with Ledger(config.ledger) as ledger:
+                if "images" in ledger.db.table_names():
+                    n = int(ledger.conn.execute("SELECT COUNT(*) FROM images").fetchone()[0])
+                    if n:
+                        return n
+        except LedgerError:
+            pass  # check_ledger reports it; estimate from the metadata instead
     rows = 0
     for path in config.collection.metadata:
         if path.is_file():
@@ -462,9 +500,12 @@ def check_project(config: ProjectConfig) -> list[Finding]:
     if config.ledger.exists():
         from turk.ledger import Ledger
 
-        with Ledger(config.ledger) as ledger:
-            published = target_spend(ledger, config.crowd.target).committed
-            stale = staleness(config, ledger)
+        try:
+            with Ledger(config.ledger) as ledger:
+                published = target_spend(ledger, config.crowd.target).committed
+                stale = staleness(config, ledger)
+        except LedgerError:
+            return found  # check_ledger reports it
         if config.budget is not None and published > config.budget:
             found.append(
                 Finding(
@@ -523,11 +564,14 @@ def run_doctor(
     model: bool = True,
     on_finding: Callable[[Finding], None] | None = None,
     free_bytes: int | None = None,
+    ledger: Path | None = None,
 ) -> list[Finding]:
     """Run every check.
 
     Args:
-        project_file: The project's ``turk.yaml``, or None to check only the machine.
+        project_file: The project's ``turk.yaml``, or None to check only the machine
+            (and ``ledger``).
+        ledger: A ledger to check when there is no project (a project checks its own).
         model: Load the configured model (the slowest check).
         on_finding: Called with each finding as it is made.
         free_bytes: Free disk bytes to assume (for tests); None asks the file system.
@@ -552,17 +596,23 @@ def run_doctor(
             add(Finding("config", FAIL, str(exc), "fix the key named; 'turk init' shows each key"))
     add(check_device(config.model.device if config is not None else "auto"))
     if config is None:
+        if ledger is not None:
+            add(check_ledger(ledger))
         if project_file is None:
+            checked = "the machine and the ledger" if ledger is not None else "the machine"
             add(
                 Finding(
                     "project",
                     WARN,
-                    "no turk.yaml here or above; only the machine was checked",
+                    f"no turk.yaml here or above; only {checked} was checked",
                     "run 'turk init DIR' or pass --project PATH",
                 )
             )
         return findings
-    checks: list[Callable[[], Any]] = [lambda: check_project(config)]
+    checks: list[Callable[[], Any]] = [
+        lambda: check_ledger(config.ledger, shown=config.rel(config.ledger)),
+        lambda: check_project(config),
+    ]
     if model:
         checks.append(lambda: check_model(config))
     checks += [

@@ -31,7 +31,7 @@ import hashlib
 import json
 import socket
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, closing, contextmanager
 from dataclasses import asdict, dataclass, field, is_dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -914,7 +914,7 @@ def run_pipeline(
     ledger = Ledger(config.ledger)
     ctx = _Context(config, ledger, live, confirm, progress or _no_progress)
     result = RunResult()
-    try:
+    with ledger, closing(ctx):
         _check_plan(config, ledger, chosen, forced)
         with ledger.run("run", {"stages": chosen, "forced": sorted(forced)}) as run:
             for name in chosen:
@@ -933,9 +933,6 @@ def run_pipeline(
         stale = staleness(config, ledger)
         if stale.changed:
             result.notes.append("out of date now: " + stale.message())
-    finally:
-        ctx.close()
-        ledger.close()
     return result
 
 

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from turk.cli.app import app
+from turk.cli.app import app, state
 from turk.cli.console import console, err_console, progress_bar
 
 _PROJECT_HELP = "The project file (turk.yaml), or its folder. Default: ./turk.yaml or above."
@@ -113,6 +113,7 @@ def run_command(
 
 @app.command("doctor")
 def doctor_command(
+    ctx: typer.Context,
     project: Annotated[
         Path | None, typer.Option("--project", help=_PROJECT_HELP, show_default=False)
     ] = None,
@@ -120,8 +121,12 @@ def doctor_command(
         bool, typer.Option("--skip-model", help="Do not load the configured model.")
     ] = False,
 ) -> int:
-    """Check Python, packages, device, model, disk, AWS, sandbox, templates and turk.yaml."""
+    """Check Python, packages, device, ledger, model, disk, AWS, sandbox, templates, turk.yaml.
+
+    Outside a project it checks the machine and the ledger named by --db / $TURK_DB.
+    """
     from turk.errors import ConfigError
+    from turk.ledger import DEFAULT_DB
     from turk.project.config import find_project
     from turk.project.doctor import FAIL, Finding, run_doctor
 
@@ -131,6 +136,9 @@ def doctor_command(
         if project is not None:
             raise
         project_file = None
+    db = state(ctx).db
+    # The default ./turk.db is checked only when it is there; a named one always.
+    ledger = db if db.exists() or db != Path(DEFAULT_DB) else None
 
     def show(finding: Finding) -> None:
         style = {"ok": "green", "warn": "yellow", "fail": "red"}[finding.status]
@@ -138,7 +146,7 @@ def doctor_command(
         line = finding.line().split("] ", 1)[1]
         console.print(line, markup=False)
 
-    findings = run_doctor(project_file, model=not skip_model, on_finding=show)
+    findings = run_doctor(project_file, model=not skip_model, on_finding=show, ledger=ledger)
     failed = sum(f.status == FAIL for f in findings)
     console.print(
         f"doctor: {len(findings)} checks, {failed} failed" + ("" if failed else "; ready")
