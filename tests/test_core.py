@@ -92,3 +92,18 @@ def test_run_records_status_and_counts(tmp_path: Path) -> None:
     assert ok is not None and ok["counts"] == {"rows": 4}
     assert ok["settings"] == {"files": ["a.tsv"]}
     assert failed is not None and failed["error"] == "boom"
+
+
+def test_help_imports_nothing_heavy() -> None:
+    """``turk --help`` starts fast: no torch, pandas, numpy or sqlite_utils at start-up."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from turk.cli.main import main; main(['--help']); "
+        "print(sorted(m for m in ('torch', 'pandas', 'numpy', 'sqlite_utils', 'open_clip', "
+        "'boto3', 'yaml') if m in sys.modules), file=sys.stderr)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.strip().splitlines()[-1] == "[]"

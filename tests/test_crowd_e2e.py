@@ -51,7 +51,7 @@ def test_sample_to_review_through_the_cli(cli, tmp_path, sandbox_server, tiny_cl
     worked = ok(
         "sandbox",
         "workers",
-        "--url",
+        "--endpoint-url",
         sandbox_server.url,
         "--truth",
         sample / "truth.csv",

@@ -160,7 +160,7 @@ def test_cli_workers(sandbox_server, mturk_client, truth_setup, cli):
     result = cli(
         "sandbox",
         "workers",
-        "--url",
+        "--endpoint-url",
         sandbox_server.url,
         "--truth",
         truth_setup,
@@ -172,10 +172,22 @@ def test_cli_workers(sandbox_server, mturk_client, truth_setup, cli):
     assert result.exit_code == 0, result.stderr
     assert "submitted 2 HITs" in result.stdout
     bad = cli(
-        "sandbox", "workers", "--url", sandbox_server.url, "--truth", Path("/nonexistent.csv")
+        "sandbox",
+        "workers",
+        "--endpoint-url",
+        sandbox_server.url,
+        "--truth",
+        Path("/nonexistent.csv"),
     )
     assert bad.exit_code == 1 and "nonexistent.csv" in bad.stderr
     bad = cli(
-        "sandbox", "workers", "--url", sandbox_server.url, "--truth", truth_setup, "--accuracy", "x"
+        "sandbox",
+        "workers",
+        "--endpoint-url",
+        sandbox_server.url,
+        "--truth",
+        truth_setup,
+        "--accuracy",
+        "x",
     )
     assert bad.exit_code == 1 and "--accuracy" in bad.stderr

@@ -7,11 +7,7 @@ embeddings, ranking) and ``analysis`` (aggregation, worker quality, certificatio
 reports, export).
 """
 
-from importlib.metadata import PackageNotFoundError, version
-
-try:
-    __version__ = version("turk")
-except PackageNotFoundError:  # running from a source tree that was never installed
-    __version__ = "0.0.0+unknown"
+__version__ = "0.1.0"
+"""turk's version; pyproject.toml reads it from here (a literal: no metadata lookup)."""
 
 __all__ = ["__version__"]

@@ -26,12 +26,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
-
-import sqlite_utils
+from typing import TYPE_CHECKING, Any
 
 from turk.errors import LedgerError, LedgerFileError
 from turk.migrations import MIGRATIONS, Migration
+
+if TYPE_CHECKING:
+    import sqlite_utils
 
 DEFAULT_DB = "turk.db"
 """Ledger file used when neither ``--db`` nor ``$TURK_DB`` names one."""
@@ -299,7 +300,8 @@ class Ledger:
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA foreign_keys=ON")
             conn.execute("PRAGMA busy_timeout=30000")
-            self.db = sqlite_utils.Database(conn)
+            self._conn = conn
+            self._db: sqlite_utils.Database | None = None
             self.applied_migrations = self._migrate()
         except sqlite3.DatabaseError as exc:
             conn.close()
@@ -311,7 +313,16 @@ class Ledger:
     @property
     def conn(self) -> sqlite3.Connection:
         """The underlying sqlite3 connection."""
-        return self.db.conn
+        return self._conn
+
+    @property
+    def db(self) -> sqlite_utils.Database:
+        """The connection as a :class:`sqlite_utils.Database` (made on first use)."""
+        if self._db is None:
+            import sqlite_utils  # with pandas, 1-2 s: only commands that need it pay
+
+            self._db = sqlite_utils.Database(self._conn)
+        return self._db
 
     @property
     def root(self) -> Path:

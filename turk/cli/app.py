@@ -7,9 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
-import click
 import typer
-from typer.core import TyperGroup
 
 from turk import __version__
 from turk.ledger import DEFAULT_DB, Ledger
@@ -39,20 +37,11 @@ COMMAND_ORDER = (
     "export",
     "sandbox",
 )
-"""Commands in the order ``turk --help`` lists them: set-up, then the pipeline's order."""
-
-
-class _PipelineOrderGroup(TyperGroup):
-    """The root command group, listing its commands in :data:`COMMAND_ORDER`."""
-
-    def list_commands(self, ctx: click.Context) -> list[str]:
-        names = super().list_commands(ctx)
-        rank = {name: n for n, name in enumerate(COMMAND_ORDER)}
-        return sorted(names, key=lambda name: rank.get(name, len(rank)))
+"""Commands in the order ``turk --help`` lists them: set-up, then the pipeline's order
+(:func:`turk.cli.commands` sorts the registered commands by it)."""
 
 
 app = typer.Typer(
-    cls=_PipelineOrderGroup,
     name="turk",
     help=(
         "Turn a web-scale image collection into a small, certified, high-precision "

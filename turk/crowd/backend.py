@@ -30,6 +30,8 @@ TARGETS: tuple[str, ...] = (LOCAL, MTURK_SANDBOX, MTURK)
 """Every crowd target turk knows, in order of increasing consequence."""
 
 DEFAULT_LOCAL_ENDPOINT = "http://127.0.0.1:8765"
+SANDBOX_STATE_FILE = "sandbox.db"
+"""Default state file of the local sandbox: beside turk.yaml, or in the current folder."""
 """Where ``turk sandbox serve`` listens unless told otherwise."""
 
 ENDPOINTS: dict[str, str] = {

@@ -23,8 +23,10 @@ import pkgutil
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import sqlite_utils
+if TYPE_CHECKING:
+    import sqlite_utils
 
 _NAME = re.compile(r"^m(\d{4})_(\w+)$")
 

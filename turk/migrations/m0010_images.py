@@ -10,7 +10,12 @@ grows with the number of bound columns. The input file of each row is an integer
 ``sources`` rather than its path repeated on every row.
 """
 
-import sqlite_utils
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import sqlite_utils
 
 
 def up(db: sqlite_utils.Database) -> None:

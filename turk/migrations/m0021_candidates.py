@@ -1,6 +1,11 @@
 """Migration 21: ``candidates``, the images chosen per concept and bucket by ``turk rank``."""
 
-import sqlite_utils
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import sqlite_utils
 
 
 def up(db: sqlite_utils.Database) -> None:

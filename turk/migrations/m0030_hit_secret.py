@@ -6,9 +6,13 @@ a URL which image (or which gold item) it is. It guards no account and is not a
 credential; it only has to stay the same for the life of the ledger.
 """
 
-import secrets
+from __future__ import annotations
 
-import sqlite_utils
+import secrets
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import sqlite_utils
 
 
 def up(db: sqlite_utils.Database) -> None:

@@ -5,7 +5,12 @@ rows are intents written before approve/reject/bonus/block/extend/expire/delete 
 Ids from one target (``local``, ``mturk-sandbox``, ``mturk``) never meet another's.
 """
 
-import sqlite_utils
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import sqlite_utils
 
 
 def up(db: sqlite_utils.Database) -> None:

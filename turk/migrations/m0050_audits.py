@@ -10,7 +10,12 @@ per concept x bucket sample, the pooled sample of the whole scope, or both; see
 ``truth`` (a known truth file, for the sample collection and the demo only).
 """
 
-import sqlite_utils
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import sqlite_utils
 
 
 def up(db: sqlite_utils.Database) -> None:

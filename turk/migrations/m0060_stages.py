@@ -8,7 +8,12 @@ its last attempt. A stage whose fingerprint no longer matches the project is out
 date, and so is every stage after it.
 """
 
-import sqlite_utils
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import sqlite_utils
 
 
 def up(db: sqlite_utils.Database) -> None:

@@ -21,18 +21,17 @@ from typing import Any
 import yaml
 
 from turk.bucketing import DEFAULT_COUNT, DEFAULT_RESERVE
+from turk.crowd.backend import DEFAULT_LOCAL_ENDPOINT, SANDBOX_STATE_FILE, TARGETS
 from turk.errors import ConfigError, MoneyError
 
 PROJECT_FILE = "turk.yaml"
 """Name of the project file inside a project folder."""
 
-TARGETS = ("local", "mturk-sandbox", "mturk")
 BUCKET_SCHEMES = ("count", "by-year", "ranges")
 DEVICES = ("auto", "cpu", "cuda")
 TASKS = ("binary", "multi")
 AUDIT_SOURCES = ("requester", "answers-file", "truth")
 AGGREGATORS = ("ds", "one-coin", "mv", "gold-mv", "glad", "mace")
-DEFAULT_LOCAL_ENDPOINT = "http://127.0.0.1:8765"
 
 # -- the schema ------------------------------------------------------------------------
 #
@@ -351,7 +350,7 @@ class ProjectConfig:
     @property
     def sandbox_state(self) -> Path:
         """State file of the local sandbox ``turk run`` starts when none is running."""
-        return self.crowd.sandbox_state or (self.root / "sandbox.db")
+        return self.crowd.sandbox_state or (self.root / SANDBOX_STATE_FILE)
 
     def rel(self, path: Path) -> str:
         """Return ``path`` relative to the project folder when inside it, for messages."""

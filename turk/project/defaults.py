@@ -61,7 +61,8 @@ def command_defaults(config: ProjectConfig) -> dict[str, dict[str, Any]]:
     serve: dict[str, Any] = {"state": config.sandbox_state, "media": config.ledger.parent / "media"}
     if crowd.target == "local" and endpoint.port is not None:
         serve["port"] = endpoint.port
-    workers: dict[str, Any] = {"url": crowd.endpoint} if crowd.endpoint is not None else {}
+    at_endpoint = {"endpoint_url": crowd.endpoint} if crowd.endpoint is not None else {}
+    workers: dict[str, Any] = dict(at_endpoint)
     simulated = crowd.simulated_workers
     if simulated is not None:
         workers.update(
@@ -128,6 +129,7 @@ def command_defaults(config: ProjectConfig) -> dict[str, dict[str, Any]]:
         "sandbox": {
             "serve": serve,
             "workers": workers,
+            "clock": dict(at_endpoint),
         },
     }
     return defaults

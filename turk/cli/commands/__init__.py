@@ -12,6 +12,7 @@ demo           demo
 =============  ==============================================================
 """
 
+from turk.cli.app import COMMAND_ORDER, app
 from turk.cli.commands import (  # noqa: F401
     analysis,
     collection,
@@ -21,4 +22,8 @@ from turk.cli.commands import (  # noqa: F401
     retrieval,
     sandbox,
     templates,
+)
+
+app.registered_commands.sort(
+    key=lambda info: COMMAND_ORDER.index(info.name) if info.name in COMMAND_ORDER else 99
 )

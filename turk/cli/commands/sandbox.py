@@ -10,7 +10,7 @@ import typer
 
 from turk.cli.app import app
 from turk.cli.console import console, progress_bar
-from turk.crowd.backend import DEFAULT_LOCAL_ENDPOINT
+from turk.crowd.backend import DEFAULT_LOCAL_ENDPOINT, SANDBOX_STATE_FILE
 from turk.errors import ConfigError
 
 sandbox_app = typer.Typer(
@@ -40,7 +40,7 @@ def serve_command(
     ] = "127.0.0.1",
     state: Annotated[
         Path, typer.Option("--state", help="SQLite state file; kept across restarts.")
-    ] = Path("turk-sandbox.db"),
+    ] = Path(SANDBOX_STATE_FILE),
     media: Annotated[
         Path | None,
         typer.Option(
@@ -106,9 +106,6 @@ def serve_command(
 
 @sandbox_app.command("workers")
 def workers_command(
-    url: Annotated[
-        str, typer.Option("--url", help="Base URL of a running sandbox.", show_default=False)
-    ],
     truth: Annotated[
         Path,
         typer.Option(
@@ -117,6 +114,9 @@ def workers_command(
             show_default=False,
         ),
     ],
+    endpoint_url: Annotated[
+        str, typer.Option("--endpoint-url", help="Base URL of a running sandbox.")
+    ] = DEFAULT_LOCAL_ENDPOINT,
     n: Annotated[int, typer.Option("--n", min=1, help="Number of workers.")] = 10,
     seed: Annotated[int, typer.Option("--seed", help="Seed; same seed, same answers.")] = 0,
     accuracy: Annotated[
@@ -143,7 +143,7 @@ def workers_command(
     try:
         with progress_bar("workers", None, "HITs") as advance:
             result = run_workers(
-                url,
+                endpoint_url,
                 truth,
                 n=n,
                 seed=seed,
