@@ -1318,7 +1318,7 @@ _FLOAT_FIELDS = frozenset({"longitude", "latitude"})
 
 
 def _sidecar_row(
-    sidecar: dict[str, Any], image: str, images: _Images
+    sidecar: dict[str, Any], image: str, images: _Images, latest: int
 ) -> tuple[Row | None, str | None, str | None]:
     """Build a row from an img2dataset sidecar: (row, filter reason, reject reason).
 
@@ -1334,12 +1334,22 @@ def _sidecar_row(
         if value is None:
             values[name] = None
             continue
+        what = name.replace("_", " ")
+        if name in _INT_FIELDS:
+            # The rules of metadata lines: ASCII digits below 2^63, no sign or spaces.
+            why = integer_reason(what, str(value))
+            if why:
+                return None, None, why
+            values[name] = int(value)
+            continue
+        if name in _FLOAT_FIELDS:
+            place = coordinate(name, str(value), 180.0 if name == "longitude" else 90.0)
+            if isinstance(place, str):
+                return None, None, place
+            values[name] = place
+            continue
         try:
-            if name in _INT_FIELDS:
-                values[name] = int(value)
-            elif name in _FLOAT_FIELDS:
-                values[name] = float(value)
-            elif name == "marker":
+            if name == "marker":
                 values[name] = int(value)
             else:
                 text = str(value)
@@ -1355,6 +1365,13 @@ def _sidecar_row(
         return None, None, "no photo id (save it with img2dataset --save_additional_columns)"
     if values["date_uploaded"] is None:
         return None, None, "no upload time (save date_uploaded with the images)"
+    if values["date_uploaded"] > latest:
+        when = datetime.fromtimestamp(latest, UTC).strftime("%Y-%m-%d %H:%M UTC")
+        return (
+            None,
+            None,
+            f"date uploaded {values['date_uploaded']} is in the future (after {when})",
+        )
     marker = values["marker"] if values["marker"] is not None else 0
     if marker not in (0, 1):
         return None, None, f"marker {marker!r} is not 0 (photo) or 1 (video)"
@@ -1457,6 +1474,7 @@ class Img2DatasetFolder:
             ``text`` the sidecar path.
         """
         images = _Images(self.filters, None)
+        latest = latest_upload()
         batch = Batch()
         for ordinal, (sidecar_path, image) in enumerate(self._pairs(), start=1):
             batch.lines += 1
@@ -1468,7 +1486,7 @@ class Img2DatasetFolder:
             except (OSError, ValueError) as exc:
                 batch.rejects.append(Reject(ordinal, f"sidecar unreadable ({exc})", sidecar_path))
             else:
-                row, filtered, rejected = _sidecar_row(sidecar, image, images)
+                row, filtered, rejected = _sidecar_row(sidecar, image, images, latest)
                 if row is not None:
                     batch.rows.append(row)
                 elif filtered is not None:

@@ -157,6 +157,37 @@ def test_img2dataset_folder_ingests(cli: CliRunner, tmp_path: Path, db_path: Pat
     assert image_count(db_path) == 3
 
 
+@pytest.mark.parametrize(
+    ("sidecar", "reason"),
+    [
+        ({"status": "success", "url": "http://x/1.jpg"}, "no photo id"),
+        ({"status": "success", "photo_id": 9}, "no upload time"),
+        ({"status": "success", "photo_id": 2**63, "date_uploaded": 1}, "over 2^63 - 1"),
+        ({"status": "success", "photo_id": -4, "date_uploaded": 1}, "negative"),
+        (
+            {"status": "success", "photo_id": 4, "date_uploaded": 1, "latitude": 91},
+            "outside [-90, 90]",
+        ),
+        ({"status": "success", "photo_id": 4, "date_uploaded": 10**12}, "in the future"),
+    ],
+    ids=["no-id", "no-upload-time", "huge-id", "negative-id", "latitude", "future"],
+)
+def test_a_folder_whose_sidecars_are_all_rejected_is_an_error(
+    cli: CliRunner, tmp_path: Path, db_path: Path, sidecar: dict, reason: str
+) -> None:
+    from PIL import Image
+
+    shard = tmp_path / "dl" / "00000"
+    shard.mkdir(parents=True)
+    for i in range(2):
+        Image.new("RGB", (40, 30)).save(shard / f"00000000{i}.jpg")
+        (shard / f"00000000{i}.json").write_text(json.dumps(sidecar))
+    line = one_line_error(cli("ingest", tmp_path / "dl"))
+    assert "all 2 sidecars rejected" in line and reason in line
+    assert "photo_id and date_uploaded" in line
+    assert image_count(db_path) == 0
+
+
 def one_line_error(result) -> str:
     assert result.exit_code != 0
     lines = result.stderr.strip().splitlines()

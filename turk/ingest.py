@@ -105,6 +105,7 @@ class FileIngest:
         rejected: Malformed lines, written to ``rejects_path``.
         filtered: Rows dropped by a filter, by reason.
         rejects_path: The rejects file, or None when nothing was rejected.
+        first_reject: The reason of the first reject, or None.
     """
 
     path: str
@@ -116,6 +117,12 @@ class FileIngest:
     rejected: int = 0
     filtered: Counter[str] = field(default_factory=Counter)
     rejects_path: Path | None = None
+    first_reject: str | None = None
+
+    @property
+    def all_rejected(self) -> bool:
+        """Whether the input had lines (or sidecars) and every one was rejected."""
+        return self.rejected > 0 and self.rejected == self.lines - self.blank
 
 
 @dataclass
@@ -369,6 +376,7 @@ def _ingest_one(
                     for reject in batch.rejects:
                         reason = reject.reason.replace("\t", " ").replace("\n", " ")
                         rejects.write(f"{reject.line}\t{reason}\t{reject.text}\n")
+                        result.first_reject = result.first_reject or reason
                     result.rejected += len(batch.rejects)
                     result.filtered.update(batch.filtered)
                     result.lines += batch.lines
@@ -409,6 +417,7 @@ def _count_chunk(
     for reject in chunk.rejects:
         reason = reject.reason.replace("\t", " ").replace("\n", " ")
         rejects.write(f"{reject.line}\t{reason}\t{reject.text}\n")
+        result.first_reject = result.first_reject or reason
     result.inserted += chunk.inserted
     result.already_present += chunk.rows - chunk.inserted
     result.rejected += len(chunk.rejects)

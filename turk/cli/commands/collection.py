@@ -136,6 +136,7 @@ def ingest_command(
 ) -> None:
     """Read YFCC100M metadata into the ledger; malformed lines go to a rejects file."""
     from retrieval.collection import CollectionFilters
+    from retrieval.errors import CollectionError
     from turk.ingest import ingest_collection, open_sources
 
     filters = CollectionFilters(photos_only, valid_date, min_bytes, min_edge, max_aspect)
@@ -164,6 +165,19 @@ def ingest_command(
         f"ingest: {summary.total('inserted'):,} images added from {len(summary.files)} "
         f"file(s); {summary.total('rejected'):,} lines rejected"
     )
+    for f in summary.files:
+        if f.all_rejected:
+            fix = (
+                "each sidecar needs photo_id and date_uploaded (img2dataset "
+                "--save_additional_columns; docs/yfcc100m.md)"
+                if f.layout == "img2dataset"
+                else "check that this is YFCC100M metadata (docs/yfcc100m.md)"
+            )
+            what = "sidecars" if f.layout == "img2dataset" else "lines"
+            raise CollectionError(
+                f"{f.path}: all {f.rejected:,} {what} rejected (first: {f.first_reject}; "
+                f"all in {f.rejects_path}); {fix}"
+            )
 
 
 @app.command("buckets")
