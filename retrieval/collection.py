@@ -86,6 +86,7 @@ from typing import Any, BinaryIO, TextIO
 from urllib.parse import unquote, unquote_plus
 
 from retrieval.errors import CollectionError
+from retrieval.processes import ignore_interrupts
 
 ROW_FIELDS: tuple[str, ...] = (
     "id",
@@ -945,6 +946,7 @@ _worker_parser: _LineParser | None = None
 def _start_worker(layout: str, filters: CollectionFilters, images: ImageIndex | None) -> None:
     """Initialise a parsing worker process (runs once in each)."""
     global _worker_parser
+    ignore_interrupts()
     _worker_parser = _LineParser(layout, filters, images)
 
 
@@ -1053,6 +1055,7 @@ def _start_inserter(
 ) -> None:
     """Initialise an inserting worker process (runs once in each)."""
     global _worker_inserter
+    ignore_interrupts()
     _die_with_parent()
     _worker_inserter = _Inserter(_LineParser(layout, filters, images), target, turn, turn_changed)
 

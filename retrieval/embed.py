@@ -37,6 +37,7 @@ import numpy as np
 
 from retrieval.decode import DecodedBatch, ImageSource, decode_task, decode_to_square
 from retrieval.decode import failure_reason as _failure_reason
+from retrieval.processes import ignore_interrupts
 from retrieval.shards import ShardFiles, write_shard
 
 if TYPE_CHECKING:
@@ -162,7 +163,7 @@ def _cpu_stream(
             timings.wait += time.perf_counter() - started
         return decoded
 
-    with context.Pool(workers) as pool:
+    with context.Pool(workers, initializer=ignore_interrupts) as pool:
         pending: collections.deque[tuple[int, Any]] = collections.deque()
         for seq, run in tasks:
             pending.append((seq, pool.apply_async(decode_task, (run, size))))

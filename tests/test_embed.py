@@ -391,3 +391,34 @@ def test_batched_decode_path_matches_pil_path(tiny_encoder, images_with_bad_ones
     assert timings.read > 0 and timings.decode > 0 and timings.encode > 0
     assert timings.write > 0 and timings.preprocess > 0
     assert not list((tmp_path / "batched").glob("*.tmp"))
+
+
+@pytest.mark.slow
+def test_ctrl_c_in_embed_prints_one_line_and_keeps_finished_shards(ingested_db: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    # A model slow enough on the CPU that the run is still going when Ctrl-C comes.
+    args = ["--model", "ViT-B-32", "--pretrained", "none", "--device", "cpu"]
+    command = [sys.executable, "-m", "turk", "--db", str(ingested_db), "embed", *args]
+    process = subprocess.Popen(
+        [*command, "--workers", "2", "--batch-size", "8", "--shard-size", "16"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own process group, as a terminal's foreground job
+    )
+    deadline = time.monotonic() + 120
+    while ledger_counts(ingested_db)[0] == 0:  # the first shard is written: decoding runs
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C sends: parent and workers alike
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 130, err
+    assert err.strip().splitlines() == ["turk: interrupted; rerun the command to resume"]
+    done = ledger_counts(ingested_db)[1]
+    assert 0 < done < 240

@@ -22,6 +22,12 @@ EXIT_ERROR = 1
 """Exit status for a reported error (bad input, refused operation)."""
 
 
+EXIT_INTERRUPTED = 130
+"""Exit status after Ctrl-C (128 + SIGINT, as shells report it)."""
+
+_INTERRUPTED = "turk: interrupted; rerun the command to resume"
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command line and return its exit status.
 
@@ -57,8 +63,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"turk: error: {database_error_message(options.db, exc)}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
-        print("turk: interrupted; rerun the command to resume", file=sys.stderr)
-        return 130
+        print(_INTERRUPTED, file=sys.stderr)
+        return EXIT_INTERRUPTED
+    if result == EXIT_INTERRUPTED:  # typer returns Ctrl-C as this code, silently
+        print(_INTERRUPTED, file=sys.stderr)
     return result if isinstance(result, int) else 0
 
 
