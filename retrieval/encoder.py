@@ -342,7 +342,7 @@ def load_encoder(
         precision = "fp16" if resolved.startswith("cuda") else "fp32"
     dtypes = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
     if precision not in dtypes:
-        raise ModelError(f"--precision {precision}: unknown; pass fp32, fp16 or bf16")
+        raise ModelError(f"--dtype {precision}: unknown; pass fp32, fp16 or bf16")
     dtype = dtypes[precision] if resolved.startswith("cuda") else torch.float32
     if pretrained is None:
         logging.disable(logging.WARNING)  # random weights were asked for

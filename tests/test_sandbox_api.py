@@ -463,10 +463,13 @@ def test_cli_serve_prints_url_and_serves(tmp_path):
         (["--faults", "throttle=2"], "throttle=2.0"),
         (["--faults", "bogus=1"], "bogus=1"),
         (["--balance", "lots"], "--balance"),
-        (["--media", "/nonexistent-media-dir"], "--media"),
+        (["--media", "{file}"], "not a folder"),
+        (["--media", "{file}/media"], "cannot create the folder"),
     ],
 )
 def test_cli_serve_bad_options(cli, tmp_path, args, fragment):
+    (tmp_path / "file").write_text("not a folder")
+    args = [a.replace("{file}", str(tmp_path / "file")) for a in args]
     result = cli("sandbox", "serve", "--port", "0", "--state", tmp_path / "s.db", *args)
     assert result.exit_code == 1
     assert fragment in result.stderr and result.stderr.startswith("turk: error:")

@@ -80,7 +80,12 @@ def serve_command(
     except InvalidOperation:
         raise ConfigError(f"--balance {balance!r}: not an amount; pass e.g. 10000.00") from None
     if media is not None and not media.exists():
-        media.mkdir(parents=True)  # 'turk publish --media-dir' fills it later
+        try:
+            media.mkdir(parents=True)  # 'turk publish --media-dir' fills it later
+        except OSError as exc:
+            raise ConfigError(
+                f"--media {media}: cannot create the folder ({exc.strerror}); pass a folder path"
+            ) from None
     try:
         config = SandboxConfig(
             state_path=state,
