@@ -78,6 +78,7 @@ def test_sample_to_review_through_the_cli(cli, tmp_path, sandbox_server, tiny_cl
     assert answers > assignments
     assert f"collect: {assignments} new assignments" in collected
     assert "review: approve" in reviewed
-    batches = [line for line in status.splitlines() if line.startswith("local ")]
-    assert len(batches) == len({line.split()[1] for line in batches}) == status.count("local ")
+    rows = [line.split() for line in status.splitlines() if line.startswith("local ")]
+    batches = [row[1] for row in rows if row[1] != "total"]
+    assert batches and len(batches) == len(set(batches))
     assert status.startswith("status: target local: $")

@@ -247,10 +247,22 @@ def test_status_and_expire_through_the_cli(cli, crowd_project):
     review(project.ledger, project.backend, ReviewOptions())
     result = cli("--db", project.db_path, "status", "--target", "local")
     assert result.exit_code == 0, result.stderr
-    money, *lines = result.stdout.strip().splitlines()
+    money, header, *lines = result.stdout.strip().splitlines()
     assert money.startswith("status: target local: $") and "committed" in money
-    assert len(lines) == 4 and all(line.startswith("local binary-") for line in lines)
-    assert "HITs 2/2 published" in lines[0] and "spent $" in lines[0]
+    assert header.split()[:6] == ["target", "batch", "HITs", "open", "done", "deleted"]
+    *batches, total = lines
+    assert len(batches) == 4
+    assert all(
+        line.split()[0] == "local" and line.split()[1].startswith("binary-") for line in batches
+    )
+    assert total.split()[:2] == ["local", "total"]
+    # Every assignment of these HITs is done: none is open any more.
+    columns = [line.split() for line in batches]
+    assert all(c[2] == "2/2" and c[3] == "0" and c[4] == "2" for c in columns), batches
+    assert total.split()[2:5] == ["8/8", "0", "8"]
+    assert all(c[10].startswith("$") for c in columns)
+    unknown = cli("--db", project.db_path, "status", "--target", "mturk-sandbx")
+    assert unknown.exit_code == 1 and "mturk-sandbx" in unknown.stderr
     statuses = batch_status(project.ledger)
     assert sum(s.approved for s in statuses) == 16 and sum(s.rejected for s in statuses) == 8
     assert sum(s.spent for s in statuses) == Decimal("0.06") * 16

@@ -22,6 +22,7 @@ from retrieval.buckets import (
 )
 from turk.errors import ConfigError, StageError
 from turk.ledger import Ledger
+from turk.text import format_table
 
 DEFAULT_COUNT = 11
 DEFAULT_RESERVE: tuple[int, ...] = (0,)
@@ -241,14 +242,4 @@ def format_bucket_table(buckets: Sequence[BucketRow]) -> str:
         )
         for b in buckets
     ]
-    widths = [max(len(row[i]) for row in [header, *lines]) for i in range(len(header))]
-    right = {0, 3}
-
-    def fmt(row: tuple[str, ...]) -> str:
-        cells = [
-            c.rjust(w) if i in right else c.ljust(w)
-            for i, (c, w) in enumerate(zip(row, widths, strict=True))
-        ]
-        return "  ".join(cells).rstrip()
-
-    return "\n".join(fmt(row) for row in [header, *lines])
+    return format_table(header, lines, right={0, 3})

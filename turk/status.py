@@ -28,7 +28,9 @@ class BatchStatus:
         batch_id: The batch.
         hits_planned: HITs with an intent in the ledger.
         hits_published: HITs that exist on the target.
-        hits_open: Published HITs not expired or deleted.
+        hits_open: Published HITs still taking work: not expired or deleted, and with
+            assignments left to do.
+        hits_done: Published HITs whose every assignment has been submitted.
         hits_deleted: HITs deleted after their results were stored.
         assignments_max: Assignments the published HITs allow.
         submitted: Assignments awaiting review.
@@ -46,6 +48,7 @@ class BatchStatus:
     hits_planned: int = 0
     hits_published: int = 0
     hits_open: int = 0
+    hits_done: int = 0
     hits_deleted: int = 0
     assignments_max: int = 0
     submitted: int = 0
@@ -90,11 +93,11 @@ def batch_status(
         if h["hit_id"] is None:
             continue
         st.hits_published += 1
-        st.hits_open += int(h["status"] == "published")
         st.hits_deleted += int(h["status"] == "deleted")
         n = int(h["max_assignments"])
         st.assignments_max += n
         st.projected += assignment_cost(Decimal(str(h["reward"])), n) * n
+    worked: dict[tuple[str, str], int] = {}
     for a in rows(
         ledger.conn,
         "SELECT a.target, a.hit_key, a.status, a.parse_status, a.auto_approval_time "
@@ -105,6 +108,9 @@ def batch_status(
         h = hits[(str(a["target"]), str(a["hit_key"]))]
         st = out[(str(h["target"]), str(h["batch_id"]))]
         status = str(a["status"])
+        if status in ("Submitted", "Approved", "Rejected"):
+            key = (str(a["target"]), str(a["hit_key"]))
+            worked[key] = worked.get(key, 0) + 1
         if status == "Submitted":
             st.submitted += 1
             deadline = a["auto_approval_time"]
@@ -117,6 +123,14 @@ def batch_status(
             st.rejected += 1
         if a["parse_status"] not in ("ok", "raw"):
             st.flagged += 1
+    for key, h in hits.items():
+        if h["hit_id"] is None or h["status"] == "deleted":
+            continue
+        st = out[(str(h["target"]), str(h["batch_id"]))]
+        if worked.get(key, 0) >= int(h["max_assignments"]):
+            st.hits_done += 1
+        elif h["status"] == "published":
+            st.hits_open += 1
     for b in rows(
         ledger.conn,
         "SELECT x.target, x.amount, h.batch_id FROM actions x "
@@ -131,6 +145,60 @@ def batch_status(
         st.spent += bonus_cost(amount)
         st.projected += bonus_cost(amount)
     return [out[k] for k in sorted(out)]
+
+
+def format_status_table(statuses: list[BatchStatus]) -> str:
+    """Render batch statuses as a table with a header and, for several batches, totals.
+
+    Args:
+        statuses: What :func:`batch_status` returned.
+
+    Returns:
+        The table as plain text, without a final newline.
+    """
+    from turk.money import format_usd
+    from turk.text import format_table
+
+    header = (
+        "target", "batch", "HITs", "open", "done", "deleted", "submitted", "approved",
+        "rejected", "flagged", "spent", "projected", "next auto-approval",
+    )  # fmt: skip
+
+    def cells(st: BatchStatus, name: str) -> tuple[str, ...]:
+        return (
+            st.target,
+            name,
+            f"{st.hits_published}/{st.hits_planned}",
+            str(st.hits_open),
+            str(st.hits_done),
+            str(st.hits_deleted),
+            str(st.submitted),
+            str(st.approved),
+            str(st.rejected),
+            str(st.flagged),
+            format_usd(st.spent),
+            format_usd(st.projected),
+            st.next_deadline or "-",
+        )
+
+    lines = [cells(st, st.batch_id) for st in statuses]
+    if len(statuses) > 1:
+        total = BatchStatus(
+            ",".join(sorted({st.target for st in statuses})), "total", next_deadline=None
+        )
+        for st in statuses:
+            for name in (
+                "hits_planned", "hits_published", "hits_open", "hits_done", "hits_deleted",
+                "assignments_max", "submitted", "approved", "rejected", "flagged", "bonuses",
+                "spent", "projected",
+            ):  # fmt: skip
+                setattr(total, name, getattr(total, name) + getattr(st, name))
+            if st.next_deadline and (
+                total.next_deadline is None or st.next_deadline < total.next_deadline
+            ):
+                total.next_deadline = st.next_deadline
+        lines.append(cells(total, "total"))
+    return format_table(header, lines, right=set(range(2, 12)))
 
 
 @dataclass

@@ -528,10 +528,13 @@ def status_command(
     ] = None,
 ) -> None:
     """Show per batch and target: HITs, assignments, money committed, spent and left."""
+    from turk.crowd.backend import check_target
     from turk.crowd.spend import spend_by_target
-    from turk.money import format_usd, parse_amount
-    from turk.status import batch_status
+    from turk.money import parse_amount
+    from turk.status import batch_status, format_status_table
 
+    if target is not None:
+        check_target(target)
     cap = parse_amount(budget, "--budget") if budget is not None else None
     with open_ledger(ctx, create=False) as ledger:
         found = batch_status(ledger, target=target, batch_id=batch)
@@ -541,15 +544,7 @@ def status_command(
         return
     for spend in money:
         console.print(f"status: {spend.describe(cap)}")
-    for st in found:
-        console.print(
-            f"{st.target} {st.batch_id}: HITs {st.hits_published}/{st.hits_planned} published "
-            f"({st.hits_open} open, {st.hits_deleted} deleted); assignments "
-            f"{st.submitted} submitted, {st.approved} approved, {st.rejected} rejected of "
-            f"{st.assignments_max}; {st.flagged} flagged; spent {format_usd(st.spent)}, "
-            f"projected {format_usd(st.projected)}; next auto-approval "
-            f"{st.next_deadline or '-'}"
-        )
+    console.print(format_status_table(found), highlight=False, soft_wrap=True)
 
 
 @app.command("expire")
