@@ -360,7 +360,11 @@ def _scene_record(pid: int, label: str, topic: str, video: bool, s: list[int]) -
         imitated = CONCEPTS[s[2] % len(CONCEPTS)]
         scenes = _HARD_NEGATIVES[imitated]
         word = imitated.upper() if s[1] % 4 == 0 else ""
-        return _Record(pid, label, scenes[s[3] % len(scenes)], video, kind, "", word)
+        if (s[3] % 1000) / 1000 < POSTER_SHARE:
+            scene = f"{imitated} poster"
+        else:
+            scene = scenes[(s[3] // 1000) % len(scenes)]
+        return _Record(pid, label, scene, video, kind, "", word)
     if kind == "trap":
         word = CONCEPTS[s[2] % len(CONCEPTS)].upper()
         return _Record(pid, label, topic, video, kind, "", word)
@@ -777,14 +781,14 @@ def _draw_hard(topic: str, rnd: random.Random, w: int, h: int) -> Any:
                 d.rounded_rectangle([cx - r, y0, cx + r, y0 + ch], radius=u // 40, fill=body)
                 d.ellipse([cx - r, y0 + ch - 2 * r, cx + r, y0 + ch], fill=(40, 60, 110))
             d.rectangle([x0 + cw // 4, y0 + ch // 4, x0 + 3 * cw // 4, y0 + ch // 2], fill=body)
-    elif topic == "laptop poster":
+    elif topic.endswith(" poster"):  # a picture of the concept on a wall, not the thing
         img = Image.new("RGB", (w, h), _jitter(rnd, (200, 190, 170), 30))
         d = ImageDraw.Draw(img)
-        pw, ph = int(w * rnd.uniform(0.35, 0.5)), int(h * rnd.uniform(0.4, 0.55))
-        x0, y0 = rnd.randint(w // 20, w - pw - w // 20), rnd.randint(h // 20, h // 4)
-        d.rectangle([x0 - 6, y0 - 6, x0 + pw + 6, y0 + ph + 6], fill=(30, 25, 20))
-        img.paste(_draw_base("laptop", rnd, pw, ph), (x0, y0))
-        d.rectangle([0, int(h * 0.85), w, h], fill=_jitter(rnd, (120, 90, 60), 20))
+        f = rnd.uniform(0.55, 0.8)
+        pw, ph = int(w * f), int(h * f)
+        x0, y0 = rnd.randint(w // 40, w - pw - w // 40), rnd.randint(h // 40, h - ph - h // 10)
+        d.rectangle([x0 - 4, y0 - 4, x0 + pw + 4, y0 + ph + 4], fill=(30, 25, 20))
+        img.paste(_draw_base(topic.removesuffix(" poster"), rnd, pw, ph), (x0, y0))
     elif topic == "monitor":
         img = Image.new("RGB", (w, h), _rgb(rnd, 150, 230))
         d = ImageDraw.Draw(img)
@@ -826,13 +830,22 @@ def _draw_hard(topic: str, rnd: random.Random, w: int, h: int) -> Any:
 _HARD_NEGATIVES: dict[str, tuple[str, ...]] = {
     "bus": ("bus stop", "truck"),
     "camera": ("radio", "binoculars"),
-    "laptop": ("laptop poster", "monitor"),
+    "laptop": ("monitor",),
     "soccer": ("football pitch", "beach ball"),
     "hockey": ("ice rink", "ski slope"),
 }
-"""Hard negatives of each concept: its context without it, or something that looks like it."""
+"""Hard negatives of each concept besides its poster: its context without it, or something
+that looks like it."""
 
-_HARD_SCENES = frozenset(s for scenes in _HARD_NEGATIVES.values() for s in scenes)
+POSTER_SHARE = 0.5
+"""Share of a concept's hard negatives that are a poster of it (a picture on a wall)."""
+
+_HARD_SCENES = frozenset(
+    [
+        *(s for scenes in _HARD_NEGATIVES.values() for s in scenes),
+        *(f"{c} poster" for c in CONCEPTS),
+    ]
+)
 
 KINDS_CONCEPT: tuple[tuple[str, float], ...] = (
     ("clean", 0.40),
@@ -845,8 +858,8 @@ KINDS_CONCEPT: tuple[tuple[str, float], ...] = (
 """Difficulty kinds of the photos that show a concept, with their shares."""
 
 KINDS_NONE: tuple[tuple[str, float], ...] = (
-    ("distractor", 0.55),
-    ("hard", 0.35),
+    ("distractor", 0.45),
+    ("hard", 0.45),
     ("trap", 0.10),
 )
 """Difficulty kinds of the photos of no concept, with their shares."""
