@@ -74,7 +74,7 @@ def main() -> None:
     from retrieval.demomodel import DEMO_MODEL_LABEL, demo_model_paths
     from retrieval.encoder import load_encoder
     from retrieval.modelnames import model_slug
-    from scripts.train_demo_model import TRAIN_SEED
+    from scripts.train_demo_model import TRAIN_COMMAND, TRAIN_SEED
     from turk.bucketing import make_buckets
     from turk.demo import DEMO_BUCKETS
     from turk.embedding import load_embeddings, plan_embedding, run_embedding
@@ -185,9 +185,13 @@ def main() -> None:
                 f"range {min(values):.2f}-{max(values):.2f} over {len(values)} cells"
             )
     first = {c: statistics.median(v) for c, v in per_concept_first.items() if v}
+    all_first = [v for values in per_concept_first.values() for v in values]
     lines.append(
-        f"- first quota-deep batch ({quota}) per concept, median over cells: {_fmt(first)}"
+        f"- first quota-deep batch of each cell ({quota} candidates of turk rank): median "
+        f"{statistics.median(all_first):.2f}, mean {statistics.mean(all_first):.2f}, range {min(all_first):.2f}-{max(all_first):.2f} "
+        f"over {len(all_first)} cells; median per concept: {_fmt(first)}"
     )
+    lines.append(f"- training: {TRAIN_COMMAND}")
     top_kinds = ", ".join(f"{k} {v}" for k, v in sorted(kinds_top.items()))
     lines.append(f"- photos in the top 10% of the five rankings by kind: {top_kinds}")
     lines.append(f"- ingest + buckets + embed + rank: {elapsed:.1f} s")

@@ -30,7 +30,7 @@ DEMO_MODEL_LABEL = "demo model: a tiny open_clip trained on synthetic sample sce
 DEMO_MODEL_NAME = "turk-demo-clip"
 """The demo model's open_clip name (the stem of its config file)."""
 
-DEMO_WEIGHTS_SHA256 = "6d73d860b73c03a9c304aea4e5b4559123c7bff059e0ba48c0123a4d5626037b"
+DEMO_WEIGHTS_SHA256 = "b5fbb5f6ebf8bfcf275707a9f2011e36dd6b24d9af109e321639c692d00303a8"
 """SHA-256 of the shipped weights file (written by ``scripts/train_demo_model.py``)."""
 
 DEMO_MODEL_CONFIG: dict[str, object] = {
@@ -55,11 +55,14 @@ def _checked(weights: Path, size: int, mtime: float) -> str:
     return digest.hexdigest()
 
 
-def demo_model_paths() -> tuple[Path, Path]:
+def demo_model_paths(folder: Path | None = None) -> tuple[Path, Path]:
     """Return the demo model's ``(config_path, weights_path)``, checking the weights.
 
     Pass them on as ``--model CONFIG --pretrained WEIGHTS`` (or to
     :func:`retrieval.encoder.load_encoder`), exactly like a user's own weights.
+
+    Args:
+        folder: Where the two files are; None for the shipped package data.
 
     Returns:
         The config JSON and the weights file.
@@ -68,7 +71,7 @@ def demo_model_paths() -> tuple[Path, Path]:
         ModelError: A file is missing, or the weights' SHA-256 is not the one shipped
             (a damaged or replaced file).
     """
-    folder = demo_model_folder()
+    folder = demo_model_folder() if folder is None else Path(folder)
     config, weights = folder / f"{DEMO_MODEL_NAME}.json", folder / f"{DEMO_MODEL_NAME}.pt"
     for path in (config, weights):
         if not path.is_file():

@@ -4,15 +4,16 @@ Writes a sample collection (``turk.sample.write_sample``) of ``--seed`` (not the
 demos and benchmarks evaluate on), decodes its photos exactly as ``turk embed`` does
 (centre square, bicubic, the model's mean and std), captions each photo from what
 ``scenes.csv`` says it shows (the concept's own prompts in the concepts' templates;
-the distractor and hard-negative scenes by their names; a trap by its object, not its
-word) and trains the tiny open_clip model of ``DEMO_MODEL_CONFIG`` with a contrastive
-loss whose targets count every caption of the same class as a match. Saves the config
+the distractor and hard-negative scenes by their names, a poster as "a poster of a
+bus", as web captions name what a picture shows; a trap by its object, not its word)
+and trains the tiny open_clip model of ``DEMO_MODEL_CONFIG`` with a contrastive loss
+whose targets count every caption of the same class as a match. Saves the config
 JSON and a float16 ``state_dict`` into ``retrieval/data/demo_model/`` and writes the
 weights' SHA-256 into ``retrieval/demomodel.py``.
 
 Usage::
 
-    python scripts/train_demo_model.py [--seed 1000] [--n 4000] [--steps 400] [--batch 128]
+    python scripts/train_demo_model.py [--seed 1000] [--n 4000] [--steps 150] [--batch 128]
 """
 
 from __future__ import annotations
@@ -34,12 +35,13 @@ sys.path.insert(0, str(ROOT))
 TRAIN_SEED = 1000
 """Sample seed the demo model is trained on (evaluation uses other seeds)."""
 
+TRAIN_COMMAND = (
+    "python scripts/train_demo_model.py --seed 1000 --n 4000 --steps 150 --batch 128 "
+    "(torch seed 1000; about 35 s on 2 shared CPU cores: 15 s sample + decode, 20 s training)"
+)
+"""How the shipped weights were made (reported beside the demo model's figures)."""
+
 _SCENE_WORDS = {
-    "bus poster": "poster on a wall",
-    "camera poster": "poster on a wall",
-    "laptop poster": "poster on a wall",
-    "soccer poster": "poster on a wall",
-    "hockey poster": "poster on a wall",
     "football pitch": "empty football pitch",
     "ice rink": "empty ice rink",
     "beach ball": "ball on the beach",
@@ -66,6 +68,8 @@ def captioner(concepts_path: Path, rnd: random.Random):  # type: ignore[no-untyp
                 text = f"a photo of a {prompt} and {other}"
             return text, concept
         name = _SCENE_WORDS.get(scene, scene)
+        if scene.endswith(" poster"):  # as on the web, the caption names what is pictured
+            name = f"poster of a {scene.removesuffix(' poster')}"
         template = rnd.choice(next(iter(concepts.values())).templates or ("{}",))
         return template.replace("{}", name), scene
 
@@ -76,7 +80,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, default=TRAIN_SEED, help="sample seed to train on")
     parser.add_argument("--n", type=int, default=4000, help="photos in the training sample")
-    parser.add_argument("--steps", type=int, default=400)
+    parser.add_argument("--steps", type=int, default=150)
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--threads", type=int, default=2)

@@ -6,15 +6,29 @@ Writes, deterministically for a seed (layout in ``docs/design.md``):
   values (URL-encoded text, users, devices, licenses, some geotags), upload times
   spread over 2004-2014, a few videos (marker 1) and a few deliberately malformed lines
   (wrong column count, bad upload time, bad longitude);
-* ``images/<id>.jpg``: one real JPEG per photo, a drawn scene characteristic of its
-  concept (a bus on a road, a camera with its lens, a laptop on a desk, a soccer pitch
-  with a ball, an ice rink with sticks and a puck) with the concept's name written
-  large; about 40% are distractor scenes (mountains, pizza, flowers, beach, city,
-  books) with their own words. Download URLs are ``file://`` URLs of these files;
-* ``truth.csv`` (``image,concept,file``), ``gold.csv`` (``image,concept,label``: a few
-  known yes and no answers per concept), ``concepts.yaml`` (the five concepts with
-  prompts and settings sized for the sample) and ``sample.json`` (what was asked for,
-  so a rerun with the same settings reuses the files).
+* ``images/<id>.jpg``: one real JPEG per photo, a drawn scene as hard as web retrieval.
+  About 70% show a concept (a bus on a road, a camera with its lens, a laptop on a
+  desk, a soccer pitch with a ball, an ice rink with sticks and a puck), as kinds
+  (:data:`KINDS_CONCEPT`): 40% ``clean`` (the concept's name written on half of them),
+  15% ``multi`` (a distractor scene inset beside the object), 12% ``small`` (the object
+  small on a distractor scene), 10% ``cutoff`` (enlarged and cut by the frame), 10%
+  ``colour`` (unusual colours: channels swapped), 13% ``trap`` (a written word that
+  names another concept); 30% of multi, small, cutoff and colour photos carry their own
+  name. The other 30% show no concept (:data:`KINDS_NONE`): 40% ``distractor`` scenes
+  (mountains, pizza, flowers, beach, city, books; their word on half), 50% ``hard``
+  negatives (:data:`POSTER_SHARE` of them a poster of a concept on a wall, the rest
+  its context or a look-alike without it: a bus stop, a truck, a radio, binoculars, a
+  monitor, an empty pitch, a ball on the beach, an empty rink, a ski slope; a quarter
+  with the concept's name written on them) and 10% ``trap`` (a distractor scene with
+  a concept's name written large). Download URLs are ``file://`` URLs of these files;
+* ``scenes.csv`` (``image,kind,scene,other,word``): each photo's difficulty kind, the
+  scene drawn, the distractor behind or beside it and the word written on it, for
+  simulated workers (who err more on misleading kinds), training and benchmarks;
+* ``truth.csv`` (``image,concept,file``, the ground truth), ``gold.csv``
+  (``image,concept,label``: a few known yes and no answers per concept),
+  ``concepts.yaml`` (the five concepts with prompts and settings sized for the sample)
+  and ``sample.json`` (what was asked for, so a rerun with the same settings reuses the
+  files).
 
 ``metadata_only`` writes only ``metadata.tsv`` (and ``sample.json``), fast enough for
 benchmark inputs of millions of rows.
@@ -48,7 +62,7 @@ NONE = "none"
 DISTRACTORS: tuple[str, ...] = ("mountains", "pizza", "flowers", "beach", "city", "books")
 """Scenes drawn for images of no concept."""
 
-CONCEPT_SHARE = 0.6
+CONCEPT_SHARE = 0.7
 """Fraction of photos that show one of the concepts (the rest are distractors)."""
 
 SCENES_FILE = "scenes.csv"
@@ -496,12 +510,20 @@ def _jitter(rnd: random.Random, base: tuple[int, int, int], amount: int = 30) ->
     return tuple(max(0, min(255, c + rnd.randint(-amount, amount))) for c in base)
 
 
+_MIN_DRAW = 64
+"""Smallest side a scene is drawn at (smaller pictures and insets are scaled down)."""
+
+
 def _draw_base(topic: str, rnd: random.Random, w: int, h: int, with_object: bool = True) -> Any:
     """Draw the plain scene of ``topic`` (no words); the bus, soccer and hockey scenes
     can leave their object out (the context without the thing: a hard negative)."""
     from PIL import Image, ImageDraw
 
     u = min(w, h)
+    if u < _MIN_DRAW:  # the drawings need room: draw larger, then scale down
+        k = -(-_MIN_DRAW // u)
+        big = _draw_base(topic, rnd, w * k, h * k, with_object)
+        return big.resize((max(1, w), max(1, h)), Image.Resampling.BILINEAR)
     if topic in _HARD_SCENES:
         return _draw_hard(topic, rnd, w, h)
     if topic == "bus":
@@ -784,10 +806,11 @@ def _draw_hard(topic: str, rnd: random.Random, w: int, h: int) -> Any:
     elif topic.endswith(" poster"):  # a picture of the concept on a wall, not the thing
         img = Image.new("RGB", (w, h), _jitter(rnd, (200, 190, 170), 30))
         d = ImageDraw.Draw(img)
-        f = rnd.uniform(0.55, 0.8)
+        f = rnd.uniform(0.86, 0.94)
         pw, ph = int(w * f), int(h * f)
-        x0, y0 = rnd.randint(w // 40, w - pw - w // 40), rnd.randint(h // 40, h - ph - h // 10)
-        d.rectangle([x0 - 4, y0 - 4, x0 + pw + 4, y0 + ph + 4], fill=(30, 25, 20))
+        x0 = rnd.randint(w // 40, max(w // 40, w - pw - w // 40))
+        y0 = rnd.randint(h // 40, max(h // 40, h - ph - h // 20))
+        d.rectangle([x0 - 2, y0 - 2, x0 + pw + 2, y0 + ph + 2], fill=(30, 25, 20))
         img.paste(_draw_base(topic.removesuffix(" poster"), rnd, pw, ph), (x0, y0))
     elif topic == "monitor":
         img = Image.new("RGB", (w, h), _rgb(rnd, 150, 230))
@@ -837,7 +860,7 @@ _HARD_NEGATIVES: dict[str, tuple[str, ...]] = {
 """Hard negatives of each concept besides its poster: its context without it, or something
 that looks like it."""
 
-POSTER_SHARE = 0.5
+POSTER_SHARE = 0.3
 """Share of a concept's hard negatives that are a poster of it (a picture on a wall)."""
 
 _HARD_SCENES = frozenset(
@@ -858,8 +881,8 @@ KINDS_CONCEPT: tuple[tuple[str, float], ...] = (
 """Difficulty kinds of the photos that show a concept, with their shares."""
 
 KINDS_NONE: tuple[tuple[str, float], ...] = (
-    ("distractor", 0.45),
-    ("hard", 0.45),
+    ("distractor", 0.40),
+    ("hard", 0.50),
     ("trap", 0.10),
 )
 """Difficulty kinds of the photos of no concept, with their shares."""
@@ -938,7 +961,7 @@ def _draw_scene(rec: _Record, rnd: random.Random, w: int, h: int, mark: str) -> 
 
 def _manifest(n: int, seed: int, size: tuple[int, int], metadata_only: bool) -> dict[str, Any]:
     return {
-        "format": 2,
+        "format": 3,
         "n": n,
         "seed": seed,
         "image_size": list(size),
