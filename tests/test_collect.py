@@ -40,7 +40,8 @@ def _calls(project: CrowdProject, operation: str) -> int:
 def test_collect_stores_raw_xml_and_one_answer_per_item_per_worker(crowd_project):
     project = crowd_project
     assert _publish(project) == 8
-    work = run_workers(project.server.url, project.truth, n=3, seed=4)
+    # Careful workers (not the real crowds' default), so right answers show where they landed.
+    work = run_workers(project.server.url, project.truth, n=3, seed=4, accuracy=(0.9, 1.0))
     assert work.submitted == 24
     report = collect(project.ledger, project.backend)
     assert report.assignments_new == 24 and report.flagged == report.refused == 0

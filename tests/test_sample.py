@@ -105,3 +105,27 @@ def test_bad_sample_options(cli: CliRunner, tmp_path: Path) -> None:
         assert result.exit_code == 1
         assert result.stderr.strip().splitlines() == [result.stderr.strip()]
         assert message in result.stderr
+
+
+def test_scenes_side_file_records_kinds_as_documented(sample_dir: Path) -> None:
+    from turk.sample import KINDS_CONCEPT, KINDS_NONE, SCENES_FILE, SCENES_HEADER
+
+    truth = {r["image"]: r["concept"] for r in read_csv(sample_dir / "truth.csv")}
+    scenes = read_csv(sample_dir / SCENES_FILE)
+    assert list(scenes[0]) == list(SCENES_HEADER)
+    assert {r["image"] for r in scenes} == set(truth)
+    concept_kinds = {k for k, _ in KINDS_CONCEPT}
+    none_kinds = {k for k, _ in KINDS_NONE}
+    for row in scenes:
+        concept = truth[row["image"]]
+        if concept == "none":
+            assert row["kind"] in none_kinds
+            if row["kind"] == "hard":  # shares context or shape with a concept, shows none
+                assert row["scene"] not in CONCEPTS
+        else:
+            assert row["kind"] in concept_kinds and row["scene"] == concept
+            if row["kind"] == "trap":  # the written word names another concept
+                assert row["word"] and row["word"].lower() != concept
+                assert row["word"].lower() in CONCEPTS
+    kinds = Counter(r["kind"] for r in scenes)
+    assert {"clean", "hard", "trap", "distractor"} <= set(kinds)

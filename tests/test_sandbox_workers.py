@@ -191,3 +191,21 @@ def test_cli_workers(sandbox_server, mturk_client, truth_setup, cli):
         "x",
     )
     assert bad.exit_code == 1 and "--accuracy" in bad.stderr
+
+
+def test_misleading_kinds_raise_the_error_rate_within_the_real_crowds_cap(tmp_path):
+    from turk.sandbox.workers import HARD_ERROR_CAP, error_rate
+
+    assert error_rate(0.9, "clean") == pytest.approx(0.1)
+    assert error_rate(0.9, "hard") == pytest.approx(0.22)
+    assert error_rate(0.9, "trap") > error_rate(0.9, "")
+    assert error_rate(0.5, "hard") == pytest.approx(max(0.5, HARD_ERROR_CAP))
+    (tmp_path / "a.jpg").write_bytes(b"a")
+    (tmp_path / "b.jpg").write_bytes(b"b")
+    (tmp_path / "truth.csv").write_text("image,concept,file\n1,bus,a.jpg\n2,none,b.jpg\n")
+    (tmp_path / "scenes.csv").write_text("image,kind,scene,other,word\n2,hard,bus stop,,\n")
+    kinds = {e.image: e.kind for e in load_truth(tmp_path / "truth.csv").values()}
+    assert kinds == {"1": "", "2": "hard"}
+    (tmp_path / "scenes.csv").write_text("picture,kind\n2,hard\n")
+    with pytest.raises(SandboxError, match=r"scenes\.csv: line 1"):
+        load_truth(tmp_path / "truth.csv")

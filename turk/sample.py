@@ -6,15 +6,29 @@ Writes, deterministically for a seed (layout in ``docs/design.md``):
   values (URL-encoded text, users, devices, licenses, some geotags), upload times
   spread over 2004-2014, a few videos (marker 1) and a few deliberately malformed lines
   (wrong column count, bad upload time, bad longitude);
-* ``images/<id>.jpg``: one real JPEG per photo, a drawn scene characteristic of its
-  concept (a bus on a road, a camera with its lens, a laptop on a desk, a soccer pitch
-  with a ball, an ice rink with sticks and a puck) with the concept's name written
-  large; about 40% are distractor scenes (mountains, pizza, flowers, beach, city,
-  books) with their own words. Download URLs are ``file://`` URLs of these files;
-* ``truth.csv`` (``image,concept,file``), ``gold.csv`` (``image,concept,label``: a few
-  known yes and no answers per concept), ``concepts.yaml`` (the five concepts with
-  prompts and settings sized for the sample) and ``sample.json`` (what was asked for,
-  so a rerun with the same settings reuses the files).
+* ``images/<id>.jpg``: one real JPEG per photo, a drawn scene as hard as web retrieval.
+  About 70% show a concept (a bus on a road, a camera with its lens, a laptop on a
+  desk, a soccer pitch with a ball, an ice rink with sticks and a puck), as kinds
+  (:data:`KINDS_CONCEPT`): 40% ``clean`` (the concept's name written on half of them),
+  15% ``multi`` (a distractor scene inset beside the object), 12% ``small`` (the object
+  small on a distractor scene), 10% ``cutoff`` (enlarged and cut by the frame), 10%
+  ``colour`` (unusual colours: channels swapped), 13% ``trap`` (a written word that
+  names another concept); 30% of multi, small, cutoff and colour photos carry their own
+  name. The other 30% show no concept (:data:`KINDS_NONE`): 40% ``distractor`` scenes
+  (mountains, pizza, flowers, beach, city, books; their word on half), 50% ``hard``
+  negatives (:data:`POSTER_SHARE` of them a poster of a concept on a wall, the rest
+  its context or a look-alike without it: a bus stop, a truck, a radio, binoculars, a
+  monitor, an empty pitch, a ball on the beach, an empty rink, a ski slope; a quarter
+  with the concept's name written on them) and 10% ``trap`` (a distractor scene with
+  a concept's name written large). Download URLs are ``file://`` URLs of these files;
+* ``scenes.csv`` (``image,kind,scene,other,word``): each photo's difficulty kind, the
+  scene drawn, the distractor behind or beside it and the word written on it, for
+  simulated workers (who err more on misleading kinds), training and benchmarks;
+* ``truth.csv`` (``image,concept,file``, the ground truth), ``gold.csv``
+  (``image,concept,label``: a few known yes and no answers per concept),
+  ``concepts.yaml`` (the five concepts with prompts and settings sized for the sample)
+  and ``sample.json`` (what was asked for, so a rerun with the same settings reuses the
+  files).
 
 ``metadata_only`` writes only ``metadata.tsv`` (and ``sample.json``), fast enough for
 benchmark inputs of millions of rows.
@@ -48,8 +62,15 @@ NONE = "none"
 DISTRACTORS: tuple[str, ...] = ("mountains", "pizza", "flowers", "beach", "city", "books")
 """Scenes drawn for images of no concept."""
 
-CONCEPT_SHARE = 0.6
+CONCEPT_SHARE = 0.7
 """Fraction of photos that show one of the concepts (the rest are distractors)."""
+
+SCENES_FILE = "scenes.csv"
+"""Side file of a sample: what each photo shows and how hard it is (truth.csv stays the truth)."""
+
+SCENES_HEADER = ("image", "kind", "scene", "other", "word")
+"""Columns of :data:`SCENES_FILE`: image id, difficulty kind, scene drawn, the distractor
+scene behind or beside it (small, multi), the word written on it."""
 
 DEFAULT_N = 2000
 DEFAULT_IMAGE_SIZE = (500, 375)
@@ -328,8 +349,40 @@ def _topic_of(concept_index: int, pick: int) -> str:
 class _Record:
     photo_id: int
     concept: str  # concept name or "none"
-    topic: str  # concept name or distractor scene
+    topic: str  # concept name, distractor scene or hard-negative scene
     video: bool
+    kind: str = "clean"  # difficulty kind (KINDS_CONCEPT, KINDS_NONE)
+    other: str = ""  # the distractor scene behind a small object or inset beside it
+    word: str = ""  # the word written on the photo ("" for none)
+
+
+def _scene_record(pid: int, label: str, topic: str, video: bool, s: list[int]) -> _Record:
+    """Choose a photo's difficulty kind, what it shows and the word written on it."""
+    if label != NONE:
+        kind = _pick_kind(KINDS_CONCEPT, s[0])
+        other = DISTRACTORS[s[2] % len(DISTRACTORS)]
+        if kind == "clean":
+            word = topic.upper() if s[1] % 2 == 0 else ""
+        elif kind == "trap":
+            others = [c for c in CONCEPTS if c != label]
+            word = others[s[1] % len(others)].upper()
+        else:
+            word = topic.upper() if s[1] % 10 < 3 else ""
+        return _Record(pid, label, topic, video, kind, other, word)
+    kind = _pick_kind(KINDS_NONE, s[0])
+    if kind == "hard":
+        imitated = CONCEPTS[s[2] % len(CONCEPTS)]
+        scenes = _HARD_NEGATIVES[imitated]
+        word = imitated.upper() if s[1] % 4 == 0 else ""
+        if (s[3] % 1000) / 1000 < POSTER_SHARE:
+            scene = f"{imitated} poster"
+        else:
+            scene = scenes[(s[3] // 1000) % len(scenes)]
+        return _Record(pid, label, scene, video, kind, "", word)
+    if kind == "trap":
+        word = CONCEPTS[s[2] % len(CONCEPTS)].upper()
+        return _Record(pid, label, topic, video, kind, "", word)
+    return _Record(pid, label, topic, video, kind, "", topic.upper() if s[1] % 2 == 0 else "")
 
 
 def _generate(n: int, seed: int, url_prefix: str) -> Iterator[tuple[list[str], list[_Record]]]:
@@ -362,6 +415,7 @@ def _generate(n: int, seed: int, url_prefix: str) -> Iterator[tuple[list[str], l
         lat = rng.uniform(-60, 70, m)
         hashes = rng.integers(0, 1 << 62, (m, 2))
         secrets = rng.integers(0, 16**10, (m, 2))
+        scene_l = rng.integers(0, 1 << 30, (m, 4)).tolist()
         lines: list[str] = []
         recs: list[_Record] = []
         # Plain Python values in the loop: numpy scalars are slow one at a time.
@@ -382,7 +436,8 @@ def _generate(n: int, seed: int, url_prefix: str) -> Iterator[tuple[list[str], l
             p = pick_l[k]
             topic = _topic_of(c, p[0])
             label = CONCEPTS[c] if c < len(CONCEPTS) else NONE
-            recs.append(_Record(pid, label, topic, is_video))
+            rec = _scene_record(pid, label, topic, is_video, scene_l[k])
+            recs.append(rec)
             if p[1] % 10 < 6:
                 title_pool = vocab.titles[topic]
                 title = title_pool[p[2] % len(title_pool)]
@@ -455,11 +510,22 @@ def _jitter(rnd: random.Random, base: tuple[int, int, int], amount: int = 30) ->
     return tuple(max(0, min(255, c + rnd.randint(-amount, amount))) for c in base)
 
 
-def _draw_scene(topic: str, rnd: random.Random, w: int, h: int, mark: str) -> Any:
-    """Draw one scene for ``topic`` and return the PIL image."""
+_MIN_DRAW = 64
+"""Smallest side a scene is drawn at (smaller pictures and insets are scaled down)."""
+
+
+def _draw_base(topic: str, rnd: random.Random, w: int, h: int, with_object: bool = True) -> Any:
+    """Draw the plain scene of ``topic`` (no words); the bus, soccer and hockey scenes
+    can leave their object out (the context without the thing: a hard negative)."""
     from PIL import Image, ImageDraw
 
     u = min(w, h)
+    if u < _MIN_DRAW:  # the drawings need room: draw larger, then scale down
+        k = -(-_MIN_DRAW // u)
+        big = _draw_base(topic, rnd, w * k, h * k, with_object)
+        return big.resize((max(1, w), max(1, h)), Image.Resampling.BILINEAR)
+    if topic in _HARD_SCENES:
+        return _draw_hard(topic, rnd, w, h)
     if topic == "bus":
         img = Image.new("RGB", (w, h), _jitter(rnd, (135, 190, 235), 40))
         d = ImageDraw.Draw(img)
@@ -468,24 +534,26 @@ def _draw_scene(topic: str, rnd: random.Random, w: int, h: int, mark: str) -> An
         d.rectangle(
             [0, road + (h - road) // 2 - 2, w, road + (h - road) // 2 + 2], fill=(240, 230, 120)
         )
-        bw = int(w * rnd.uniform(0.55, 0.8))
-        bh = int(h * rnd.uniform(0.28, 0.42))
-        x0 = rnd.randint(0, w - bw)
-        y0 = road - bh - u // 20
-        body = rnd.choice([(200, 30, 30), (240, 190, 20), (30, 90, 190), (30, 140, 70)])
-        d.rounded_rectangle([x0, y0, x0 + bw, y0 + bh], radius=u // 25, fill=_jitter(rnd, body))
-        decks = 2 if rnd.random() < 0.4 else 1
-        win_h = bh // (2 * decks + 1)
-        for deck in range(decks):
-            wy = y0 + win_h // 2 + deck * (bh // decks)
-            for wx in range(x0 + bw // 12, x0 + bw - bw // 8, bw // 7):
-                d.rectangle([wx, wy, wx + bw // 9, wy + win_h], fill=(200, 230, 250))
-        for wx in (x0 + bw // 5, x0 + bw - bw // 5):
-            r = u // 14
-            d.ellipse([wx - r, y0 + bh - r, wx + r, y0 + bh + r], fill=(20, 20, 20))
-            d.ellipse(
-                [wx - r // 2, y0 + bh - r // 2, wx + r // 2, y0 + bh + r // 2], fill=(160, 160, 160)
-            )
+        if with_object:
+            bw = int(w * rnd.uniform(0.55, 0.8))
+            bh = int(h * rnd.uniform(0.28, 0.42))
+            x0 = rnd.randint(0, w - bw)
+            y0 = road - bh - u // 20
+            body = rnd.choice([(200, 30, 30), (240, 190, 20), (30, 90, 190), (30, 140, 70)])
+            d.rounded_rectangle([x0, y0, x0 + bw, y0 + bh], radius=u // 25, fill=_jitter(rnd, body))
+            decks = 2 if rnd.random() < 0.4 else 1
+            win_h = bh // (2 * decks + 1)
+            for deck in range(decks):
+                wy = y0 + win_h // 2 + deck * (bh // decks)
+                for wx in range(x0 + bw // 12, x0 + bw - bw // 8, bw // 7):
+                    d.rectangle([wx, wy, wx + bw // 9, wy + win_h], fill=(200, 230, 250))
+            for wx in (x0 + bw // 5, x0 + bw - bw // 5):
+                r = u // 14
+                d.ellipse([wx - r, y0 + bh - r, wx + r, y0 + bh + r], fill=(20, 20, 20))
+                d.ellipse(
+                    [wx - r // 2, y0 + bh - r // 2, wx + r // 2, y0 + bh + r // 2],
+                    fill=(160, 160, 160),
+                )
     elif topic == "camera":
         img = Image.new("RGB", (w, h), _rgb(rnd, 120, 240))
         d = ImageDraw.Draw(img)
@@ -549,16 +617,20 @@ def _draw_scene(topic: str, rnd: random.Random, w: int, h: int, mark: str) -> An
         d.rectangle(
             [gx, h // 3, gx + w // 7, 2 * h // 3], outline=(255, 255, 255), width=max(2, u // 60)
         )
-        br = u // rnd.randint(6, 9)
-        bx, by = rnd.randint(br, w - br), rnd.randint(br, h - br)
-        d.ellipse(
-            [bx - br, by - br, bx + br, by + br], fill=(250, 250, 250), outline=(0, 0, 0), width=2
-        )
-        pent = [
-            (bx + int(br * 0.4 * np.cos(a)), by + int(br * 0.4 * np.sin(a)))
-            for a in np.linspace(-np.pi / 2, 1.5 * np.pi, 6)[:5]
-        ]
-        d.polygon(pent, fill=(10, 10, 10))
+        if with_object:
+            br = u // rnd.randint(6, 9)
+            bx, by = rnd.randint(br, w - br), rnd.randint(br, h - br)
+            d.ellipse(
+                [bx - br, by - br, bx + br, by + br],
+                fill=(250, 250, 250),
+                outline=(0, 0, 0),
+                width=2,
+            )
+            pent = [
+                (bx + int(br * 0.4 * np.cos(a)), by + int(br * 0.4 * np.sin(a)))
+                for a in np.linspace(-np.pi / 2, 1.5 * np.pi, 6)[:5]
+            ]
+            d.polygon(pent, fill=(10, 10, 10))
     elif topic == "hockey":
         img = Image.new("RGB", (w, h), _jitter(rnd, (225, 238, 250), 12))
         d = ImageDraw.Draw(img)
@@ -566,18 +638,19 @@ def _draw_scene(topic: str, rnd: random.Random, w: int, h: int, mark: str) -> An
         d.rectangle([w // 2 - lw_, 0, w // 2 + lw_, h], fill=(200, 20, 30))
         for bx in (w // 4, 3 * w // 4):
             d.rectangle([bx - lw_, 0, bx + lw_, h], fill=(30, 60, 180))
-        for _ in range(rnd.randint(1, 2)):
-            sx, sy = rnd.randint(w // 10, w - w // 10), rnd.randint(0, h // 3)
-            ex, ey = sx + rnd.randint(-w // 4, w // 4), sy + int(h * rnd.uniform(0.4, 0.6))
-            stick = rnd.choice([(120, 70, 30), (20, 20, 20), (200, 200, 60)])
-            d.line([sx, sy, ex, ey], fill=stick, width=max(4, u // 35))
-            d.line(
-                [ex, ey, ex + rnd.choice([-1, 1]) * w // 9, ey + h // 40],
-                fill=stick,
-                width=max(6, u // 22),
-            )
-        px, py = rnd.randint(w // 6, 5 * w // 6), rnd.randint(h // 2, 7 * h // 8)
-        d.ellipse([px - u // 14, py - u // 28, px + u // 14, py + u // 28], fill=(10, 10, 10))
+        if with_object:
+            for _ in range(rnd.randint(1, 2)):
+                sx, sy = rnd.randint(w // 10, w - w // 10), rnd.randint(0, h // 3)
+                ex, ey = sx + rnd.randint(-w // 4, w // 4), sy + int(h * rnd.uniform(0.4, 0.6))
+                stick = rnd.choice([(120, 70, 30), (20, 20, 20), (200, 200, 60)])
+                d.line([sx, sy, ex, ey], fill=stick, width=max(4, u // 35))
+                d.line(
+                    [ex, ey, ex + rnd.choice([-1, 1]) * w // 9, ey + h // 40],
+                    fill=stick,
+                    width=max(6, u // 22),
+                )
+            px, py = rnd.randint(w // 6, 5 * w // 6), rnd.randint(h // 2, 7 * h // 8)
+            d.ellipse([px - u // 14, py - u // 28, px + u // 14, py + u // 28], fill=(10, 10, 10))
         gx = rnd.choice([w // 40, w - w // 8])
         d.rectangle([gx, h // 3, gx + w // 10, h // 2], outline=(210, 20, 30), width=lw_)
     elif topic == "mountains":
@@ -672,10 +745,167 @@ def _draw_scene(topic: str, rnd: random.Random, w: int, h: int, mark: str) -> An
                 d.rectangle([x, y1 - bh, x + bw, y1], fill=_rgb(rnd, 30, 230))
                 x += bw + 1
             d.rectangle([0, y1, w, y1 + h // 40], fill=(90, 55, 30))
-    # The scene's word, written large, and a small per-image mark (ids differ, so
-    # every file's bytes differ: simulated workers recognise images by their hash).
-    word = topic.upper()
-    font = _font(max(12, int(u * rnd.uniform(0.16, 0.22))))
+    return img
+
+
+def _draw_hard(topic: str, rnd: random.Random, w: int, h: int) -> Any:
+    """Draw a hard negative: a scene that shares context, colours or shapes with a concept."""
+    from PIL import Image, ImageDraw
+
+    u = min(w, h)
+    if topic == "bus stop":
+        img = _draw_base("bus", rnd, w, h, with_object=False)
+        d = ImageDraw.Draw(img)
+        road = int(h * 0.68)
+        sx, sw = rnd.randint(0, w // 2), int(w * rnd.uniform(0.25, 0.4))
+        d.rectangle([sx, road - h // 3, sx + sw, road - h // 3 + h // 30], fill=(60, 60, 70))
+        d.rectangle([sx, road - h // 3, sx + sw, road], outline=(60, 60, 70), width=3)
+        d.rectangle(
+            [sx + sw // 8, road - h // 10, sx + sw - sw // 8, road - h // 14], fill=(140, 90, 40)
+        )
+        px = sx + sw + w // 20
+        d.line([px, road - h // 2, px, road], fill=(80, 80, 80), width=max(2, u // 80))
+        d.ellipse(
+            [px - u // 18, road - h // 2 - u // 18, px + u // 18, road - h // 2 + u // 18],
+            fill=rnd.choice([(200, 30, 30), (30, 90, 190), (240, 190, 20)]),
+        )
+    elif topic == "truck":
+        img = _draw_base("bus", rnd, w, h, with_object=False)
+        d = ImageDraw.Draw(img)
+        road = int(h * 0.7)
+        bw, bh = int(w * rnd.uniform(0.4, 0.6)), int(h * rnd.uniform(0.25, 0.35))
+        x0 = rnd.randint(0, w - bw - w // 6)
+        body = rnd.choice([(200, 30, 30), (240, 190, 20), (30, 90, 190), (230, 230, 230)])
+        d.rectangle([x0, road - bh, x0 + bw, road - u // 20], fill=_jitter(rnd, body))
+        cab = x0 + bw + 2
+        d.rectangle([cab, road - bh // 2, cab + w // 7, road - u // 20], fill=_jitter(rnd, body))
+        d.rectangle(
+            [cab + w // 28, road - bh // 2 + 4, cab + w // 8, road - bh // 4], fill=(200, 230, 250)
+        )
+        for wx in (x0 + bw // 5, cab + w // 14):
+            r = u // 14
+            d.ellipse([wx - r, road - u // 20 - r, wx + r, road - u // 20 + r], fill=(20, 20, 20))
+    elif topic in ("radio", "binoculars"):
+        img = Image.new("RGB", (w, h), _rgb(rnd, 120, 240))
+        d = ImageDraw.Draw(img)
+        cw, ch = int(w * rnd.uniform(0.45, 0.65)), int(h * rnd.uniform(0.3, 0.45))
+        x0, y0 = rnd.randint(w // 20, w - cw - w // 20), rnd.randint(h // 4, h - ch - h // 20)
+        body = rnd.choice([(25, 25, 25), (60, 60, 65), (180, 180, 185)])
+        cy, r = y0 + ch // 2, int(ch * 0.36)
+        if topic == "radio":
+            d.rounded_rectangle([x0, y0, x0 + cw, y0 + ch], radius=u // 30, fill=body)
+            for cx in (x0 + cw // 4, x0 + 3 * cw // 4):
+                d.ellipse([cx - r, cy - r, cx + r, cy + r], fill=(90, 90, 90))
+                d.ellipse([cx - r // 2, cy - r // 2, cx + r // 2, cy + r // 2], fill=(20, 20, 20))
+            d.line([x0 + cw // 2, y0, x0 + cw, y0 - ch // 2], fill=(150, 150, 150), width=3)
+        else:
+            for cx in (x0 + cw // 4, x0 + 3 * cw // 4):
+                d.rounded_rectangle([cx - r, y0, cx + r, y0 + ch], radius=u // 40, fill=body)
+                d.ellipse([cx - r, y0 + ch - 2 * r, cx + r, y0 + ch], fill=(40, 60, 110))
+            d.rectangle([x0 + cw // 4, y0 + ch // 4, x0 + 3 * cw // 4, y0 + ch // 2], fill=body)
+    elif topic.endswith(" poster"):  # a picture of the concept on a wall, not the thing
+        img = Image.new("RGB", (w, h), _jitter(rnd, (200, 190, 170), 30))
+        d = ImageDraw.Draw(img)
+        f = rnd.uniform(0.86, 0.94)
+        pw, ph = int(w * f), int(h * f)
+        x0 = rnd.randint(w // 40, max(w // 40, w - pw - w // 40))
+        y0 = rnd.randint(h // 40, max(h // 40, h - ph - h // 20))
+        d.rectangle([x0 - 2, y0 - 2, x0 + pw + 2, y0 + ph + 2], fill=(30, 25, 20))
+        img.paste(_draw_base(topic.removesuffix(" poster"), rnd, pw, ph), (x0, y0))
+    elif topic == "monitor":
+        img = Image.new("RGB", (w, h), _rgb(rnd, 150, 230))
+        d = ImageDraw.Draw(img)
+        desk = int(h * rnd.uniform(0.7, 0.8))
+        d.rectangle([0, desk, w, h], fill=_jitter(rnd, (140, 100, 60), 25))
+        mw, mh = int(w * rnd.uniform(0.35, 0.5)), int(h * rnd.uniform(0.35, 0.45))
+        x0 = rnd.randint(w // 20, w - mw - w // 20)
+        y0 = desk - mh - h // 8
+        d.rectangle([x0, y0, x0 + mw, y0 + mh], fill=(30, 30, 35))
+        d.rectangle([x0 + 5, y0 + 5, x0 + mw - 5, y0 + mh - 5], fill=_rgb(rnd, 60, 220))
+        d.rectangle([x0 + mw // 2 - 4, y0 + mh, x0 + mw // 2 + 4, desk], fill=(30, 30, 35))
+        d.rectangle([x0 + mw // 3, desk - 4, x0 + 2 * mw // 3, desk], fill=(30, 30, 35))
+    elif topic == "football pitch":
+        img = _draw_base("soccer", rnd, w, h, with_object=False)
+    elif topic == "beach ball":
+        img = _draw_base("beach", rnd, w, h)
+        d = ImageDraw.Draw(img)
+        br = u // rnd.randint(7, 10)
+        bx, by = rnd.randint(br, w - br), rnd.randint(int(h * 0.8), h - br)
+        d.ellipse([bx - br, by - br, bx + br, by + br], fill=(250, 250, 250), outline=(0, 0, 0))
+    elif topic == "ice rink":
+        img = _draw_base("hockey", rnd, w, h, with_object=False)
+    else:  # ski slope: snow, sticks that are ski poles
+        img = Image.new("RGB", (w, h), _jitter(rnd, (235, 240, 250), 10))
+        d = ImageDraw.Draw(img)
+        d.polygon(
+            [(0, h // 3), (w, h // 5), (w, 0), (0, 0)], fill=_jitter(rnd, (150, 200, 240), 20)
+        )
+        for _ in range(rnd.randint(2, 4)):
+            sx, sy = rnd.randint(0, w), rnd.randint(h // 3, h - h // 4)
+            d.line(
+                [sx, sy, sx + rnd.randint(-w // 10, w // 10), sy + h // 4],
+                fill=rnd.choice([(120, 70, 30), (20, 20, 20)]),
+                width=max(3, u // 50),
+            )
+    return img
+
+
+_HARD_NEGATIVES: dict[str, tuple[str, ...]] = {
+    "bus": ("bus stop", "truck"),
+    "camera": ("radio", "binoculars"),
+    "laptop": ("monitor",),
+    "soccer": ("football pitch", "beach ball"),
+    "hockey": ("ice rink", "ski slope"),
+}
+"""Hard negatives of each concept besides its poster: its context without it, or something
+that looks like it."""
+
+POSTER_SHARE = 0.3
+"""Share of a concept's hard negatives that are a poster of it (a picture on a wall)."""
+
+_HARD_SCENES = frozenset(
+    [
+        *(s for scenes in _HARD_NEGATIVES.values() for s in scenes),
+        *(f"{c} poster" for c in CONCEPTS),
+    ]
+)
+
+KINDS_CONCEPT: tuple[tuple[str, float], ...] = (
+    ("clean", 0.40),
+    ("multi", 0.15),
+    ("small", 0.12),
+    ("cutoff", 0.10),
+    ("colour", 0.10),
+    ("trap", 0.13),
+)
+"""Difficulty kinds of the photos that show a concept, with their shares."""
+
+KINDS_NONE: tuple[tuple[str, float], ...] = (
+    ("distractor", 0.40),
+    ("hard", 0.50),
+    ("trap", 0.10),
+)
+"""Difficulty kinds of the photos of no concept, with their shares."""
+
+HARD_KINDS = frozenset({"hard", "trap"})
+"""Kinds that mislead people as well as models (simulated workers err more on them)."""
+
+
+def _pick_kind(table: tuple[tuple[str, float], ...], value: int) -> str:
+    x = (value % 100_000) / 100_000
+    for kind, share in table:
+        if x < share:
+            return kind
+        x -= share
+    return table[-1][0]
+
+
+def _write_word(img: Any, word: str, rnd: random.Random, scale: float = 1.0) -> None:
+    from PIL import ImageDraw
+
+    w, h = img.size
+    d = ImageDraw.Draw(img)
+    font = _font(max(12, int(min(w, h) * rnd.uniform(0.16, 0.22) * scale)))
     left, top, right, bottom = (int(v) for v in d.textbbox((0, 0), word, font=font, stroke_width=2))
     tw, th = right - left, bottom - top
     tx = rnd.randint(0, max(0, w - tw)) - left
@@ -689,13 +919,49 @@ def _draw_scene(topic: str, rnd: random.Random, w: int, h: int, mark: str) -> An
         stroke_width=2,
         stroke_fill=(0, 0, 0) if light else (255, 255, 255),
     )
-    d.text((3, h - 12), mark, font=_font(9), fill=_jitter(rnd, (128, 128, 128), 40))
+
+
+def _draw_scene(rec: _Record, rnd: random.Random, w: int, h: int, mark: str) -> Any:
+    """Draw the photo of a record: its scene composed as its difficulty kind says."""
+    from PIL import Image, ImageDraw
+
+    kind, topic = rec.kind, rec.topic
+    if kind == "small":
+        img = _draw_base(rec.other, rnd, w, h)
+        f = rnd.uniform(0.28, 0.42)
+        sw, sh = max(8, int(w * f)), max(8, int(h * f))
+        img.paste(_draw_base(topic, rnd, sw, sh), (rnd.randint(0, w - sw), rnd.randint(0, h - sh)))
+    elif kind == "cutoff":
+        f = rnd.uniform(1.5, 1.9)
+        big = _draw_base(topic, rnd, int(w * f), int(h * f))
+        x0 = rnd.choice([0, big.width - w]) + rnd.randint(-w // 10, w // 10)
+        y0 = rnd.randint(0, big.height - h)
+        img = big.crop((max(0, x0), y0, max(0, x0) + w, y0 + h))
+    else:
+        img = _draw_base(topic, rnd, w, h)
+    if kind == "multi":
+        for _ in range(rnd.randint(1, 2)):
+            f = rnd.uniform(0.3, 0.45)
+            sw, sh = max(8, int(w * f)), max(8, int(h * f))
+            inset = _draw_base(rec.other, rnd, sw, sh)
+            img.paste(inset, (rnd.choice([0, w - sw]), rnd.choice([0, h - sh])))
+    if kind == "colour":
+        channels = img.split()
+        order = rnd.choice([(2, 0, 1), (1, 2, 0), (2, 1, 0)])
+        img = Image.merge("RGB", [channels[c] for c in order])
+    if rec.word:
+        _write_word(img, rec.word, rnd, 1.3 if kind == "trap" else 1.0)
+    # A small per-image mark (ids differ, so every file's bytes differ: simulated
+    # workers recognise images by their hash).
+    ImageDraw.Draw(img).text(
+        (3, h - 12), mark, font=_font(9), fill=_jitter(rnd, (128, 128, 128), 40)
+    )
     return img
 
 
 def _manifest(n: int, seed: int, size: tuple[int, int], metadata_only: bool) -> dict[str, Any]:
     return {
-        "format": 1,
+        "format": 3,
         "n": n,
         "seed": seed,
         "image_size": list(size),
@@ -711,6 +977,8 @@ def _reusable(out: Path, manifest: dict[str, Any]) -> SampleSummary | None:
     if not isinstance(found, dict) or {k: found.get(k) for k in manifest} != manifest:
         return None
     if not (out / "metadata.tsv").is_file():
+        return None
+    if not manifest["metadata_only"] and not (out / SCENES_FILE).is_file():
         return None
     summary = SampleSummary(out_dir=out, metadata_only=manifest["metadata_only"], reused=True)
     summary.videos, summary.malformed = _counts(manifest["n"])
@@ -773,6 +1041,7 @@ def write_sample(
     summary = SampleSummary(out_dir=out, metadata_only=metadata_only)
     summary.videos, summary.malformed = _counts(n)
     truth: list[tuple[int, str, str]] = []
+    scenes: list[tuple[int, str, str, str, str]] = []
     width, height = image_size
     line_no = 0
     part = out / "metadata.tsv.part"
@@ -791,10 +1060,11 @@ def write_sample(
                 if metadata_only:
                     continue
                 rnd = random.Random(f"{seed}-{rec.photo_id}")
-                img = _draw_scene(rec.topic, rnd, width, height, str(rec.photo_id))
+                img = _draw_scene(rec, rnd, width, height, str(rec.photo_id))
                 name = f"images/{rec.photo_id}.jpg"
                 img.save(out / name, "JPEG", quality=85)
                 truth.append((rec.photo_id, rec.concept, name))
+                scenes.append((rec.photo_id, rec.kind, rec.topic, rec.other, rec.word))
                 if on_progress is not None:
                     on_progress(1)
             if metadata_only and on_progress is not None:
@@ -803,6 +1073,8 @@ def write_sample(
     if not metadata_only:
         truth.sort()
         _write_csv(out / "truth.csv", ["image", "concept", "file"], truth)
+        scenes.sort()
+        _write_csv(out / SCENES_FILE, list(SCENES_HEADER), scenes)
         _write_csv(out / "gold.csv", ["image", "concept", "label"], _gold(truth, seed))
         (out / "concepts.yaml").write_text(CONCEPTS_YAML, encoding="utf-8")
     manifest["concepts"] = dict(sorted(summary.concepts.items()))

@@ -6,6 +6,14 @@ downloads each item's image and recognises it only by the SHA-256 of its bytes a
 files of a truth file (``image,concept,file``). It then answers from the truth, subject
 to its accuracy, or at random (spammers), or always yes (clickers), and posts the form
 to ``/mturk/externalSubmit`` with its ``assignmentId``. Runs are deterministic for a seed.
+
+Honest workers err the way real crowds do. Where a ``scenes.csv`` (``image,kind,...``,
+written by ``turk sample``) lies beside the truth file, an item whose kind misleads
+people (:data:`MISLEADING_KINDS`: hard negatives such as a poster of a bus, typographic
+traps, small objects) is answered wrongly :data:`HARD_ERROR_FACTOR` times as often as a
+plain one, up to :data:`HARD_ERROR_CAP`. These constants and :data:`CROWD_ACCURACY` come
+from the real MTurk crowds of ``../shared/datasets/crowd`` (duck and dog, every item
+with its truth), derived by ``scripts/crowd_constants.py``.
 """
 
 from __future__ import annotations
@@ -25,6 +33,25 @@ import httpx
 from turk.sandbox.errors import SandboxError
 
 HONEST, SPAMMER, CLICKER = "honest", "spammer", "clicker"
+
+CROWD_ACCURACY = (0.61, 0.84)
+"""10th and 90th percentile of real honest workers' accuracy (duck and dog crowds, workers
+with >= 20 answers and better than chance; median 0.73): the default accuracy range."""
+
+HARD_ERROR_FACTOR = 2.2
+"""How many times more often real workers err on the hardest fifth of items than on the
+rest (duck 2.2, dog 3.3; the smaller is used)."""
+
+HARD_ERROR_CAP = 0.64
+"""Highest error rate of an honest worker on a misleading item: the real crowds' error on
+their hardest fifth of items (duck 0.64, dog 0.66)."""
+
+MISLEADING_KINDS = frozenset({"hard", "trap", "small"})
+"""Kinds in ``scenes.csv`` that mislead people: hard negatives, typographic traps, small
+objects."""
+
+SCENES_FILE = "scenes.csv"
+"""Side file beside a truth file naming each image's difficulty kind (``image,kind``)."""
 _VOID = {
     "area",
     "base",
@@ -49,6 +76,7 @@ class TruthEntry:
 
     image: str
     concept: str
+    kind: str = ""
 
 
 def load_truth(path: Path) -> dict[str, TruthEntry]:
@@ -56,6 +84,8 @@ def load_truth(path: Path) -> dict[str, TruthEntry]:
 
     Args:
         path: CSV with header ``image,concept,file`` (``file`` relative to its folder).
+
+    The difficulty kinds of :data:`SCENES_FILE` beside it, when there, go with each entry.
 
     Returns:
         ``{sha256 hex: TruthEntry}``.
@@ -69,6 +99,7 @@ def load_truth(path: Path) -> dict[str, TruthEntry]:
     except OSError as exc:
         raise SandboxError(f"{path}: cannot read the truth file ({exc.strerror})") from exc
     index: dict[str, TruthEntry] = {}
+    kinds = _load_kinds(path.parent / SCENES_FILE)
     with handle:
         reader = csv.DictReader(handle)
         missing = {"image", "concept", "file"} - set(reader.fieldnames or [])
@@ -85,10 +116,46 @@ def load_truth(path: Path) -> dict[str, TruthEntry]:
                 raise SandboxError(
                     f"{path}: line {line}: cannot read {file} ({exc.strerror}); fix the file column"
                 ) from exc
-            index.setdefault(digest, TruthEntry(str(row["image"]), str(row["concept"]).strip()))
+            image = str(row["image"])
+            entry = TruthEntry(image, str(row["concept"]).strip(), kinds.get(image, ""))
+            index.setdefault(digest, entry)
     if not index:
         raise SandboxError(f"{path}: no images listed; add rows image,concept,file")
     return index
+
+
+def _load_kinds(path: Path) -> dict[str, str]:
+    """``{image: kind}`` from a scenes file; empty when there is none."""
+    try:
+        handle = path.open(newline="", encoding="utf-8")
+    except FileNotFoundError:
+        return {}
+    except OSError as exc:
+        raise SandboxError(f"{path}: cannot read the scenes file ({exc.strerror})") from exc
+    with handle:
+        reader = csv.DictReader(handle)
+        if not {"image", "kind"} <= set(reader.fieldnames or []):
+            raise SandboxError(
+                f"{path}: line 1: the header must start image,kind; fix or remove the file"
+            )
+        return {str(r["image"]): str(r["kind"] or "") for r in reader}
+
+
+def error_rate(accuracy: float, kind: str) -> float:
+    """Probability that an honest worker of ``accuracy`` answers an item of ``kind`` wrongly.
+
+    Args:
+        accuracy: The worker's accuracy on plain items.
+        kind: The item's difficulty kind ("" when unknown).
+
+    Returns:
+        ``1 - accuracy``, times :data:`HARD_ERROR_FACTOR` (at most :data:`HARD_ERROR_CAP`,
+        and never below the plain rate) for :data:`MISLEADING_KINDS`.
+    """
+    plain = 1.0 - accuracy
+    if kind in MISLEADING_KINDS:
+        return max(plain, min(HARD_ERROR_CAP, plain * HARD_ERROR_FACTOR))
+    return plain
 
 
 @dataclass
@@ -210,7 +277,7 @@ class WorkersResult:
 def make_population(
     n: int,
     seed: int,
-    accuracy: tuple[float, float] = (0.85, 0.98),
+    accuracy: tuple[float, float] = CROWD_ACCURACY,
     spammers: float = 0.0,
     clickers: float = 0.0,
     answer_time: tuple[float, float] = (0.0, 0.0),
@@ -305,13 +372,14 @@ class _Session:
             if entry is None:
                 result.unknown_images += 1
             true_concept = entry.concept if entry else "none"
+            kind = entry.kind if entry else ""
             if form.task == "binary":
                 correct = "yes" if true_concept == form.concept else "no"
                 if worker.kind == SPAMMER:
                     value = self.rng.choice(["yes", "no"])
                 elif worker.kind == CLICKER:
                     value = "yes"
-                elif self.rng.random() < worker.accuracy:
+                elif self.rng.random() < 1.0 - error_rate(worker.accuracy, kind):
                     value = correct
                 else:
                     value = "no" if correct == "yes" else "yes"
@@ -321,7 +389,7 @@ class _Session:
                     value = self.rng.choice(options)
                 elif worker.kind == CLICKER:
                     value = form.classes[0] if form.classes else "none"
-                elif self.rng.random() < worker.accuracy:
+                elif self.rng.random() < 1.0 - error_rate(worker.accuracy, kind):
                     value = correct
                 else:
                     value = self.rng.choice([o for o in options if o != correct] or options)
@@ -381,7 +449,7 @@ def run_workers(
     *,
     n: int = 10,
     seed: int = 0,
-    accuracy: tuple[float, float] = (0.85, 0.98),
+    accuracy: tuple[float, float] = CROWD_ACCURACY,
     spammers: float = 0.0,
     clickers: float = 0.0,
     answer_time: tuple[float, float] = (0.0, 0.0),
