@@ -188,7 +188,8 @@ def main() -> None:
     all_first = [v for values in per_concept_first.values() for v in values]
     lines.append(
         f"- first quota-deep batch of each cell ({quota} candidates of turk rank): median "
-        f"{statistics.median(all_first):.2f}, mean {statistics.mean(all_first):.2f}, range {min(all_first):.2f}-{max(all_first):.2f} "
+        f"{statistics.median(all_first):.2f}, mean {statistics.mean(all_first):.2f}, "
+        f"range {min(all_first):.2f}-{max(all_first):.2f} "
         f"over {len(all_first)} cells; median per concept: {_fmt(first)}"
     )
     lines.append(f"- training: {TRAIN_COMMAND}")

@@ -14,6 +14,9 @@ from turk.review import GoldRule, ItemAnswers, ReviewOptions, review, worker_sco
 from turk.sandbox.workers import run_workers
 from turk.status import batch_status, expire_hits
 
+CAREFUL = (0.85, 0.98)
+"""Honest workers' accuracy here: careful ones, so the gold verdicts these tests expect hold."""
+
 
 def _worked(project: CrowdProject, *, spammers: float = 0.34, n: int = 3, **config: object):
     plans = plan_for_publish(
@@ -26,7 +29,7 @@ def _worked(project: CrowdProject, *, spammers: float = 0.34, n: int = 3, **conf
     # One at a time: HITs are then listed to workers in the same order every run, so the
     # seeded workers see the same gold and the verdicts do not depend on thread timing.
     execute_publish(project.ledger, project.backend, prepared, concurrency=1)
-    run_workers(project.server.url, project.truth, n=n, seed=7, spammers=spammers)
+    run_workers(project.server.url, project.truth, n=n, seed=7, spammers=spammers, accuracy=CAREFUL)
     collect(project.ledger, project.backend)
 
 
@@ -217,7 +220,7 @@ def test_extend_adds_assignments_for_uncertain_items_up_to_the_limit(crowd_proje
     # Nothing new collected yet: no second extension, and never past the limit.
     again = review(project.ledger, project.backend, options)
     assert again.extended == 0
-    run_workers(project.server.url, project.truth, n=3, seed=8)
+    run_workers(project.server.url, project.truth, n=3, seed=8, accuracy=CAREFUL)
     assert collect(project.ledger, project.backend).assignments_new == 8
     third = review(project.ledger, project.backend, options)
     assert third.extended == 0 and _calls(project, "CreateAdditionalAssignmentsForHIT") == 8
@@ -277,7 +280,8 @@ def test_status_and_expire_through_the_cli(cli, crowd_project):
 def test_expire_keeps_hits_whose_results_are_not_stored(crowd_project):
     project = crowd_project
     _worked(project)
-    run_workers(project.server.url, project.truth, n=1, seed=99)  # one more worker's work
+    # One more worker's work.
+    run_workers(project.server.url, project.truth, n=1, seed=99, accuracy=CAREFUL)
     report = expire_hits(project.ledger, project.backend, delete_finished=True)
     assert report.expired == 8 and report.deleted == 0
     assert any("run 'turk collect' first" in k or "awaiting review" in k for k in report.kept)
