@@ -75,8 +75,7 @@ def main() -> None:
     from retrieval.encoder import load_encoder
     from retrieval.modelnames import model_slug
     from scripts.train_demo_model import TRAIN_COMMAND, TRAIN_SEED
-    from turk.bucketing import make_buckets
-    from turk.demo import DEMO_BUCKETS
+    from turk.bucketing import DEFAULT_COUNT, DEFAULT_RESERVE, make_buckets
     from turk.embedding import load_embeddings, plan_embedding, run_embedding
     from turk.ingest import ingest_collection
     from turk.ledger import Ledger
@@ -96,7 +95,7 @@ def main() -> None:
     started = time.perf_counter()
     ingest_collection(ledger, [sample / "metadata.tsv"])
     images = ledger.conn.execute("SELECT COUNT(*) FROM images").fetchone()[0]
-    make_buckets(ledger, count=min(DEMO_BUCKETS, images), reserve=[0])
+    make_buckets(ledger, count=min(DEFAULT_COUNT, images), reserve=list(DEFAULT_RESERVE))
     plan = plan_embedding(ledger, model=model, pretrained=pretrained, device="cpu")
     run_embedding(ledger, plan, workers=min(2, os.cpu_count() or 1))
     concepts_path = sample / "concepts.yaml"

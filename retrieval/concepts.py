@@ -39,6 +39,7 @@ BACKGROUND = "BACKGROUND"
 
 SETTINGS_KEYS = (
     "images_per_class",
+    "candidates_per_class",
     "query_depth",
     "allow_overlap",
     "background",
@@ -93,8 +94,12 @@ class RankSettings:
     """Run settings of a concepts file (CLEAR's defaults).
 
     Attributes:
-        images_per_class: Positives kept per concept per bucket.
+        images_per_class: Positives kept per concept per bucket (the quota).
         query_depth: Ranked depth per concept per bucket.
+        candidates_per_class: Top-ranked candidates per concept per bucket sent to
+            people; None for ``images_per_class`` (CLEAR's single pass). More than the
+            quota where the top of the ranking is not all true, so that the accepted
+            ones reach it.
         allow_overlap: When false an image stays only with its best-scoring concept.
         background: Pick a background class from the bottom of the rankings.
         negative_ratio: Background picks per bucket = ratio x images_per_class x concepts.
@@ -105,6 +110,12 @@ class RankSettings:
     allow_overlap: bool = False
     background: bool = True
     negative_ratio: float = 0.1
+    candidates_per_class: int | None = None
+
+    @property
+    def candidates(self) -> int:
+        """Candidates per concept per bucket: ``candidates_per_class`` or the quota."""
+        return self.candidates_per_class or self.images_per_class
 
     @property
     def background_per_concept(self) -> int:
@@ -294,6 +305,15 @@ def load_concepts(path: str | os.PathLike[str]) -> ConceptsFile:
             f"'settings.query_depth' ({depth}) is below 'settings.images_per_class' "
             f"({per_class}); raise query_depth to at least {per_class}",
         )
+    candidates = None
+    if raw_settings.get("candidates_per_class") is not None:
+        candidates = _int(src, raw_settings, "candidates_per_class", per_class, per_class)
+        if candidates > depth:
+            src.fail(
+                ("settings", "candidates_per_class"),
+                f"'settings.candidates_per_class' ({candidates}) is above "
+                f"'settings.query_depth' ({depth}); lower it or raise query_depth",
+            )
     ratio = raw_settings.get("negative_ratio", 0.1)
     if isinstance(ratio, bool) or not isinstance(ratio, int | float) or not 0 <= ratio <= 10:
         src.fail(("settings", "negative_ratio"), "'settings.negative_ratio' must be 0 to 10")
@@ -303,6 +323,7 @@ def load_concepts(path: str | os.PathLike[str]) -> ConceptsFile:
         allow_overlap=_bool(src, raw_settings, "allow_overlap", False),
         background=_bool(src, raw_settings, "background", True),
         negative_ratio=float(ratio),
+        candidates_per_class=candidates,
     )
     default_templates = _templates(
         src, raw_settings.get("templates", "openai_imagenet"), ("settings", "templates")

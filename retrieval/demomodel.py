@@ -88,3 +88,41 @@ def demo_model_paths(folder: Path | None = None) -> tuple[Path, Path]:
             "scripts/train_demo_model.py"
         )
     return config, weights
+
+
+def is_demo_weights(pretrained: str | None) -> bool:
+    """Whether ``pretrained`` is a file holding the shipped demo model's weights.
+
+    Args:
+        pretrained: A pretrained tag, a weights file path, or None.
+
+    Returns:
+        True for a readable file whose SHA-256 is the demo weights' (a copy counts too).
+    """
+    if pretrained is None:
+        return False
+    path = Path(pretrained)
+    if not path.is_file() or path.suffix != ".pt":
+        return False
+    stat = path.stat()
+    return _checked(path, stat.st_size, stat.st_mtime) == DEMO_WEIGHTS_SHA256
+
+
+def describe_model(model: str, pretrained: str | None) -> str:
+    """Say in one line which model and weights made a ranking, for people to read.
+
+    Args:
+        model: The open_clip model name or config path, as given to the embed stage.
+        pretrained: The pretrained tag, weights file, or None for random weights.
+
+    Returns:
+        :data:`DEMO_MODEL_LABEL` for the demo weights; otherwise the model and weights,
+        with a warning for random weights.
+    """
+    name = Path(model).stem if model.endswith(".json") else model
+    if is_demo_weights(pretrained):
+        return f"{DEMO_MODEL_LABEL} ({name}, {Path(str(pretrained)).name})"
+    if pretrained is None:
+        return f"{name} with random weights: the ranking is arbitrary (tests only)"
+    weights = Path(pretrained).name if Path(pretrained).suffix else pretrained
+    return f"{name} with {weights} weights"

@@ -20,7 +20,7 @@ import open_clip
 import torch
 import torch.nn.functional as F
 
-from retrieval.errors import ModelError
+from retrieval.errors import ModelError, WeightsUnavailableError
 from retrieval.modelnames import DEFAULT_MODEL, DEFAULT_PRETRAINED, model_slug
 
 _CONFIG_KEYS = ("embed_dim", "vision_cfg", "text_cfg")
@@ -333,10 +333,12 @@ def load_encoder(
                 f"{hint}; pass a tag or the path of a weights file"
             )
         if is_tag and cached_pretrained(name, pretrained) is None and not _hub_reachable():
-            raise ModelError(
+            raise WeightsUnavailableError(
                 f"--pretrained {pretrained}: {name} weights are not in the local cache and "
                 "huggingface.co cannot be reached; connect to the network once, or pass "
-                "--pretrained PATH to a weights file"
+                "--pretrained PATH to a weights file",
+                model=name,
+                pretrained=pretrained,
             )
     if precision == "auto":
         precision = "fp16" if resolved.startswith("cuda") else "fp32"
@@ -360,11 +362,13 @@ def load_encoder(
                 f"--pretrained {pretrained}: weights do not fit the {name} architecture "
                 f"({text[:160]}); pass the --model these weights were trained with"
             ) from exc
-        if "Failed to download" in text:
-            raise ModelError(
+        if "Failed to download" in text and pretrained is not None:
+            raise WeightsUnavailableError(
                 f"--pretrained {pretrained}: {name} weights are not in the local cache and "
                 "could not be downloaded; connect to the network once, or pass "
-                "--pretrained PATH to a weights file"
+                "--pretrained PATH to a weights file",
+                model=name,
+                pretrained=pretrained,
             ) from exc
         raise ModelError(f"--model {model}: cannot build the model ({text[:200]})") from exc
     except AssertionError as exc:  # open_clip asserts on resized position embeddings

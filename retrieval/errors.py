@@ -17,5 +17,19 @@ class ModelError(RetrievalError):
     """A CLIP model, its weights or the requested device cannot be used."""
 
 
+class WeightsUnavailableError(ModelError):
+    """Pretrained weights are named by tag but are neither cached nor downloadable.
+
+    Attributes:
+        model: The open_clip model name.
+        pretrained: The pretrained tag asked for.
+    """
+
+    def __init__(self, message: str, *, model: str, pretrained: str) -> None:
+        super().__init__(message)
+        self.model = model
+        self.pretrained = pretrained
+
+
 class ConceptsError(RetrievalError):
     """A concepts file is malformed or inconsistent."""

@@ -9,7 +9,8 @@ bounded by the chunk plus ``2 x depth`` candidates per bucket and concept, whate
 collection size. Order is by score, then image id: ties are broken the same way every
 run, on every machine.
 
-Candidates (:func:`select_candidates`) follow CLEAR: the top ``images_per_class`` of each
+Candidates (:func:`select_candidates`) follow CLEAR: the top ``images_per_class`` (or
+``candidates_per_class``, sent deeper where the top is not all true) of each
 concept's ranking are its positives; without overlap an image retrieved for several
 concepts stays only with the one it scores highest for; the background class comes from
 the bottom of each concept's ranking and never holds an image that is a positive
@@ -308,14 +309,14 @@ def select_candidates(
     Args:
         rankings: Output of :func:`rank_buckets` (rankings in concept order).
         concept_names: Concept names, in the same order.
-        settings: ``images_per_class``, ``allow_overlap``, ``background``,
-            ``negative_ratio``.
+        settings: ``candidates`` (``candidates_per_class`` or ``images_per_class``),
+            ``allow_overlap``, ``background``, ``negative_ratio``.
 
     Returns:
         Candidates ordered by bucket, role (positives first), concept order, rank.
     """
     out: list[Candidate] = []
-    per_class = settings.images_per_class
+    per_class = settings.candidates
     for bucket in sorted(rankings):
         ranked = rankings[bucket]
         owner: dict[int, tuple[float, int]] = {}

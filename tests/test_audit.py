@@ -310,24 +310,3 @@ def test_audit_page_served_over_loopback(crowd: CrowdLedger) -> None:
         thread.join(15)
         assert not thread.is_alive()
         assert outcome[0].status == "done"  # type: ignore[attr-defined]
-
-
-def test_demo_stages_audit_report_export(crowd: CrowdLedger, tmp_path: Path) -> None:
-    from turk.analysis_demo import stage_audit, stage_export, stage_report
-    from turk.demo import DemoContext
-
-    out = tmp_path / "demo"
-    out.mkdir()
-    shutil.copytree(crowd.sample_dir, out / "sample")
-    shutil.copyfile(crowd.db_path, out / "turk.db")
-    with Ledger(out / "turk.db") as ledger:
-        ctx = DemoContext(out_dir=out, n=240, seed=0, image_size=(64, 48), ledger=ledger)
-        first = stage_audit(ctx)
-        assert "checked against truth.csv" in first
-        assert stage_audit(ctx) == first  # rerun: the same audit, nothing new
-        summary = stage_report(ctx)
-        assert str((out / "report" / "report.html").resolve()) in summary
-        summary = stage_export(ctx)
-        assert str((out / "export").resolve()) in summary
-        assert (out / "export" / "class_names.txt").is_file()
-        assert ledger.conn.execute("SELECT COUNT(*) FROM audits").fetchone()[0] == 1

@@ -1,45 +1,47 @@
-"""``turk demo``: the offline pipeline so far (sample -> ingest -> buckets)."""
+"""``turk demo``: a sample project made by ``turk init --from-sample``, run by ``turk run``."""
 
 from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
 
+import pytest
+
+from retrieval.demomodel import DEMO_MODEL_LABEL
 from tests.fixtures.core import CliRunner
-from turk.demo import STAGES, DemoContext, run_demo
+from turk.project.pipeline import STAGES
 
 
-def test_demo_prints_each_stage_and_the_bucket_table(cli: CliRunner, tmp_path: Path) -> None:
+@pytest.mark.slow
+def test_demo_is_init_from_sample_then_the_whole_run(cli: CliRunner, tmp_path: Path) -> None:
     out = tmp_path / "demo"
-    result = cli("demo", "--out", out, "--n", "120")
+    result = cli("demo", "--out", out, "--n", "300")
     assert result.exit_code == 0, result.stderr
     text = result.stdout
-    for name in ("sample:", "ingest:", "buckets:"):
-        assert name in text
-    assert "from (UTC)" in text and "unlabeled" in text
+    for name in STAGES:
+        assert f"{name} (done)" in text, name
+    assert DEMO_MODEL_LABEL in text and "from (UTC)" in text
+    assert (out / "turk.yaml").is_file() and (out / "models" / "turk-demo-clip.pt").is_file()
+    assert (out / "report" / "report.html").is_file()
+    assert (out / "dataset" / "class_names.txt").is_file()
     with sqlite3.connect(out / "turk.db") as conn:
-        assert conn.execute("SELECT COUNT(*) FROM images").fetchone()[0] == 120
+        assert conn.execute("SELECT COUNT(*) FROM images").fetchone()[0] == 300
         assert conn.execute("SELECT COUNT(*) FROM buckets WHERE reserved=1").fetchone()[0] == 1
-        assert conn.execute("SELECT COUNT(*) FROM buckets").fetchone()[0] == 11
-    again = cli("demo", "--out", out, "--n", "120")
-    assert again.exit_code == 0
-    assert "kept 120 photos" in again.stdout and "0 new images, 120 already present" in again.stdout
+        hits = conn.execute("SELECT COUNT(*) FROM hits").fetchone()[0]
+    assert hits > 0
+    # The demo folder is a project like any other: a rerun only looks for new crowd work.
+    again = cli("demo", "--out", out)
+    assert again.exit_code == 0, again.stderr
+    for name in STAGES:
+        status = "done" if name in ("collect", "review") else "skipped"
+        assert f"{name} ({status})" in again.stdout, name
+    with sqlite3.connect(out / "turk.db") as conn:
+        assert conn.execute("SELECT COUNT(*) FROM hits").fetchone()[0] == hits
 
 
-def test_stages_are_an_ordered_list_later_stages_can_extend(tmp_path: Path) -> None:
-    assert [name for name, _ in STAGES[:3]] == ["sample", "ingest", "buckets"]
-    seen: list[tuple[str, str]] = []
-
-    def count_buckets(ctx: DemoContext) -> str:
-        n = ctx.ledger.conn.execute("SELECT COUNT(*) FROM buckets").fetchone()[0]
-        return f"{n} buckets"
-
-    run_demo(
-        tmp_path / "d",
-        n=40,
-        image_size=(64, 48),
-        stages=[*STAGES[:3], ("count", count_buckets)],
-        on_stage=lambda name, summary: seen.append((name, summary)),
-    )
-    assert [name for name, _ in seen] == ["sample", "ingest", "buckets", "count"]
-    assert seen[-1][1] == "11 buckets"
+def test_demo_model_override_is_checked_like_turk_yaml(cli: CliRunner, tmp_path: Path) -> None:
+    out = tmp_path / "demo"
+    result = cli("demo", "--out", out, "--n", "120", "--pretrained", "missing/weights.pt")
+    assert result.exit_code == 1
+    assert "missing/weights.pt" in result.stderr and "weights file not found" in result.stderr
+    assert (out / "turk.yaml").is_file()  # the project is there; a rerun with good weights goes on

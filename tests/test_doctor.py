@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from retrieval.demomodel import DEMO_MODEL_LABEL
 from tests.fixtures.project import edit_yaml
 from turk.project.config import load_project
 from turk.project.doctor import (
@@ -139,9 +140,19 @@ def test_model_tag_not_cached_offline_is_not_downloaded(sample_project: Path) ->
 
     if _hub_reachable(timeout=2) or cached_pretrained("ViT-B-32", "laion2b_s34b_b79k"):
         pytest.skip("the model hub is reachable or the weights are cached here")
-    finding = check_model(load_project(sample_project / "turk.yaml"))
+    path = sample_project / "turk.yaml"
+    edit_yaml(path, "model.name", "ViT-B-32")
+    edit_yaml(path, "model.pretrained", "laion2b_s34b_b79k")
+    finding = check_model(load_project(path))
     assert finding.status == FAIL
     assert "no download was attempted" in finding.message
+
+
+def test_sample_project_names_the_demo_model(sample_project: Path) -> None:
+    finding = check_model(load_project(sample_project / "turk.yaml"))
+    assert finding.status == "ok"
+    assert finding.message.startswith(DEMO_MODEL_LABEL)
+    assert "models/turk-demo-clip.pt" in finding.message
 
 
 def test_aws_credentials_missing_and_present(

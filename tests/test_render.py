@@ -213,29 +213,3 @@ def test_render_command_needs_a_ledger(cli: CliRunner, db_path: Path, tmp_path: 
     assert result.exit_code == 1
     assert "no ledger here" in result.stderr
     assert not db_path.exists()
-
-
-@pytest.mark.slow
-def test_demo_renders_the_sample_hits(tmp_path: Path) -> None:
-    from turk.demo import STAGES, run_demo
-
-    names = [name for name, _ in STAGES]
-    assert names.index("render") > names.index("rank")
-    seen: list[tuple[str, str]] = []
-    ctx = run_demo(
-        tmp_path / "demo",
-        n=300,
-        stages=STAGES[: names.index("render") + 1],
-        on_stage=lambda name, summary: seen.append((name, summary)),
-    )
-    try:
-        name, summary = seen[-1]
-        assert name == "render"
-        report = ctx.state["render"]
-        assert report.hits > 0 and report.gold_items > 0
-        assert summary.splitlines()[0].startswith(f"HITs: {report.hits} in ")
-        assert (tmp_path / "demo" / "hits" / "index.html").is_file()
-        sample_concepts = {"bus", "camera", "laptop", "soccer", "hockey"}
-        assert {p.concept for p in report.plans} <= sample_concepts
-    finally:
-        ctx.ledger.close()

@@ -271,3 +271,27 @@ def test_budget_caps_everything_committed_across_a_new_plan(cli, ranked_project:
         after = target_spend(ledger, "local").committed
     assert after == committed + Decimal("0.36") <= budget
     assert "HITs not sent because of the budget" in again.stdout
+
+
+def test_offline_without_weights_names_the_turk_yaml_key(cli, sample_project: Path) -> None:
+    from retrieval.encoder import _hub_reachable, cached_pretrained
+
+    if _hub_reachable(timeout=2) or cached_pretrained("ViT-B-32", "laion2b_s34b_b79k"):
+        pytest.skip("the model hub is reachable or the weights are cached here")
+    path = sample_project / "turk.yaml"
+    edit_yaml(path, "model.name", "ViT-B-32")
+    edit_yaml(path, "model.pretrained", "laion2b_s34b_b79k")
+    result = cli("run", "--project", sample_project, "--until", "embed")
+    assert result.exit_code == 1
+    line = result.stderr.strip()
+    assert "\n" not in line and "--pretrained" not in line
+    assert f"{path}: model.pretrained: 'laion2b_s34b_b79k'" in line
+    assert "turk-demo-clip.pt" in line  # a weights file that is on this machine
+
+
+def test_pretrained_none_in_turk_yaml_means_random_weights(sample_project: Path) -> None:
+    from turk.project.config import load_project
+
+    path = sample_project / "turk.yaml"
+    edit_yaml(path, "model.pretrained", "none")
+    assert load_project(path).model.pretrained is None

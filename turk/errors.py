@@ -20,6 +20,7 @@ line, id, key or option at fault and says what to do about it.
     ├── retrieval.errors.RetrievalError    the retrieval library
     │   ├── CollectionError                metadata, image folders, bucket ranges
     │   ├── ModelError                     CLIP model, weights, device
+    │   │   └── WeightsUnavailableError    weights not cached and no network to fetch them
     │   └── ConceptsError                  concepts files
     └── analysis.errors.AnalysisError      the analysis library
 
@@ -28,7 +29,13 @@ line, id, key or option at fault and says what to do about it.
 """
 
 from analysis.errors import AnalysisError
-from retrieval.errors import CollectionError, ConceptsError, ModelError, RetrievalError
+from retrieval.errors import (
+    CollectionError,
+    ConceptsError,
+    ModelError,
+    RetrievalError,
+    WeightsUnavailableError,
+)
 
 
 class TurkError(Exception):
@@ -94,4 +101,5 @@ __all__ = [
     "StageError",
     "TemplateError",
     "TurkError",
+    "WeightsUnavailableError",
 ]

@@ -131,6 +131,8 @@ def export_from_ledger(
     instructions: Path | None = None,
     title: str = "turk dataset",
     on_progress: Callable[[int], None] | None = None,
+    quota: int | None = None,
+    truth_file: Path | None = None,
 ) -> tuple[ExportSummary, Report]:
     """Export the ledger's verified dataset in CLEAR's layout.
 
@@ -149,6 +151,9 @@ def export_from_ledger(
             publish, else the packaged set covering the concepts).
         title: Dataset name in the datasheet.
         on_progress: Called with the number of images placed.
+        quota: Accepted images wanted per cell; the datasheet lists the cells below it.
+        truth_file: A sample's truth file; the datasheet states the accepted images'
+            precision against it.
 
     Returns:
         The export summary and the report the datasheet was built from.
@@ -163,6 +168,8 @@ def export_from_ledger(
         target_precision=target_precision,
         confidence=confidence,
         min_posterior=min_posterior,
+        quota=quota,
+        truth_file=truth_file,
     )
     # An export is the record of the curation as it stands: with nothing accepted yet it
     # still writes the layout, the background class and the unlabeled lists, and its

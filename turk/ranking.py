@@ -210,7 +210,7 @@ def rank_ledger(
     for r in rows:
         if r.role == "positive":
             counts[(r.concept, r.bucket)] = counts.get((r.concept, r.bucket), 0) + 1
-    per_class = concepts.settings.images_per_class
+    per_class = concepts.settings.candidates
     short = [
         (name, b, counts.get((name, b), 0))
         for b in buckets

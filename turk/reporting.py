@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -432,6 +433,8 @@ def ledger_report(
     title: str = "turk dataset report",
     notes: tuple[str, ...] = (),
     min_posterior: float = MIN_POSTERIOR,
+    quota: int | None = None,
+    truth_file: Path | None = None,
 ) -> tuple[Report, CrowdResults]:
     """Build the report of the ledger's crowd verification.
 
@@ -444,6 +447,10 @@ def ledger_report(
         title: Report title.
         notes: Notes shown at the top of the report.
         min_posterior: Posterior an item needs to be accepted.
+        quota: Accepted images wanted per concept and bucket (``images_per_class``);
+            cells below it are listed with the reason. None: not listed.
+        truth_file: A sample's ``truth.csv``: the report states the precision of the
+            accepted images against it. None for a real collection.
 
     Returns:
         The report and the crowd results it was built from.
@@ -470,6 +477,7 @@ def ledger_report(
     if results.skipped:
         detail = ", ".join(f"{n} {why}" for why, n in sorted(results.skipped.items()))
         notes = (*notes, f"Answer rows left out of the aggregation: {detail}.")
+    notes = (*notes, *curation_notes(ledger, results, quota=quota, truth_file=truth_file))
     settings = ReportSettings(
         target=target_precision,
         confidence=confidence,
@@ -491,6 +499,107 @@ def ledger_report(
     report.summary["target"] = results.target
     report.summary["answer_dates"] = _answer_dates(ledger, results.target)
     return report, results
+
+
+def curation_notes(
+    ledger: Ledger,
+    results: CrowdResults,
+    *,
+    quota: int | None = None,
+    truth_file: Path | None = None,
+) -> list[str]:
+    """Say how the dataset was made: the model, the background class, short cells, truth.
+
+    Args:
+        ledger: The open ledger.
+        results: The aggregated crowd results.
+        quota: Accepted images wanted per concept and bucket; None not to list short cells.
+        truth_file: A sample's ``truth.csv`` (``image,concept``) to measure the accepted
+            images against, or None.
+
+    Returns:
+        Plain sentences for the top of the report and the datasheet.
+    """
+    from retrieval.demomodel import describe_model
+
+    notes: list[str] = []
+    models = ledger.conn.execute(
+        "SELECT DISTINCT s.model, s.pretrained FROM embedding_shards s "
+        "WHERE s.slug IN (SELECT DISTINCT slug FROM candidates)"
+    ).fetchall()
+    for model, pretrained in models:
+        notes.append(f"Candidates were ranked with {describe_model(model, pretrained)}.")
+    background = ledger.conn.execute(
+        "SELECT COUNT(*), COUNT(DISTINCT bucket) FROM candidates WHERE role = 'background'"
+    ).fetchone()
+    if background[0]:
+        notes.append(
+            f"BACKGROUND holds {background[0]} images ({background[0] // background[1]} per "
+            "bucket) taken from the bottom of every concept's ranking: the images least "
+            "like any concept. Nobody verified them; they are 'probably none of the "
+            "concepts', not a checked class."
+        )
+    if quota is not None:
+        notes.extend(_short_cells(ledger, results, quota))
+    if truth_file is not None:
+        notes.append(_truth_precision(results, truth_file))
+    return notes
+
+
+def _short_cells(ledger: Ledger, results: CrowdResults, quota: int) -> list[str]:
+    """One sentence listing the labeled cells with fewer accepted images than the quota."""
+    candidates: dict[tuple[str, int], int] = {}
+    for concept, bucket, n in ledger.conn.execute(
+        "SELECT concept, bucket, COUNT(*) FROM candidates WHERE role = 'positive' "
+        "GROUP BY concept, bucket"
+    ):
+        candidates[(str(concept), int(bucket))] = int(n)
+    buckets = [int(b) for (b,) in ledger.conn.execute("SELECT id FROM buckets WHERE NOT reserved")]
+    concepts = sorted({c for c, _ in candidates} | set(results.items["concept"].astype(str)))
+    items = results.items
+    verified = items.groupby(["concept", "bucket"]).size().to_dict()
+    accepted = items[items["accepted"]].groupby(["concept", "bucket"]).size().to_dict()
+    short: list[str] = []
+    for concept in concepts:
+        for bucket in sorted(buckets):
+            key = (concept, bucket)
+            got = int(accepted.get(key, 0))
+            if got >= quota:
+                continue
+            found, checked = candidates.get(key, 0), int(verified.get(key, 0))
+            if found == 0:
+                why = "the ranking gave no candidates (the bucket holds none that score for it)"
+            elif checked < found:
+                why = f"{checked} of {found} candidates verified so far"
+            else:
+                why = f"{checked - got} of {checked} verified candidates not accepted"
+            short.append(f"{concept} in bucket {bucket}: {got} ({why})")
+    cells = len(concepts) * len(buckets)
+    if not short:
+        return [f"Every one of the {cells} concept x bucket cells holds its quota of {quota}."]
+    return [
+        f"{cells - len(short)} of {cells} concept x bucket cells hold their quota of {quota} "
+        f"accepted images; below it: {'; '.join(short)}."
+    ]
+
+
+def _truth_precision(results: CrowdResults, truth_file: Path) -> str:
+    """The share of accepted images that show their concept according to ``truth_file``."""
+    truth = pd.read_csv(truth_file, usecols=["image", "concept"], dtype={"concept": str})
+    shows = dict(zip(truth["image"].astype(int), truth["concept"], strict=True))
+    accepted = results.items[results.items["accepted"]]
+    right = sum(
+        shows.get(int(i)) == str(c)
+        for i, c in zip(accepted["image_id"], accepted["concept"], strict=True)
+    )
+    n = len(accepted)
+    if n == 0:
+        return f"No image accepted yet to compare with the sample's truth ({truth_file.name})."
+    return (
+        f"Against the sample's truth ({truth_file.name}), {right} of {n} accepted images show "
+        f"their concept: precision {right / n:.2%} (a sample only; real collections have no "
+        "truth file)."
+    )
 
 
 def _answer_dates(ledger: Ledger, target: str) -> dict[str, Any]:

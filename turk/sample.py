@@ -84,6 +84,7 @@ CONCEPTS_YAML = """\
 # images_per_class 300 and query_depth 16000 on YFCC100M).
 settings:
   images_per_class: 12       # positives kept per concept per bucket
+  candidates_per_class: 18   # sent to people: deeper than the quota, as the top is not all true
   query_depth: 40            # ranked depth per concept per bucket
   allow_overlap: false       # an image stays only with its best-scoring concept
   background: true           # add a BACKGROUND class from the bottom of the rankings

@@ -669,7 +669,10 @@ def load_project(path: str | os.PathLike[str], *, check_files: bool = True) -> P
         )
 
     model_section = r.section("model")
-    no_weights = "pretrained" in model_section and model_section["pretrained"] is None
+    no_weights = "pretrained" in model_section and (
+        model_section["pretrained"] is None
+        or str(model_section["pretrained"]).strip().lower() == "none"
+    )
     model_name = r.string("model.name", "ViT-B-32") or "ViT-B-32"
     if model_name.endswith(".json"):
         model_name = str(r.path("model.name", None))

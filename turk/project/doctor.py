@@ -202,14 +202,24 @@ def check_model(config: ProjectConfig) -> Finding:
         encoder = load_encoder(m.name, m.pretrained, device="cpu")
     except USER_ERRORS as exc:
         return Finding("model", FAIL, str(exc), "fix model.name / model.pretrained in turk.yaml")
+    from retrieval.demomodel import DEMO_MODEL_LABEL, is_demo_weights
+
     weights = m.pretrained if m.pretrained is not None else "random weights"
     if m.pretrained is not None and m.pretrained_is_file():
         weights = config.rel(Path(m.pretrained))
+    what = f"{label} with {weights} loads ({encoder.embed_dim}-d embeddings, "
+    what += f"{encoder.image_size}px input)"
+    if is_demo_weights(m.pretrained):
+        return Finding(
+            "model",
+            OK,
+            f"{DEMO_MODEL_LABEL}: {what}",
+            "fine for the sample; for real photos set model.name / model.pretrained to CLIP",
+        )
     return Finding(
         "model",
         OK if m.pretrained is not None else WARN,
-        f"{label} with {weights} loads ({encoder.embed_dim}-d embeddings, "
-        f"{encoder.image_size}px input)",
+        what,
         "" if m.pretrained is not None else "random weights rank at random; set model.pretrained",
     )
 

@@ -471,16 +471,39 @@ def _buckets(ctx: _Context) -> StageOutcome:
     return StageOutcome("buckets", "done", lines)
 
 
+@contextmanager
+def _weights_named_in(config: ProjectConfig) -> Iterator[None]:
+    """Turn "weights cannot be fetched" into the turk.yaml key to change and what to."""
+    from retrieval.demomodel import demo_model_paths
+    from retrieval.errors import WeightsUnavailableError
+
+    try:
+        yield
+    except WeightsUnavailableError as exc:
+        demo_config, demo_weights = demo_model_paths()
+        raise ConfigError(
+            f"{config.path}: model.pretrained: {exc.pretrained!r}: {exc.model} weights are "
+            "not in the local cache and cannot be downloaded (offline); set "
+            f"model.pretrained to a {exc.model} weights file (.pt) copied to this machine, "
+            f"or try the demo model (not CLIP): model.name: {demo_config} and "
+            f"model.pretrained: {demo_weights}"
+        ) from None
+
+
 def _embed(ctx: _Context) -> StageOutcome:
     from turk.embedding import plan_embedding, run_embedding
 
     m = ctx.config.model
-    plan = plan_embedding(ctx.ledger, model=m.name, pretrained=m.pretrained, device=m.device)
-    with ctx.progress("embed", plan.total, "images") as advance:
-        report = run_embedding(
-            ctx.ledger, plan, batch_size=m.batch_size, workers=m.workers, on_progress=advance
-        )
+    with _weights_named_in(ctx.config):
+        plan = plan_embedding(ctx.ledger, model=m.name, pretrained=m.pretrained, device=m.device)
+        with ctx.progress("embed", plan.total, "images") as advance:
+            report = run_embedding(
+                ctx.ledger, plan, batch_size=m.batch_size, workers=m.workers, on_progress=advance
+            )
+    from retrieval.demomodel import describe_model
+
     lines = [
+        f"model: {describe_model(m.name, m.pretrained)}",
         f"{report.images:,} images embedded, {report.failed:,} failed, "
         f"{report.already_done:,} done before; {report.shards} new shards in "
         f"{ctx.config.rel(plan.folder)}",
@@ -493,7 +516,7 @@ def _rank(ctx: _Context) -> StageOutcome:
     from turk.ranking import rank_ledger
 
     m = ctx.config.model
-    with ctx.progress("rank", None, "embeddings") as advance:
+    with _weights_named_in(ctx.config), ctx.progress("rank", None, "embeddings") as advance:
         report = rank_ledger(
             ctx.ledger,
             ctx.config.concepts,
@@ -720,6 +743,32 @@ def _audit(ctx: _Context) -> str | None:
     )
 
 
+def _how_certified(summary: dict[str, Any]) -> str:
+    """How the dataset's precision statement was reached, in a few words."""
+    estimate = f"model estimate {summary['dataset_estimated_precision']:.2%}"
+    audited, errors = summary["audited"], summary["audit_errors"]
+    if not audited:
+        return f"nothing audited yet; {estimate}"
+    if audited == summary["accepted"]:
+        return f"all {audited} accepted images audited, {errors} wrong; {estimate}"
+    return (
+        f"certified lower bound {summary['dataset_certified_lower']:.2%} from {audited} "
+        f"audited, {errors} wrong; {estimate}"
+    )
+
+
+def _curation(config: ProjectConfig) -> dict[str, Any]:
+    """What the report and datasheet measure the curation against: quota, sample truth."""
+    from retrieval.concepts import load_concepts
+
+    cert = config.certification
+    truth = cert.audit_file if cert.audit_source == "truth" else None
+    return {
+        "quota": load_concepts(config.concepts).settings.images_per_class,
+        "truth_file": truth,
+    }
+
+
 def _report(ctx: _Context) -> StageOutcome:
     from analysis.report import write_report
     from turk.reporting import ledger_report
@@ -735,6 +784,7 @@ def _report(ctx: _Context) -> StageOutcome:
         target_precision=cert.target,
         confidence=cert.confidence,
         title=f"{config.root.name}: dataset report",
+        **_curation(config),
     )
     files = write_report(report, config.report_dir)
     s = report.summary
@@ -742,9 +792,7 @@ def _report(ctx: _Context) -> StageOutcome:
     lines += [
         f"{s['verified']:,} items verified, {s['accepted']:,} accepted, {s['answers']:,} answers "
         f"from {s['workers']} workers",
-        f"dataset precision: {s['dataset_status']} at {cert.target:.0%} "
-        f"(certified lower bound {s['dataset_certified_lower']:.2%} from {s['audited']} audited, "
-        f"{s['audit_errors']} wrong; model estimate {s['dataset_estimated_precision']:.2%})",
+        f"dataset precision: {s['dataset_status']} at {cert.target:.0%} ({_how_certified(s)})",
         f"report: {config.rel(files.html)}",
     ]
     if cert.audit_source == "requester" and s["audited"] == 0:
@@ -784,6 +832,7 @@ def _export(ctx: _Context) -> StageOutcome:
             confidence=cert.confidence,
             title=config.root.name,
             on_progress=advance,
+            **_curation(config),
         )
     per_bucket = ", ".join(f"b{b}: {sum(c.values())}" for b, c in sorted(summary.counts.items()))
     return StageOutcome(

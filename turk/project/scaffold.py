@@ -5,8 +5,10 @@ fits), ``concepts.yaml``, ``instructions/`` (one instruction file per concept, i
 instruction-set format of :mod:`turk.instructions`, with its example pictures),
 ``gold.csv`` (known answers) and a short ``README.md``. With ``from_sample`` the project
 is filled from a fresh sample collection in ``<project>/sample`` (``turk sample``):
-its metadata, images, concepts, gold and truth files, and simulated workers on the
-local sandbox, so ``turk run`` goes from nothing to an exported dataset offline.
+its metadata, images, concepts, gold and truth files, the demo model in ``models/``
+(:mod:`retrieval.demomodel`: a tiny open_clip trained on synthetic sample scenes, not
+CLIP) and simulated workers on the local sandbox, so ``turk run`` goes from nothing to
+an exported dataset offline.
 
 Files already present are kept as they are (they may hold the user's edits), except
 that an existing ``turk.yaml`` stops the init: the folder is already a project.
@@ -37,6 +39,7 @@ STARTER_CONCEPTS_YAML = """\
 # picked from the top 16,000 of each bucket's CLIP ranking.
 settings:
   images_per_class: 300      # positives kept per concept per bucket
+  candidates_per_class: null # sent to people per concept per bucket (null: images_per_class)
   query_depth: 16000         # ranked depth per concept per bucket (>= images_per_class)
   allow_overlap: false       # false: an image stays only with its best-scoring concept
   background: true           # add a BACKGROUND class from the bottom of the rankings
@@ -74,9 +77,7 @@ buckets:
   reserve: [0]                   # unlabeled buckets (pre-training only)
 
 model:
-  name: ViT-B-32                 # open_clip model name, or a model config .json
-  pretrained: laion2b_s34b_b79k  # pretrained tag, or a weights file (.pt)
-  device: auto                   # auto | cpu | cuda
+{model}  device: auto                   # auto | cpu | cuda
   batch_size: 256
 
 concepts: concepts.yaml          # concepts and prompts (docs/prompts.md)
@@ -141,6 +142,19 @@ export:
   dir: dataset                   # CLEAR layout (Avalanche-readable)
   link: hardlink                 # hardlink | symlink | copy
   test_fraction: 0.3
+"""
+
+_REAL_MODEL = """\
+  name: ViT-B-32                 # open_clip model name, or a model config .json
+  pretrained: laion2b_s34b_b79k  # pretrained tag, a weights file (.pt), or none (random)
+"""
+
+_DEMO_MODEL = """\
+  # The demo model: a tiny open_clip trained on synthetic sample scenes, not CLIP. It
+  # works offline on the sample only. For real photos use CLIP, e.g. name: ViT-B-32 and
+  # pretrained: laion2b_s34b_b79k (downloaded once) or a weights file (.pt).
+  name: {config}   # open_clip model name, or a model config .json
+  pretrained: {weights}   # pretrained tag, a weights file (.pt), or none (random)
 """
 
 _SAMPLE_WORKERS = """\
@@ -212,6 +226,24 @@ def _write(summary: InitSummary, relative: str, text: str) -> None:
     partial.write_text(text, encoding="utf-8")
     os.replace(partial, path)
     summary.written.append(relative)
+
+
+def _copy_demo_model(summary: InitSummary, which: int) -> str:
+    """Copy the demo model's config (``which=0``) or weights (1) into ``models/``."""
+    from retrieval.demomodel import demo_model_paths
+
+    source = demo_model_paths()[which]
+    relative = f"models/{source.name}"
+    target = summary.project / relative
+    if target.exists():
+        summary.kept.append(relative)
+    else:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(target.name + ".part")
+        shutil.copyfile(source, partial)
+        os.replace(partial, target)
+        summary.written.append(relative)
+    return relative
 
 
 def copy_instruction(source: Path, dest_dir: Path, concept: str) -> Path:
@@ -310,7 +342,14 @@ def init_project(
         workers, audit = _SAMPLE_WORKERS, _SAMPLE_AUDIT
         bucket_count = 11 if sample.images >= 11 * 20 else max(1, sample.images // 20)
         budget = "50.00"
-        origin = f", filled from a sample collection of {sample.images:,} photos in sample/"
+        origin = (
+            f", filled from a sample collection of {sample.images:,} photos in sample/; it "
+            "ranks them with the demo model in models/ (a tiny open_clip trained on "
+            "synthetic sample scenes, not CLIP)"
+        )
+        model = _DEMO_MODEL.format(
+            config=_copy_demo_model(summary, 0), weights=_copy_demo_model(summary, 1)
+        )
     else:
         concepts = list(STARTER_CONCEPTS)
         concepts_text = STARTER_CONCEPTS_YAML
@@ -321,6 +360,7 @@ def init_project(
         bucket_count = 11
         budget = "25.00"
         origin = ""
+        model = _REAL_MODEL
     summary.concepts = concepts
     _write(
         summary,
@@ -329,6 +369,7 @@ def init_project(
             metadata=metadata,
             images=images,
             bucket_count=bucket_count,
+            model=model,
             budget=budget,
             workers=workers,
             audit=audit,

@@ -7,8 +7,7 @@ templates      render
 sandbox        sandbox serve, sandbox workers, sandbox clock
 crowd          publish, collect, review, status, expire
 analysis       audit, report, export
-project        init, run, doctor
-demo           demo
+project        init, run, demo, doctor
 =============  ==============================================================
 """
 
@@ -17,7 +16,6 @@ from turk.cli.commands import (  # noqa: F401
     analysis,
     collection,
     crowd,
-    demo,
     project,
     retrieval,
     sandbox,

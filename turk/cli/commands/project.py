@@ -1,14 +1,17 @@
-"""Commands of the project area: ``turk init``, ``turk run``, ``turk doctor``."""
+"""Commands of the project area: ``turk init``, ``turk run``, ``turk demo``, ``turk doctor``."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from turk.cli.app import app, state
 from turk.cli.console import console, err_console, progress_bar
+
+if TYPE_CHECKING:
+    from turk.project.pipeline import RunResult, StageOutcome
 
 _PROJECT_HELP = "The project file (turk.yaml), or its folder. Default: ./turk.yaml or above."
 
@@ -76,7 +79,7 @@ def run_command(
 ) -> None:
     """Run the pipeline from turk.yaml, skipping what is done and stopping before spending."""
     from turk.project.config import find_project, load_project
-    from turk.project.pipeline import StageOutcome, run_pipeline
+    from turk.project.pipeline import run_pipeline
 
     config = load_project(find_project(project))
 
@@ -87,11 +90,6 @@ def run_command(
             return True
         return typer.confirm("Publish these HITs on mturk (real money)?", default=False)
 
-    def show(outcome: StageOutcome) -> None:
-        console.print(f"[bold]{outcome.name}[/bold] ({outcome.status})")
-        for line in outcome.lines:
-            console.print(f"  {line}", markup=False)
-
     result = run_pipeline(
         config,
         stages=stages or (),
@@ -100,15 +98,62 @@ def run_command(
         live=live,
         confirm=confirm,
         progress=progress_bar,
-        on_stage=show,
+        on_stage=_show_stage,
     )
+    _show_end(result, "run", config.ledger)
+
+
+def _show_stage(outcome: StageOutcome) -> None:
+    console.print(f"[bold]{outcome.name}[/bold] ({outcome.status})")
+    for line in outcome.lines:
+        console.print(f"  {line}", markup=False)
+
+
+def _show_end(result: RunResult, command: str, ledger: Path) -> None:
     if result.stopped:
         console.print(result.stopped, markup=False)
     for note in result.notes:
         console.print(note, markup=False)
     done = sum(o.status == "done" for o in result.outcomes)
     skipped = sum(o.status == "skipped" for o in result.outcomes)
-    console.print(f"run: {done} stages run, {skipped} already done; ledger {config.ledger}")
+    console.print(f"{command}: {done} stages run, {skipped} already done; ledger {ledger}")
+
+
+@app.command("demo")
+def demo_command(
+    out: Annotated[
+        Path, typer.Option("--out", help="Folder of the demo project (created when missing).")
+    ] = Path("demo-out"),
+    n: Annotated[int, typer.Option("--n", min=11, help="Photos in the sample collection.")] = 2000,
+    model: Annotated[
+        str | None,
+        typer.Option(
+            "--model",
+            help="open_clip model name or config .json instead of the demo model's.",
+            show_default=False,
+        ),
+    ] = None,
+    pretrained: Annotated[
+        str | None,
+        typer.Option(
+            "--pretrained",
+            help="Weights tag or file instead of the demo model's, or 'none' for random "
+            "weights. Default: the demo model, a tiny open_clip trained on synthetic sample "
+            "scenes (not CLIP).",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Run the whole pipeline offline: 'turk init --from-sample' into --out, then 'turk run'."""
+    from turk.demo import run_demo
+
+    if not (out / "turk.yaml").exists():
+        console.print(f"demo: writing a sample project of {n:,} photos into {out}")
+    result = run_demo(
+        out, n=n, model=model, pretrained=pretrained, on_stage=_show_stage, progress=progress_bar
+    )
+    _show_end(result.run, "demo", result.config.ledger)
+    console.print(f"demo: the project is {out}; 'cd {out}' and use any turk command there")
 
 
 @app.command("doctor")
