@@ -128,7 +128,9 @@ class Report:
             bounds, model estimate, status.
         workers: The worker table.
         answers_per_item: ``answers`` (count per item) -> ``items`` (how many items).
-        rank_agreement: Per CLIP rank bin: items, share accepted, mean agreement of
+        rank_agreement: Per CLIP rank bin: items, share accepted (precision at depth as
+            the crowd judged it), share true (against a known truth: an item column
+            ``true``; NaN without one), mean agreement of
             answers with the aggregated label, mean posterior.
         items: The verified items as given.
         audits: The audited items matched against the current decisions.
@@ -373,7 +375,9 @@ def _answers_per_item(items: pd.DataFrame, answers: pd.DataFrame) -> pd.DataFram
 
 
 def _rank_agreement(items: pd.DataFrame, answers: pd.DataFrame, bins: int) -> pd.DataFrame:
-    columns = ["rank_from", "rank_to", "items", "share_accepted", "agreement", "posterior"]
+    columns = [
+        "rank_from", "rank_to", "items", "share_accepted", "share_true", "agreement", "posterior",
+    ]  # fmt: skip
     if "rank" not in items.columns or items["rank"].isna().all():
         return pd.DataFrame(columns=columns)
     ranked = items[items["rank"].notna()].copy()
@@ -394,6 +398,9 @@ def _rank_agreement(items: pd.DataFrame, answers: pd.DataFrame, bins: int) -> pd
                 "rank_to": int(edges[position + 1]) - 1,
                 "items": len(group),
                 "share_accepted": float(group["accepted"].mean()),
+                "share_true": float(group["true"].astype(float).mean())
+                if "true" in group.columns
+                else math.nan,
                 "agreement": float(group["agreement"].mean()),
                 "posterior": float(group["posterior"].mean()),
             }
@@ -698,9 +705,14 @@ def _plots(report: Report) -> dict[str, str]:
         [f"{a}-{b}" for a, b in zip(ra["rank_from"], ra["rank_to"], strict=True)],
         {
             "share accepted": ra["share_accepted"].astype(float).tolist(),
+            **(
+                {"share true": ra["share_true"].astype(float).tolist()}
+                if ra["share_true"].notna().any()
+                else {}
+            ),
             "answer agreement": ra["agreement"].astype(float).tolist(),
         },
-        title="Agreement against CLIP score rank",
+        title="Precision at depth: each CLIP rank band",
         y_label="share",
         css_class="rank-plot",
     )

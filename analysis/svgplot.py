@@ -21,7 +21,7 @@ HEIGHT = 260
 
 _MARGIN_LEFT = 56
 _MARGIN_RIGHT = 16
-_MARGIN_TOP = 28
+_MARGIN_TOP = 44  # the title's row, then the legend's row
 _MARGIN_BOTTOM = 64
 _PALETTE = ("#3b6ea5", "#d1793a", "#4f9a5a", "#a34f8f", "#8a8a8a")
 
@@ -108,10 +108,10 @@ def _legend(lines: list[str], kinds: Sequence[str], width: int) -> None:
         color = _PALETTE[i % len(_PALETTE)]
         lx = x + 130 * i
         lines.append(
-            f'<rect x="{lx}" y="{_MARGIN_TOP - 22}" width="10" height="10" fill="{color}"/>'
+            f'<rect x="{lx}" y="{_MARGIN_TOP - 18}" width="10" height="10" fill="{color}"/>'
         )
         lines.append(
-            f'<text x="{lx + 14}" y="{_MARGIN_TOP - 13}" class="legend">{escape(kind)}</text>'
+            f'<text x="{lx + 14}" y="{_MARGIN_TOP - 9}" class="legend">{escape(kind)}</text>'
         )
 
 

@@ -13,9 +13,10 @@ from turk.project.pipeline import STAGES
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("local-sandbox-port")  # a sample project's sandbox: the default port
 def test_demo_is_init_from_sample_then_the_whole_run(cli: CliRunner, tmp_path: Path) -> None:
     out = tmp_path / "demo"
-    result = cli("demo", "--out", out, "--n", "300")
+    result = cli("demo", "--out", out, "--n", "150")
     assert result.exit_code == 0, result.stderr
     text = result.stdout
     for name in STAGES:
@@ -25,7 +26,7 @@ def test_demo_is_init_from_sample_then_the_whole_run(cli: CliRunner, tmp_path: P
     assert (out / "report" / "report.html").is_file()
     assert (out / "dataset" / "class_names.txt").is_file()
     with sqlite3.connect(out / "turk.db") as conn:
-        assert conn.execute("SELECT COUNT(*) FROM images").fetchone()[0] == 300
+        assert conn.execute("SELECT COUNT(*) FROM images").fetchone()[0] == 150
         assert conn.execute("SELECT COUNT(*) FROM buckets WHERE reserved=1").fetchone()[0] == 1
         hits = conn.execute("SELECT COUNT(*) FROM hits").fetchone()[0]
     assert hits > 0

@@ -91,6 +91,14 @@ def test_precision_table_certified_vs_estimated() -> None:
     assert "an estimate, not a certificate" in next(
         c["text"] for c in report.claims if c["scope"] == "whole dataset"
     )
+    # A census says so, with the exact precision, and how few images it covers.
+    census = next(c["text"] for c in report.claims if c["scope"] == "concept bus (all buckets)")
+    assert f"all {n_bus} accepted images audited (a census), 0 error(s)" in census
+    assert "precision 100.00% exactly" in census and "Clopper-Pearson" not in census
+    assert "Only" not in census  # 29 clean audits certify 90%: this census is no handful
+    strict = build_report(items, answers, audits=bus, settings=ReportSettings(target=0.99))
+    census = next(c["text"] for c in strict.claims if c["scope"] == "concept bus (all buckets)")
+    assert f"Only {n_bus} images: too few" in census  # 99% would take 299
 
 
 def test_clopper_pearson_reference_figures_in_report() -> None:
@@ -211,6 +219,11 @@ def test_rank_agreement_and_answers_per_item() -> None:
     assert ra["items"].sum() == len(items)
     assert ra.iloc[0]["share_accepted"] > ra.iloc[-1]["share_accepted"]
     assert ((ra["agreement"] > 0.5) & (ra["agreement"] <= 1)).all()
+    assert ra["share_true"].isna().all()  # no truth known
+    truth = items["rank"] < 40  # what _verified made true
+    known = build_report(items.assign(true=truth), answers, settings=ReportSettings(rank_bins=5))
+    shares = known.rank_agreement["share_true"].tolist()
+    assert shares[0] == 1.0 and shares[-1] == 0.0
     api = report.answers_per_item
     assert api.to_dict(orient="records") == [{"answers": 3, "items": len(items)}]
 

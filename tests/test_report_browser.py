@@ -57,6 +57,17 @@ def test_report_renders_plots_offline_and_escapes_worker_text(page, tmp_path: Pa
     assert page.locator("svg.precision-plot circle.point").count() > 0
     assert page.locator("svg.workers-plot rect.bar").count() == 10
     assert page.locator("svg.rank-plot polyline.series").count() == 2
+    # No legend entry overlaps its chart's title (they sit on rows of their own).
+    overlaps = page.evaluate(
+        """() => [...document.querySelectorAll('svg.plot')].flatMap(svg => {
+            const t = svg.querySelector('text.plot-title').getBoundingClientRect();
+            return [...svg.querySelectorAll('text.legend')].filter(l => {
+                const b = l.getBoundingClientRect();
+                return b.left < t.right && t.left < b.right && b.top < t.bottom && t.top < b.bottom;
+            }).map(l => l.textContent);
+        })"""
+    )
+    assert overlaps == []
     body = page.inner_text("body")
     assert HOSTILE in body  # shown as text, never run
     assert page.locator("table.workers-table td", has_text=HOSTILE).count() == 1

@@ -132,6 +132,7 @@ def export_from_ledger(
     title: str = "turk dataset",
     on_progress: Callable[[int], None] | None = None,
     quota: int | None = None,
+    asked: int | None = None,
     truth_file: Path | None = None,
 ) -> tuple[ExportSummary, Report]:
     """Export the ledger's verified dataset in CLEAR's layout.
@@ -152,6 +153,7 @@ def export_from_ledger(
         title: Dataset name in the datasheet.
         on_progress: Called with the number of images placed.
         quota: Accepted images wanted per cell; the datasheet lists the cells below it.
+        asked: Candidates asked of the ranking per cell (``candidates_per_class``).
         truth_file: A sample's truth file; the datasheet states the accepted images'
             precision against it.
 
@@ -169,6 +171,7 @@ def export_from_ledger(
         confidence=confidence,
         min_posterior=min_posterior,
         quota=quota,
+        asked=asked,
         truth_file=truth_file,
     )
     # An export is the record of the curation as it stands: with nothing accepted yet it

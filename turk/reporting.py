@@ -434,6 +434,7 @@ def ledger_report(
     notes: tuple[str, ...] = (),
     min_posterior: float = MIN_POSTERIOR,
     quota: int | None = None,
+    asked: int | None = None,
     truth_file: Path | None = None,
 ) -> tuple[Report, CrowdResults]:
     """Build the report of the ledger's crowd verification.
@@ -449,6 +450,8 @@ def ledger_report(
         min_posterior: Posterior an item needs to be accepted.
         quota: Accepted images wanted per concept and bucket (``images_per_class``);
             cells below it are listed with the reason. None: not listed.
+        asked: Candidates asked of the ranking per cell (``candidates_per_class``), to
+            tell a short ranking from rejected candidates.
         truth_file: A sample's ``truth.csv``: the report states the precision of the
             accepted images against it. None for a real collection.
 
@@ -477,7 +480,10 @@ def ledger_report(
     if results.skipped:
         detail = ", ".join(f"{n} {why}" for why, n in sorted(results.skipped.items()))
         notes = (*notes, f"Answer rows left out of the aggregation: {detail}.")
-    notes = (*notes, *curation_notes(ledger, results, quota=quota, truth_file=truth_file))
+    notes = (
+        *notes,
+        *curation_notes(ledger, results, quota=quota, asked=asked, truth_file=truth_file),
+    )
     settings = ReportSettings(
         target=target_precision,
         confidence=confidence,
@@ -487,8 +493,11 @@ def ledger_report(
         notes=notes,
     )
     on_items = results.answers["task"].isin(results.items["task"])
+    items = results.items
+    if truth_file is not None:
+        items = items.assign(true=_shows_truth(items, truth_file))
     report = build_report(
-        results.items,
+        items,
         results.answers.loc[on_items, ["task", "worker", "label"]],
         workers=results.workers,
         audits=audits,
@@ -506,6 +515,7 @@ def curation_notes(
     results: CrowdResults,
     *,
     quota: int | None = None,
+    asked: int | None = None,
     truth_file: Path | None = None,
 ) -> list[str]:
     """Say how the dataset was made: the model, the background class, short cells, truth.
@@ -514,6 +524,7 @@ def curation_notes(
         ledger: The open ledger.
         results: The aggregated crowd results.
         quota: Accepted images wanted per concept and bucket; None not to list short cells.
+        asked: Candidates asked of the ranking per cell; None for ``quota``.
         truth_file: A sample's ``truth.csv`` (``image,concept``) to measure the accepted
             images against, or None.
 
@@ -540,13 +551,13 @@ def curation_notes(
             "concepts', not a checked class."
         )
     if quota is not None:
-        notes.extend(_short_cells(ledger, results, quota))
+        notes.extend(_short_cells(ledger, results, quota, asked or quota))
     if truth_file is not None:
         notes.append(_truth_precision(results, truth_file))
     return notes
 
 
-def _short_cells(ledger: Ledger, results: CrowdResults, quota: int) -> list[str]:
+def _short_cells(ledger: Ledger, results: CrowdResults, quota: int, asked: int) -> list[str]:
     """One sentence listing the labeled cells with fewer accepted images than the quota."""
     candidates: dict[tuple[str, int], int] = {}
     for concept, bucket, n in ledger.conn.execute(
@@ -573,6 +584,11 @@ def _short_cells(ledger: Ledger, results: CrowdResults, quota: int) -> list[str]
                 why = f"{checked} of {found} candidates verified so far"
             else:
                 why = f"{checked - got} of {checked} verified candidates not accepted"
+            if 0 < found < asked:
+                why = (
+                    f"the ranking gave only {found} of the {asked} candidates asked: a small "
+                    f"bucket, or other concepts scored higher; {why}"
+                )
             short.append(f"{concept} in bucket {bucket}: {got} ({why})")
     cells = len(concepts) * len(buckets)
     if not short:
@@ -583,15 +599,24 @@ def _short_cells(ledger: Ledger, results: CrowdResults, quota: int) -> list[str]
     ]
 
 
-def _truth_precision(results: CrowdResults, truth_file: Path) -> str:
-    """The share of accepted images that show their concept according to ``truth_file``."""
+def _shows_truth(items: pd.DataFrame, truth_file: Path) -> pd.Series:
+    """Per item, whether ``truth_file`` (``image,concept``) says its image shows its concept."""
     truth = pd.read_csv(truth_file, usecols=["image", "concept"], dtype={"concept": str})
     shows = dict(zip(truth["image"].astype(int), truth["concept"], strict=True))
-    accepted = results.items[results.items["accepted"]]
-    right = sum(
-        shows.get(int(i)) == str(c)
-        for i, c in zip(accepted["image_id"], accepted["concept"], strict=True)
+    return pd.Series(
+        [
+            shows.get(int(i)) == str(c)
+            for i, c in zip(items["image_id"], items["concept"], strict=True)
+        ],
+        index=items.index,
+        dtype=bool,
     )
+
+
+def _truth_precision(results: CrowdResults, truth_file: Path) -> str:
+    """The share of accepted images that show their concept according to ``truth_file``."""
+    accepted = results.items[results.items["accepted"]]
+    right = int(_shows_truth(accepted, truth_file).sum())
     n = len(accepted)
     if n == 0:
         return f"No image accepted yet to compare with the sample's truth ({truth_file.name})."

@@ -763,10 +763,8 @@ def _curation(config: ProjectConfig) -> dict[str, Any]:
 
     cert = config.certification
     truth = cert.audit_file if cert.audit_source == "truth" else None
-    return {
-        "quota": load_concepts(config.concepts).settings.images_per_class,
-        "truth_file": truth,
-    }
+    settings = load_concepts(config.concepts).settings
+    return {"quota": settings.images_per_class, "asked": settings.candidates, "truth_file": truth}
 
 
 def _report(ctx: _Context) -> StageOutcome:
@@ -1030,13 +1028,9 @@ def _run_stage(ctx: _Context, name: str, forced: bool, run_id: int) -> StageOutc
             if name == "report"
             else ctx.config.export_dir.is_dir()
         )
-        if (
-            (name not in RECURRING or name in ("report", "export"))
-            and outputs_there
-            and not (forced and name not in RECURRING)
-        ):
+        if (name not in RECURRING or name in ("report", "export")) and outputs_there and not forced:
             lines = [f"already done ({record.finished_at}); nothing changed"]
-            lines += [str(v) for v in record.outputs.get("lines", [])[-2:]]
+            lines += [str(v) for v in record.outputs.get("lines", [])]
             return StageOutcome(name, "skipped", lines)
     with ledger.conn:
         ledger.conn.execute(
