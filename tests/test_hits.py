@@ -63,6 +63,12 @@ def test_multi_batches_per_bucket_with_background_once_each(
     plans = _plans(candidate_ledger, task="multi")
     assert {p.bucket for p in plans} == {1, 2}
     assert all(p.classes == ("bus", "camera") and p.concept is None for p in plans)
+    # The instructions speak of ticking classes, as the page's checkboxes do, not yes/no.
+    page = plans[0].html
+    assert "Tick <strong>bus</strong> only when the image shows it" in page
+    assert "answer <strong>yes</strong>" not in page.lower() and "<figcaption>Yes:" not in page
+    binary = _plans(candidate_ledger)[0].html
+    assert "Tick <strong>" not in binary
     for bucket in (1, 2):
         ids = [i.image_id for p in plans if p.bucket == bucket for i in p.items if not i.is_gold]
         expected = {

@@ -149,7 +149,7 @@ def test_config_file_sets_hit_type_and_qualifications(crowd_project, tmp_path):
     trusted = project.backend.create_qualification_type("trusted", "good workers")
     config = tmp_path / "hit.yaml"
     config.write_text(
-        "hit_type:\n  title: 'Is it a {concept}?'\n  description: Look closely\n"
+        "hit_type:\n  title: 'Is it a {concept}?'\n  description: Look closely at {items} photos\n"
         "  reward: '0.12'\n  keywords: [photo, quick]\n  assignment_duration: 15m\n"
         "  auto_approval_delay: 2d\n  lifetime: 3d\n  max_assignments: 10\n"
         "  max_total_assignments: 12\n"
@@ -171,6 +171,8 @@ def test_config_file_sets_hit_type_and_qualifications(crowd_project, tmp_path):
     assert report.published == 1 and hit.max_assignments == 10 and hit.reward == "0.12"
     raw = project.backend.client.get_hit(HITId=hit.hit_id)["HIT"]
     assert raw["Title"] == "Is it a bus?" and raw["AutoApprovalDelayInSeconds"] == 172800
+    items = project.ledger.conn.execute("SELECT COUNT(*) FROM hit_items").fetchone()[0]
+    assert raw["Description"] == f"Look closely at {items} photos"  # the HIT's own count
     quals = {q["QualificationTypeId"]: q for q in raw["QualificationRequirements"]}
     assert quals["00000000000000000071"]["LocaleValues"] == [{"Country": "US"}, {"Country": "CA"}]
     assert quals["000000000000000000L0"]["IntegerValues"] == [95]

@@ -53,8 +53,11 @@ def test_worker_answers_in_the_iframe_and_requester_sees_it(page, sandbox_server
     frame.locator("input[name='item-0'][value='yes']").check()
     frame.locator("input[name='item-1'][value='no']").check()
     frame.locator("#submit").click()
-    frame.locator("#message").wait_for()
-    assert "submitted" in frame.locator("#message").inner_text()
+    # The thank-you is the HIT list itself, in the whole window, not inside the HIT's frame.
+    page.wait_for_url("**/worker?*submitted=*")
+    assert page.locator("iframe#question").count() == 0
+    assert f"HIT {hit_id} were submitted" in page.locator("#message").inner_text()
+    assert page.locator(f"tr[data-hit-id='{hit_id}']").count() == 0  # done: no longer listed
 
     assignments = client.list_assignments_for_hit(HITId=hit_id)["Assignments"]
     assert [a["AssignmentId"] for a in assignments] == [assignment_id]

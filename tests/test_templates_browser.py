@@ -170,10 +170,11 @@ def test_script_in_concept_and_instructions_shows_as_text(page, tmp_path, hit_pa
             assert page.locator("img[onerror]").count() == 0
             text = page.locator("body").inner_text()
             assert concept in text
-            assert "<script>window.pwned=4</script>" in text
             assert "<script>window.pwned=3</script>" in text
             assert '<img src=x onerror="window.pwned=2">' in text
-            assert page.locator("strong", has_text="strong").count() == 1
+            if task == "binary":  # the multi-select page words the rule for its checkboxes
+                assert "<script>window.pwned=4</script>" in text
+                assert page.locator("strong", has_text="strong").count() == 1
             root = page.locator("#turk-form")
             attr = "data-concept" if task == "binary" else "data-classes"
             assert root.get_attribute(attr) == concept

@@ -90,8 +90,10 @@ class HitTypeConfig:
     """The HIT type and HIT properties of a publish.
 
     Attributes:
-        title: Title shown to workers; ``{concept}`` is replaced per binary HIT.
-        description: Description shown to workers; ``{concept}`` as in the title.
+        title: Title shown to workers; ``{concept}`` is replaced per binary HIT and
+            ``{items}`` by the number of photos in the HIT.
+        description: Description shown to workers; ``{concept}`` and ``{items}`` as in
+            the title.
         keywords: Comma-separated search keywords.
         reward: Pay per assignment.
         assignment_duration_s: Time a worker has to finish once accepted.
@@ -103,7 +105,7 @@ class HitTypeConfig:
 
     title: str = "Does each photo show a {concept}?"
     description: str = (
-        "Look at a few photos and answer one quick question about each. "
+        "Look at {items} photos and answer one quick question about each. "
         "Some photos have known answers and are checked."
     )
     keywords: str = "image, photo, labeling, classification, quick"
@@ -835,12 +837,17 @@ def _hit_type_for(
     config: HitTypeConfig,
     quals: tuple[QualificationRequirement, ...],
     concept: str | None,
+    items: int,
     cache: dict[str, str],
 ) -> str:
     fill = concept or "an object"
+
+    def filled(text: str) -> str:
+        return text.replace("{concept}", fill).replace("{items}", str(items))
+
     spec = HitTypeSpec(
-        title=config.title.replace("{concept}", fill),
-        description=config.description.replace("{concept}", fill),
+        title=filled(config.title),
+        description=filled(config.description),
         keywords=config.keywords,
         reward=config.reward,
         assignment_duration_s=config.assignment_duration_s,
@@ -1148,7 +1155,13 @@ def _execute(
                 try:
                     stage_media(plan, prepared.media_dir)
                     hit_type_id = _hit_type_for(
-                        ledger, backend, prepared.config.hit_type, quals, plan.concept, type_cache
+                        ledger,
+                        backend,
+                        prepared.config.hit_type,
+                        quals,
+                        plan.concept,
+                        len(plan.items),
+                        type_cache,
                     )
                 except Exception as exc:  # drain what is in flight, then raise it
                     fatal = exc

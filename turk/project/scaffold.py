@@ -90,9 +90,9 @@ hits:
   seed: 0
 
 hit_type:                        # what workers see in the marketplace
-  title: "Does each photo show a {{concept}}?"
+  title: "Does each photo show a {{concept}}?"   # {{concept}}, {{items}}: filled per HIT
   description: >-
-    Look at 12 photos and answer one quick question about each.
+    Look at {{items}} photos and answer one quick question about each.
     Some photos have known answers and are checked.
   keywords: [image, photo, labeling, classification, quick]
   reward: 0.05                   # USD per assignment

@@ -147,7 +147,11 @@ class WorkerPages:
                     if len(hits) >= limit:
                         break
         response = _page(
-            "hits.html", worker_id=worker_id, hits=hits, in_progress=[dict(r) for r in in_progress]
+            "hits.html",
+            worker_id=worker_id,
+            hits=hits,
+            in_progress=[dict(r) for r in in_progress],
+            submitted=request.query_params.get("submitted"),
         )
         return self._remember(response, worker_id)
 
@@ -374,4 +378,7 @@ class WorkerPages:
             hit_id = market.submit(self.store, assignment_ids[0], worker_id, fields)
         except market.WorkerRefused as exc:
             return _message("Submission refused", str(exc), exc.status)
-        return _message("Thank you", f"Your answers for HIT {hit_id} were submitted.", 200)
+        # As on MTurk, the worker leaves the HIT's frame: the whole window goes back to the
+        # HIT list, which says what was submitted.
+        back = "/worker?" + urlencode({"workerId": worker_id or "", "submitted": hit_id})
+        return _page("submitted.html", hit_id=hit_id, back=back, worker_id=worker_id)
