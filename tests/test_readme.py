@@ -124,8 +124,14 @@ def test_quick_start_project_runs_as_written(tmp_path: Path) -> None:
     assert "export (done)" in done.stdout and "doctor: " in done.stdout
     project = tmp_path / "clear-demo"
     report = json.loads((project / "report" / "report.json").read_text(encoding="utf-8"))
-    assert report["summary"]["accepted"] > 0
+    summary = report["summary"]
+    assert summary["accepted"] > 0
     assert any("demo model" in note for note in report["settings"]["notes"])
+    # What a newcomer's first run must show: most cells filled, the accepted images right.
+    assert summary["cells_at_quota"] * 2 > summary["cells"] == 50
+    assert summary["truth_precision"] >= 0.97
+    assert "cells hold their quota of 12" in done.stdout
+    assert "against the sample's truth:" in done.stdout
 
 
 @pytest.mark.slow

@@ -505,6 +505,14 @@ def ledger_report(
         gold_by_concept=results.gold_by_concept,
         settings=settings,
     )
+    if quota is not None:
+        short, cells = _short_cells(ledger, results, quota, asked or quota)
+        report.summary.update(quota=quota, cells=cells, cells_at_quota=cells - len(short))
+    if truth_file is not None:
+        accepted = items[items["accepted"]]
+        report.summary["truth_precision"] = (
+            float(accepted["true"].mean()) if len(accepted) else float("nan")
+        )
     report.summary["target"] = results.target
     report.summary["answer_dates"] = _answer_dates(ledger, results.target)
     return report, results
@@ -551,14 +559,17 @@ def curation_notes(
             "concepts', not a checked class."
         )
     if quota is not None:
-        notes.extend(_short_cells(ledger, results, quota, asked or quota))
+        notes.append(_short_cells_note(ledger, results, quota, asked or quota))
     if truth_file is not None:
         notes.append(_truth_precision(results, truth_file))
     return notes
 
 
-def _short_cells(ledger: Ledger, results: CrowdResults, quota: int, asked: int) -> list[str]:
-    """One sentence listing the labeled cells with fewer accepted images than the quota."""
+def _short_cells(
+    ledger: Ledger, results: CrowdResults, quota: int, asked: int
+) -> tuple[list[str], int]:
+    """The labeled cells with fewer accepted images than the quota (each with why), and
+    how many labeled cells there are."""
     candidates: dict[tuple[str, int], int] = {}
     for concept, bucket, n in ledger.conn.execute(
         "SELECT concept, bucket, COUNT(*) FROM candidates WHERE role = 'positive' "
@@ -590,13 +601,18 @@ def _short_cells(ledger: Ledger, results: CrowdResults, quota: int, asked: int) 
                     f"bucket, or other concepts scored higher; {why}"
                 )
             short.append(f"{concept} in bucket {bucket}: {got} ({why})")
-    cells = len(concepts) * len(buckets)
+    return short, len(concepts) * len(buckets)
+
+
+def _short_cells_note(ledger: Ledger, results: CrowdResults, quota: int, asked: int) -> str:
+    """One sentence: how many cells hold their quota, and each one below it with why."""
+    short, cells = _short_cells(ledger, results, quota, asked)
     if not short:
-        return [f"Every one of the {cells} concept x bucket cells holds its quota of {quota}."]
-    return [
+        return f"Every one of the {cells} concept x bucket cells holds its quota of {quota}."
+    return (
         f"{cells - len(short)} of {cells} concept x bucket cells hold their quota of {quota} "
         f"accepted images; below it: {'; '.join(short)}."
-    ]
+    )
 
 
 def _shows_truth(items: pd.DataFrame, truth_file: Path) -> pd.Series:

@@ -791,6 +791,16 @@ def _report(ctx: _Context) -> StageOutcome:
         f"{s['verified']:,} items verified, {s['accepted']:,} accepted, {s['answers']:,} answers "
         f"from {s['workers']} workers",
         f"dataset precision: {s['dataset_status']} at {cert.target:.0%} ({_how_certified(s)})",
+        *(
+            [f"{s['cells_at_quota']} of {s['cells']} cells hold their quota of {s['quota']}"]
+            if "cells" in s
+            else []
+        ),
+        *(
+            [f"against the sample's truth: {s['truth_precision']:.2%} of the accepted are right"]
+            if "truth_precision" in s
+            else []
+        ),
         f"report: {config.rel(files.html)}",
     ]
     if cert.audit_source == "requester" and s["audited"] == 0:
