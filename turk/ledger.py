@@ -29,10 +29,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from turk.errors import LedgerError, LedgerFileError
-from turk.migrations import MIGRATIONS, Migration
 
 if TYPE_CHECKING:
     import sqlite_utils
+
+    from turk.migrations import Migration
 
 DEFAULT_DB = "turk.db"
 """Ledger file used when neither ``--db`` nor ``$TURK_DB`` names one."""
@@ -131,6 +132,8 @@ def _is_old_ledger(conn: sqlite3.Connection, names: list[str]) -> bool:
     if names == [_MIGRATIONS_TABLE]:
         return True  # created, then stopped before the first migration
     first = conn.execute(f"SELECT name FROM {_MIGRATIONS_TABLE} WHERE id = 1").fetchone()
+    from turk.migrations import MIGRATIONS
+
     return first is not None and first[0] == MIGRATIONS[0].name
 
 
@@ -335,6 +338,8 @@ class Ledger:
         return self.root / "embeddings"
 
     def _migrate(self) -> list[int]:
+        from turk.migrations import MIGRATIONS  # on first open, not at 'turk --help'
+
         self.conn.execute(
             f"CREATE TABLE IF NOT EXISTS {_MIGRATIONS_TABLE} ("
             "id INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"

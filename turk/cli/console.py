@@ -4,17 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TaskProgressColumn,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 
 console = Console(highlight=False, soft_wrap=True)
 """Where commands print their summaries (stdout)."""
@@ -23,20 +15,15 @@ err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 """Where commands print warnings (stderr)."""
 
 
-class _RateColumn(TextColumn):
-    """Items per second, with the unit the bar was started with."""
+def _rate_text(task: Any) -> Any:
+    """Items per second of a progress task, with the unit its bar was started with."""
+    from rich.text import Text
 
-    def __init__(self) -> None:
-        super().__init__("")
-
-    def render(self, task):  # type: ignore[no-untyped-def]
-        from rich.text import Text
-
-        speed = task.finished_speed or task.speed
-        unit = task.fields.get("unit", "it")
-        if not speed:
-            return Text(f"- {unit}/s", style="progress.data.speed")
-        return Text(f"{speed:,.0f} {unit}/s", style="progress.data.speed")
+    speed = task.finished_speed or task.speed
+    unit = task.fields.get("unit", "it")
+    if not speed:
+        return Text(f"- {unit}/s", style="progress.data.speed")
+    return Text(f"{speed:,.0f} {unit}/s", style="progress.data.speed")
 
 
 @contextmanager
@@ -54,12 +41,28 @@ def progress_bar(
         ``advance(n)``: call it with the number of items just done; pass it to library
         functions as their ``on_progress`` callback.
     """
+    # Imported here: a command that shows no bar (and 'turk --help') starts faster.
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        ProgressColumn,
+        TaskProgressColumn,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    class RateColumn(ProgressColumn):
+        def render(self, task: Any) -> Any:
+            return _rate_text(task)
+
     columns = [
         TextColumn("[progress.description]{task.description}"),
         BarColumn(),
         MofNCompleteColumn() if total is not None else TextColumn("{task.completed:,}"),
         TaskProgressColumn() if total is not None else TextColumn(""),
-        _RateColumn(),
+        RateColumn(),
         TimeElapsedColumn(),
         TimeRemainingColumn() if total is not None else TextColumn(""),
     ]
