@@ -94,3 +94,5 @@ def test_tutorial_runs_end_to_end(tmp_path: Path) -> None:
     dataset = project / "dataset"
     assert any(dataset.rglob("*.jpg")), "the export holds no images"
     assert "export (done)" in done.stdout or "export (skipped)" in done.stdout
+    # The daily loop rebuilds the report only when something changed: here nothing did.
+    assert done.stdout.count("report (done)") == 1 and "report (skipped)" in done.stdout

@@ -172,9 +172,10 @@ def test_stage_whose_input_was_killed_half_way(cli, sample_project: Path) -> Non
 
 def test_stage_selection() -> None:
     assert select_stages([]) == (list(STAGES), set())
-    assert select_stages(["report", "collect"]) == (["collect", "report"], {"collect", "report"})
+    assert select_stages(["rank", "collect"]) == (["rank", "collect"], {"rank"})
     chosen, forced = select_stages(start="rank", until="collect")
     assert chosen == ["rank", "publish", "collect"] and forced == set(chosen)
+    assert select_stages(start="report") == (["report", "export"], {"report", "export"})
     with pytest.raises(ConfigError, match=r"unknown stage 'rnak' \(did you mean 'rank'\?\)"):
         select_stages(["rnak"])
     with pytest.raises(ConfigError, match="--from report comes after --until rank"):

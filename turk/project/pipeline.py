@@ -491,6 +491,7 @@ def _weights_named_in(config: ProjectConfig) -> Iterator[None]:
 
 
 def _embed(ctx: _Context) -> StageOutcome:
+    from retrieval.demomodel import describe_model
     from turk.embedding import plan_embedding, run_embedding
 
     m = ctx.config.model
@@ -500,8 +501,6 @@ def _embed(ctx: _Context) -> StageOutcome:
             report = run_embedding(
                 ctx.ledger, plan, batch_size=m.batch_size, workers=m.workers, on_progress=advance
             )
-    from retrieval.demomodel import describe_model
-
     lines = [
         f"model: {describe_model(m.name, m.pretrained)}",
         f"{report.images:,} images embedded, {report.failed:,} failed, "
@@ -908,7 +907,8 @@ def select_stages(
     """Pick the stages of a run and those to redo even when done.
 
     Args:
-        names: Stages named on the command line (run in pipeline order).
+        names: Stages named on the command line (run in pipeline order; redone, except
+            the recurring ones, which rebuild only when new work arrived).
         start: ``--from``: redo this stage and every later one.
         until: ``--until``: stop after this stage.
 
@@ -925,7 +925,9 @@ def select_stages(
         raise ConfigError("name stages, or use --from/--until, not both")
     if names:
         chosen = [s for s in STAGES if s in set(names)]
-        return chosen, set(chosen)
+        # A named stage that looks for new work (collect ... export) redoes nothing when
+        # nothing arrived; --from redoes every stage it covers.
+        return chosen, {s for s in chosen if s not in RECURRING}
     first = STAGES.index(start) if start else 0
     last = STAGES.index(until) if until else len(STAGES) - 1
     if first > last:
