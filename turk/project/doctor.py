@@ -381,7 +381,7 @@ def check_sandbox(config: ProjectConfig) -> Finding:
         The finding (a sandbox that is not running is fine: ``turk run`` starts one).
     """
     from turk.crowd.boto import connect
-    from turk.project.pipeline import listening
+    from turk.crowd.local import listening
 
     crowd = config.crowd
     if crowd.target != "local":

@@ -29,16 +29,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import socket
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, closing, contextmanager
 from dataclasses import asdict, dataclass, field, is_dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
-from turk.errors import ConfigError, MoneyError, StageError
+from turk.errors import ConfigError, CrowdError, MoneyError, StageError
 from turk.ledger import Ledger, utc_now
 from turk.project.config import ProjectConfig, check_budget
 
@@ -383,26 +381,16 @@ class _Context:
         return self.backend_obj
 
     def _ensure_sandbox(self) -> None:
-        endpoint = self.config.crowd.endpoint or ""
-        parsed = urlparse(endpoint)
-        host, port = parsed.hostname or "127.0.0.1", parsed.port or 80
-        if listening(host, port):
-            return
-        from turk.sandbox import SandboxConfig, SandboxError, SandboxServer
+        from turk.crowd.local import start_local_sandbox
 
-        media = self.ledger.root / "media"
-        media.mkdir(parents=True, exist_ok=True)
         try:
-            self.sandbox = SandboxServer(
-                SandboxConfig(
-                    state_path=self.config.sandbox_state, host=host, port=port, media_dir=media
-                )
-            ).start()
-        except SandboxError as exc:
-            raise StageError(
-                f"crowd.endpoint {endpoint}: no sandbox answers there and one cannot be "
-                f"started ({exc}); run 'turk sandbox serve --port {port}' or change the port"
-            ) from exc
+            self.sandbox = start_local_sandbox(
+                self.config.crowd.endpoint or "",
+                self.config.sandbox_state,
+                self.ledger.root / "media",
+            )
+        except CrowdError as exc:
+            raise StageError(str(exc)) from exc
 
     def close(self) -> None:
         if self.sandbox is not None:
@@ -410,20 +398,10 @@ class _Context:
             self.sandbox = None
 
 
-def listening(host: str, port: int) -> bool:
-    """Whether something accepts TCP connections at ``host:port`` (within half a second)."""
-    try:
-        with socket.create_connection((host, port), timeout=0.5):
-            return True
-    except OSError:
-        return False
-
-
 def _count(ledger: Ledger, sql: str, params: tuple[Any, ...] = ()) -> int:
-    try:
-        row = ledger.conn.execute(sql, params).fetchone()
-    except Exception:  # a table of a stage that has not run yet does not exist
-        return 0
+    # Every table exists once the ledger is open (migrations run first), so an error
+    # here is a real one and propagates.
+    row = ledger.conn.execute(sql, params).fetchone()
     return int(row[0] or 0) if row else 0
 
 
@@ -627,10 +605,10 @@ def _collect(ctx: _Context) -> StageOutcome:
     lines: list[str] = []
     workers = config.crowd.simulated_workers
     if workers is not None:
-        from turk.sandbox.workers import run_workers
+        from turk.crowd.local import run_simulated_workers
 
         with ctx.progress("simulated workers", None, "HITs") as advance:
-            result = run_workers(
+            result = run_simulated_workers(
                 backend.endpoint_url,
                 workers.truth,
                 n=workers.n,

@@ -26,7 +26,7 @@ import yaml
 
 from turk.errors import ConfigError, TemplateError
 from turk.instructions import INSTRUCTIONS_DIR, load_instruction
-from turk.project.config import PROJECT_FILE
+from turk.project.config import PROJECT_FILE, QUALIFIED_ACCURACY
 
 _FRONT_MATTER = re.compile(r"\A---[ \t]*\r?\n(.*?)^---[ \t]*\r?\n?", re.S | re.M)
 
@@ -162,6 +162,7 @@ _SAMPLE_WORKERS = """\
     truth: sample/truth.csv
     n: 10
     seed: 0
+    accuracy: [{low}, {high}]       # honest workers a qualification admits (all: 0.61-0.84)
 """
 
 _SAMPLE_AUDIT = """\
@@ -339,7 +340,8 @@ def init_project(
         gold_text = (project / "sample" / "gold.csv").read_text(encoding="utf-8")
         metadata = "    - sample/metadata.tsv"
         images = "sample/images"
-        workers, audit = _SAMPLE_WORKERS, _SAMPLE_AUDIT
+        low, high = QUALIFIED_ACCURACY
+        workers, audit = _SAMPLE_WORKERS.format(low=low, high=high), _SAMPLE_AUDIT
         bucket_count = 11 if sample.images >= 11 * 20 else max(1, sample.images // 20)
         budget = "50.00"
         origin = (
