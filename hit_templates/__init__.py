@@ -2,5 +2,7 @@
 
 from pathlib import Path
 
+__all__ = ["TEMPLATES_DIR"]
+
 TEMPLATES_DIR = Path(__file__).parent
 """Folder holding the packaged templates and instruction sets."""

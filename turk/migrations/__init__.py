@@ -57,3 +57,5 @@ def _discover() -> list[Migration]:
 
 MIGRATIONS: list[Migration] = _discover()
 """Every known migration, in the order it applies."""
+
+__all__ = ["MIGRATIONS", "Migration"]

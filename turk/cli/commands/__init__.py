@@ -11,7 +11,8 @@ project        init, run, demo, doctor
 =============  ==============================================================
 """
 
-from turk.cli.app import COMMAND_ORDER, app
+from turk.cli.app import COMMAND_ORDER as _COMMAND_ORDER
+from turk.cli.app import app as _app
 from turk.cli.commands import (  # noqa: F401
     analysis,
     collection,
@@ -22,6 +23,8 @@ from turk.cli.commands import (  # noqa: F401
     templates,
 )
 
-app.registered_commands.sort(
-    key=lambda info: COMMAND_ORDER.index(info.name) if info.name in COMMAND_ORDER else 99
+_app.registered_commands.sort(
+    key=lambda info: _COMMAND_ORDER.index(info.name) if info.name in _COMMAND_ORDER else 99
 )
+
+__all__: list[str] = []  # importing the package registers the commands on the app
