@@ -26,6 +26,7 @@ from turk.crowd.backend import (
     ENDPOINTS,
     LOCAL,
     MTURK,
+    MTURK_SANDBOX,
     AssignmentInfo,
     BonusInfo,
     CallStats,
@@ -42,7 +43,7 @@ if TYPE_CHECKING:
 REGION = "us-east-1"
 """MTurk's only region (the sandbox and production both live there)."""
 
-DEFAULT_RATES: dict[str, float] = {LOCAL: 0.0, "mturk-sandbox": 5.0, MTURK: 5.0}
+DEFAULT_RATES: dict[str, float] = {LOCAL: 0.0, MTURK_SANDBOX: 5.0, MTURK: 5.0}
 """Default client-side request rate per target, requests/s (0 = no limit)."""
 
 _LOCAL_KEY = "turk-local"  # dummy credentials for the local server: it checks no signature

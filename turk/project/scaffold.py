@@ -24,6 +24,7 @@ from pathlib import Path
 
 import yaml
 
+from turk.crowd.backend import DEFAULT_LOCAL_ENDPOINT
 from turk.errors import ConfigError, TemplateError
 from turk.instructions import INSTRUCTIONS_DIR, load_instruction
 from turk.project.config import PROJECT_FILE, QUALIFIED_ACCURACY
@@ -112,7 +113,7 @@ budget: {budget}                    # USD cap on all committed on the target: HI
 
 crowd:
   target: local                  # local | mturk-sandbox | mturk (docs/mturk.md)
-  endpoint: http://127.0.0.1:8765  # local: the sandbox; turk run starts one if none answers
+  endpoint: {endpoint}  # local: the sandbox; turk run starts one if none answers
   live: false                    # mturk only: true AND 'turk run --live' to spend real money
   image_base_url: null           # Amazon targets: public https URL of the media/ folder
 {workers}
@@ -371,6 +372,7 @@ def init_project(
             metadata=metadata,
             images=images,
             bucket_count=bucket_count,
+            endpoint=DEFAULT_LOCAL_ENDPOINT,
             model=model,
             budget=budget,
             workers=workers,

@@ -15,6 +15,7 @@ import typer
 from turk.cli.app import app, open_ledger
 from turk.cli.commands.templates import BucketOption, ConceptOption, InstructionsOption
 from turk.cli.console import console, err_console, progress_bar
+from turk.crowd.backend import DEFAULT_LOCAL_ENDPOINT
 
 if TYPE_CHECKING:
     from turk.crowd.boto import BotoBackend
@@ -32,7 +33,7 @@ EndpointOption = Annotated[
     typer.Option(
         "--endpoint-url",
         help="Requester API endpoint overriding the target's (for local: where "
-        "'turk sandbox serve' listens; default http://127.0.0.1:8765).",
+        f"'turk sandbox serve' listens; default {DEFAULT_LOCAL_ENDPOINT}).",
         show_default=False,
     ),
 ]
