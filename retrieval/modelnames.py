@@ -13,6 +13,24 @@ DEFAULT_PRETRAINED = "laion2b_s34b_b79k"
 """Pretrained tag used with :data:`DEFAULT_MODEL` when none is named."""
 
 
+RANDOM_WEIGHTS = "none"
+"""What ``--pretrained`` and ``model.pretrained`` say for random weights."""
+
+
+def parse_pretrained(text: str | None) -> str | None:
+    """Weights as given on a command line or in turk.yaml: None for random weights.
+
+    Args:
+        text: A pretrained tag, a weights file path, ``none`` (any case), or None.
+
+    Returns:
+        The tag or path, or None for random weights.
+    """
+    if text is None or text.strip().lower() == RANDOM_WEIGHTS:
+        return None
+    return text
+
+
 def _slug_part(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-") or "model"
 

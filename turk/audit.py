@@ -525,14 +525,9 @@ def apply_truth_file(ledger: Ledger, audit_id: int, path: Path) -> tuple[int, in
         InputError: Missing file or column, a bad image id, or a sampled image the
             file does not know.
     """
-    truth: dict[int, str] = {}
-    for line, row in _read_csv(path, ("image", "concept")):
-        try:
-            truth[int(row["image"])] = row["concept"]
-        except ValueError:
-            raise InputError(
-                f"{path}: line {line}: image {row['image']!r} is not an image id"
-            ) from None
+    from turk.sample import load_truth
+
+    truth = load_truth(path)
     items = audit_items(ledger, audit_id)
     unknown = [int(i) for i in items["image_id"] if int(i) not in truth]
     if unknown:

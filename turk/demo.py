@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from retrieval.modelnames import parse_pretrained
 from turk.project.config import PROJECT_FILE, ProjectConfig, load_project
 from turk.project.pipeline import ProgressFactory, RunResult, StageOutcome, run_pipeline
 from turk.project.scaffold import InitSummary, init_project
@@ -46,7 +47,7 @@ def _with_model(config: ProjectConfig, model: str | None, pretrained: str | None
         name = str(Path(model).resolve()) if model.endswith(".json") else model
         settings = replace(settings, name=name)
     if pretrained is not None:
-        weights: str | None = None if pretrained.lower() == "none" else pretrained
+        weights = parse_pretrained(pretrained)
         if weights is not None and Path(weights).is_file():
             weights = str(Path(weights).resolve())
         settings = replace(settings, pretrained=weights)

@@ -1163,7 +1163,9 @@ def _execute(
                         len(plan.items),
                         type_cache,
                     )
-                except Exception as exc:  # drain what is in flight, then raise it
+                # Any failure here: stop queuing, let the HITs in flight land in the ledger,
+                # then raise it (below); nothing is swallowed.
+                except Exception as exc:
                     fatal = exc
                     break
                 guard.take(per_hit)

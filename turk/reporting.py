@@ -480,10 +480,19 @@ def ledger_report(
     if results.skipped:
         detail = ", ".join(f"{n} {why}" for why, n in sorted(results.skipped.items()))
         notes = (*notes, f"Answer rows left out of the aggregation: {detail}.")
-    notes = (
-        *notes,
-        *curation_notes(ledger, results, quota=quota, asked=asked, truth_file=truth_file),
-    )
+    items = results.items
+    if truth_file is not None:
+        from turk.sample import load_truth
+
+        truth = load_truth(truth_file)
+        items = items.assign(
+            true=[
+                truth.get(int(i)) == str(c)
+                for i, c in zip(items["image_id"], items["concept"], strict=True)
+            ]
+        )
+    short, cells = short_cells(ledger, items, quota, asked or quota) if quota else ([], 0)
+    notes = (*notes, *curation_notes(ledger, items, quota=quota, short=short, cells=cells))
     settings = ReportSettings(
         target=target_precision,
         confidence=confidence,
@@ -493,9 +502,6 @@ def ledger_report(
         notes=notes,
     )
     on_items = results.answers["task"].isin(results.items["task"])
-    items = results.items
-    if truth_file is not None:
-        items = items.assign(true=_shows_truth(items, truth_file))
     report = build_report(
         items,
         results.answers.loc[on_items, ["task", "worker", "label"]],
@@ -506,7 +512,6 @@ def ledger_report(
         settings=settings,
     )
     if quota is not None:
-        short, cells = _short_cells(ledger, results, quota, asked or quota)
         report.summary.update(quota=quota, cells=cells, cells_at_quota=cells - len(short))
     if truth_file is not None:
         accepted = items[items["accepted"]]
@@ -520,21 +525,21 @@ def ledger_report(
 
 def curation_notes(
     ledger: Ledger,
-    results: CrowdResults,
+    items: pd.DataFrame,
     *,
     quota: int | None = None,
-    asked: int | None = None,
-    truth_file: Path | None = None,
+    short: list[str] | None = None,
+    cells: int = 0,
 ) -> list[str]:
     """Say how the dataset was made: the model, the background class, short cells, truth.
 
     Args:
         ledger: The open ledger.
-        results: The aggregated crowd results.
-        quota: Accepted images wanted per concept and bucket; None not to list short cells.
-        asked: Candidates asked of the ranking per cell; None for ``quota``.
-        truth_file: A sample's ``truth.csv`` (``image,concept``) to measure the accepted
-            images against, or None.
+        items: The verified items (:attr:`CrowdResults.items`), with a ``true`` column
+            when a sample's truth is known.
+        quota: Accepted images wanted per concept and bucket; None not to speak of cells.
+        short: What :func:`short_cells` found below the quota.
+        cells: How many labeled cells there are.
 
     Returns:
         Plain sentences for the top of the report and the datasheet.
@@ -558,18 +563,39 @@ def curation_notes(
             "like any concept. Nobody verified them; they are 'probably none of the "
             "concepts', not a checked class."
         )
-    if quota is not None:
-        notes.append(_short_cells_note(ledger, results, quota, asked or quota))
-    if truth_file is not None:
-        notes.append(_truth_precision(results, truth_file))
+    if quota is not None and not short:
+        notes.append(f"Every one of the {cells} concept x bucket cells holds its quota of {quota}.")
+    elif quota is not None:
+        notes.append(
+            f"{cells - len(short or [])} of {cells} concept x bucket cells hold their quota of "
+            f"{quota} accepted images; below it: {'; '.join(short or [])}."
+        )
+    if "true" in items.columns:
+        accepted = items[items["accepted"]]
+        right, n = int(accepted["true"].sum()), len(accepted)
+        notes.append(
+            f"Against the sample's truth, {right} of {n} accepted images show their concept: "
+            f"precision {right / n:.2%} (a sample only; real collections have no truth file)."
+            if n
+            else "No image accepted yet to compare with the sample's truth."
+        )
     return notes
 
 
-def _short_cells(
-    ledger: Ledger, results: CrowdResults, quota: int, asked: int
+def short_cells(
+    ledger: Ledger, items: pd.DataFrame, quota: int, asked: int
 ) -> tuple[list[str], int]:
-    """The labeled cells with fewer accepted images than the quota (each with why), and
-    how many labeled cells there are."""
+    """The labeled cells holding fewer accepted images than the quota, each with why.
+
+    Args:
+        ledger: The open ledger.
+        items: The verified items.
+        quota: Accepted images wanted per concept and bucket.
+        asked: Candidates asked of the ranking per cell (``candidates_per_class``).
+
+    Returns:
+        ``(one "concept in bucket b: n (why)" per short cell, labeled cells in all)``.
+    """
     candidates: dict[tuple[str, int], int] = {}
     for concept, bucket, n in ledger.conn.execute(
         "SELECT concept, bucket, COUNT(*) FROM candidates WHERE role = 'positive' "
@@ -577,8 +603,7 @@ def _short_cells(
     ):
         candidates[(str(concept), int(bucket))] = int(n)
     buckets = [int(b) for (b,) in ledger.conn.execute("SELECT id FROM buckets WHERE NOT reserved")]
-    concepts = sorted({c for c, _ in candidates} | set(results.items["concept"].astype(str)))
-    items = results.items
+    concepts = sorted({c for c, _ in candidates} | set(items["concept"].astype(str)))
     verified = items.groupby(["concept", "bucket"]).size().to_dict()
     accepted = items[items["accepted"]].groupby(["concept", "bucket"]).size().to_dict()
     short: list[str] = []
@@ -602,45 +627,6 @@ def _short_cells(
                 )
             short.append(f"{concept} in bucket {bucket}: {got} ({why})")
     return short, len(concepts) * len(buckets)
-
-
-def _short_cells_note(ledger: Ledger, results: CrowdResults, quota: int, asked: int) -> str:
-    """One sentence: how many cells hold their quota, and each one below it with why."""
-    short, cells = _short_cells(ledger, results, quota, asked)
-    if not short:
-        return f"Every one of the {cells} concept x bucket cells holds its quota of {quota}."
-    return (
-        f"{cells - len(short)} of {cells} concept x bucket cells hold their quota of {quota} "
-        f"accepted images; below it: {'; '.join(short)}."
-    )
-
-
-def _shows_truth(items: pd.DataFrame, truth_file: Path) -> pd.Series:
-    """Per item, whether ``truth_file`` (``image,concept``) says its image shows its concept."""
-    truth = pd.read_csv(truth_file, usecols=["image", "concept"], dtype={"concept": str})
-    shows = dict(zip(truth["image"].astype(int), truth["concept"], strict=True))
-    return pd.Series(
-        [
-            shows.get(int(i)) == str(c)
-            for i, c in zip(items["image_id"], items["concept"], strict=True)
-        ],
-        index=items.index,
-        dtype=bool,
-    )
-
-
-def _truth_precision(results: CrowdResults, truth_file: Path) -> str:
-    """The share of accepted images that show their concept according to ``truth_file``."""
-    accepted = results.items[results.items["accepted"]]
-    right = int(_shows_truth(accepted, truth_file).sum())
-    n = len(accepted)
-    if n == 0:
-        return f"No image accepted yet to compare with the sample's truth ({truth_file.name})."
-    return (
-        f"Against the sample's truth ({truth_file.name}), {right} of {n} accepted images show "
-        f"their concept: precision {right / n:.2%} (a sample only; real collections have no "
-        "truth file)."
-    )
 
 
 def _answer_dates(ledger: Ledger, target: str) -> dict[str, Any]:

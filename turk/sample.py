@@ -51,7 +51,7 @@ from urllib.parse import quote_plus
 
 import numpy as np
 
-from turk.errors import ConfigError
+from turk.errors import ConfigError, InputError
 
 CONCEPTS: tuple[str, ...] = ("bus", "camera", "laptop", "soccer", "hockey")
 """The sample's concepts (CLEAR-10 class names)."""
@@ -995,6 +995,37 @@ def _reusable(out: Path, manifest: dict[str, Any]) -> SampleSummary | None:
             return None
     summary.concepts = Counter(found.get("concepts", {})) or summary.concepts
     return summary
+
+
+def load_truth(path: Path) -> dict[int, str]:
+    """Read a sample's ``truth.csv``: each image's true concept, or ``none``.
+
+    Args:
+        path: The truth file (header ``image,concept``; more columns are ignored).
+
+    Returns:
+        Concept by image id.
+
+    Raises:
+        InputError: A missing file or column, or a line whose image is not an id.
+    """
+    if not path.is_file():
+        raise InputError(f"{path}: no such file; pass the sample's truth.csv")
+    truth: dict[int, str] = {}
+    with path.open(newline="", encoding="utf-8") as fh:
+        reader = csv.DictReader(fh)
+        header = [h.strip() for h in reader.fieldnames or []]
+        if not {"image", "concept"} <= set(header):
+            raise InputError(f"{path}: line 1: the header must name image,concept")
+        for row in reader:
+            clean = {(k or "").strip(): (v or "").strip() for k, v in row.items()}
+            try:
+                truth[int(clean["image"])] = clean["concept"]
+            except ValueError:
+                raise InputError(
+                    f"{path}: line {reader.line_num}: image {clean['image']!r} is not an image id"
+                ) from None
+    return truth
 
 
 def write_sample(

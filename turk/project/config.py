@@ -20,6 +20,7 @@ from typing import Any
 
 import yaml
 
+from retrieval.modelnames import DEFAULT_PRETRAINED, parse_pretrained
 from turk.bucketing import DEFAULT_COUNT, DEFAULT_RESERVE
 from turk.crowd.backend import DEFAULT_LOCAL_ENDPOINT, SANDBOX_STATE_FILE, TARGETS
 from turk.errors import ConfigError, MoneyError
@@ -680,10 +681,8 @@ def load_project(path: str | os.PathLike[str], *, check_files: bool = True) -> P
         )
 
     model_section = r.section("model")
-    no_weights = "pretrained" in model_section and (
-        model_section["pretrained"] is None
-        or str(model_section["pretrained"]).strip().lower() == "none"
-    )
+    raw_weights = model_section.get("pretrained", DEFAULT_PRETRAINED)
+    no_weights = parse_pretrained(None if raw_weights is None else str(raw_weights)) is None
     model_name = r.string("model.name", "ViT-B-32") or "ViT-B-32"
     if model_name.endswith(".json"):
         model_name = str(r.path("model.name", None))

@@ -321,7 +321,10 @@ def check_credentials(config: ProjectConfig) -> Finding:
     Returns:
         The finding.
     """
+    import configparser
+
     import boto3
+    from botocore.exceptions import BotoCoreError
 
     from turk.crowd.boto import connect
     from turk.money import format_usd
@@ -332,7 +335,7 @@ def check_credentials(config: ProjectConfig) -> Finding:
     try:
         session = boto3.Session(profile_name=crowd.profile)
         credentials = session.get_credentials()
-    except Exception as exc:  # botocore's profile errors share no base
+    except (BotoCoreError, configparser.Error, OSError) as exc:  # bad profile or config file
         return Finding(
             "aws", FAIL, f"AWS profile {crowd.profile!r}: {type(exc).__name__}", "fix crowd.profile"
         )

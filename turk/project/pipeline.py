@@ -1041,7 +1041,7 @@ def _run_stage(ctx: _Context, name: str, forced: bool, run_id: int) -> StageOutc
         )
     try:
         outcome = STAGE_FUNCTIONS[name](ctx)
-    except BaseException as exc:
+    except BaseException as exc:  # recorded (Ctrl-C too, as interrupted), then re-raised
         status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
         with ledger.conn:
             ledger.conn.execute(

@@ -137,6 +137,8 @@ class RequesterApi:
         except ApiError as exc:
             return self._error(exc)
         except Exception:
+            # As MTurk does: a bug of the server becomes ServiceFault (HTTP 500), which
+            # clients retry; the traceback goes to the log, and the server keeps serving.
             log.exception("sandbox: %s failed", target)
             return self._error(service_fault())
         return 200, json.dumps(reply, separators=(",", ":")).encode()

@@ -35,7 +35,9 @@ def _progress(description: str, total: int | None, unit: str) -> Iterator[Callab
 
 
 def _weights(pretrained: str) -> str | None:
-    return None if pretrained.lower() == "none" else pretrained
+    from retrieval.modelnames import parse_pretrained
+
+    return parse_pretrained(pretrained)
 
 
 @app.command("embed")
