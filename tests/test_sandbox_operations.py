@@ -367,43 +367,22 @@ def test_clock_cli_moves_the_running_sandbox(sandbox_server, mturk_client):
     client = mturk_client()
     question = html_question(contract_page(["https://example.com/a.jpg"], concept="bus"))
     hit = client.create_hit(**HIT_PROPS, LifetimeInSeconds=24 * 3600, Question=question)["HIT"]
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "turk",
-            "sandbox",
-            "clock",
-            "--advance",
-            "25h",
-            "--endpoint-url",
-            sandbox_server.url,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+
+    def clock(advance: str) -> subprocess.CompletedProcess[str]:
+        command = ["sandbox", "clock", "--advance", advance, "--endpoint-url", sandbox_server.url]
+        return subprocess.run(
+            [sys.executable, "-m", "turk", *command],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+    done = clock("25h")
     assert done.returncode == 0, done.stderr
     assert "sandbox clock:" in done.stdout
     assert client.get_hit(HITId=hit["HITId"])["HIT"]["HITStatus"] == "Reviewable"
-    bad = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "turk",
-            "sandbox",
-            "clock",
-            "--advance",
-            "soon",
-            "--endpoint-url",
-            sandbox_server.url,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    bad = clock("soon")
     assert bad.returncode != 0 and "--advance" in bad.stderr and len(bad.stderr.splitlines()) == 1
 
 

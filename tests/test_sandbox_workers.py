@@ -157,39 +157,16 @@ def test_unreachable_sandbox(truth_setup):
 
 def test_cli_workers(sandbox_server, mturk_client, truth_setup, cli):
     _publish(mturk_client(), sandbox_server, n_hits=1, max_assignments=2)
-    result = cli(
-        "sandbox",
-        "workers",
-        "--endpoint-url",
-        sandbox_server.url,
-        "--truth",
-        truth_setup,
-        "--n",
-        "3",
-        "--seed",
-        "2",
-    )
+
+    def workers(*args: object):  # type: ignore[no-untyped-def]
+        return cli("sandbox", "workers", "--endpoint-url", sandbox_server.url, *args)
+
+    result = workers("--truth", truth_setup, "--n", "3", "--seed", "2")
     assert result.exit_code == 0, result.stderr
     assert "submitted 2 HITs" in result.stdout
-    bad = cli(
-        "sandbox",
-        "workers",
-        "--endpoint-url",
-        sandbox_server.url,
-        "--truth",
-        Path("/nonexistent.csv"),
-    )
+    bad = workers("--truth", Path("/nonexistent.csv"))
     assert bad.exit_code == 1 and "nonexistent.csv" in bad.stderr
-    bad = cli(
-        "sandbox",
-        "workers",
-        "--endpoint-url",
-        sandbox_server.url,
-        "--truth",
-        truth_setup,
-        "--accuracy",
-        "x",
-    )
+    bad = workers("--truth", truth_setup, "--accuracy", "x")
     assert bad.exit_code == 1 and "--accuracy" in bad.stderr
 
 
