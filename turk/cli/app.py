@@ -118,16 +118,17 @@ def _global_options(
 
 def _project_here(command: str | None) -> ProjectConfig | None:
     """The project of the current folder (or one above it), for a command that uses one."""
-    from turk.project.config import PROJECT_FILE, load_project
+    from turk.errors import ConfigError
+    from turk.project.config import find_project, load_project
     from turk.project.defaults import PROJECT_COMMANDS
 
     if command is None or command in PROJECT_COMMANDS:
         return None
-    here = Path.cwd()
-    for folder in [here, *here.parents]:
-        if (folder / PROJECT_FILE).is_file():
-            return load_project(folder / PROJECT_FILE, check_files=False)
-    return None
+    try:
+        found = find_project()
+    except ConfigError:  # no turk.yaml here or above: not in a project
+        return None
+    return load_project(found, check_files=False)
 
 
 def state(ctx: typer.Context) -> AppState:
