@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlparse
 
+from retrieval.modelnames import RANDOM_WEIGHTS
 from turk.project.config import ProjectConfig
 
 __all__ = ["PROJECT_COMMANDS", "command_defaults"]
@@ -37,7 +38,7 @@ def command_defaults(config: ProjectConfig) -> dict[str, dict[str, Any]]:
     """
     model, hits, gold, crowd = config.model, config.hits, config.gold, config.crowd
     review, cert = config.review, config.certification
-    weights = model.pretrained if model.pretrained is not None else "none"
+    weights = model.pretrained if model.pretrained is not None else RANDOM_WEIGHTS
     crowd_options: dict[str, Any] = {"target": crowd.target, "profile": crowd.profile}
     if crowd.endpoint is not None:
         crowd_options["endpoint_url"] = crowd.endpoint
