@@ -75,12 +75,12 @@ def main() -> None:
     from retrieval.encoder import load_encoder
     from retrieval.modelnames import model_slug
     from scripts.train_demo_model import TRAIN_COMMAND, TRAIN_SEED
-    from turk.bucketing import DEFAULT_COUNT, DEFAULT_RESERVE, make_buckets
-    from turk.embedding import load_embeddings, plan_embedding, run_embedding
-    from turk.ingest import ingest_collection
+    from turk.candidates.embed import load_embeddings, plan_embedding, run_embedding
+    from turk.candidates.rank import rank_ledger
+    from turk.collection.buckets import DEFAULT_COUNT, DEFAULT_RESERVE, make_buckets
+    from turk.collection.ingest import ingest_collection
+    from turk.collection.sample import write_sample
     from turk.ledger import Ledger
-    from turk.ranking import rank_ledger
-    from turk.sample import write_sample
 
     if args.seed == TRAIN_SEED:
         sys.exit(f"--seed {args.seed}: the demo model was trained on it; pick another seed")

@@ -6,7 +6,7 @@ own subprocess (peak memory from ``resource.getrusage`` ``ru_maxrss``):
 
 * baseline: ``pandas.read_csv(path, sep='\\t', header=None)`` + ``DataFrame.to_sql`` into
   a fresh SQLite file;
-* turk: :func:`turk.ingest.ingest_collection` into a fresh ledger (full validation,
+* turk: :func:`turk.collection.ingest.ingest_collection` into a fresh ledger (full validation,
   rejects file, ``INSERT OR IGNORE``, compact rows, default workers, which parse and
   insert). Peak memory is the ingest process's plus its largest worker's.
 
@@ -52,7 +52,7 @@ if kind == "pandas":
     conn.close()
     rows = len(frame)
 else:
-    from turk.ingest import ingest_collection
+    from turk.collection.ingest import ingest_collection
     from turk.ledger import Ledger
     with Ledger(db) as ledger:
         rows = ingest_collection(ledger, [metadata]).total("inserted")
@@ -85,7 +85,7 @@ def measure(kind: str, metadata: Path, workdir: Path) -> dict[str, float]:
 
 def make_metadata(rows: int, workdir: Path) -> Path:
     """Write ``turk sample --metadata-only --n ROWS`` and return its metadata.tsv."""
-    from turk.sample import write_sample
+    from turk.collection.sample import write_sample
 
     out = workdir / f"sample-{rows}"
     started = time.perf_counter()

@@ -96,13 +96,13 @@ def seed(path: Path, hits: int) -> Path:
 def publish_once(template: Path, workdir: Path, latency: float, concurrency: int) -> dict:
     """Publish the template ledger's plan to a fresh server; return figures."""
     from turk.crowd.boto import connect
-    from turk.ledger import Ledger
-    from turk.publish import (
+    from turk.crowd.publish import (
         execute_publish,
         load_publish_config,
         plan_for_publish,
         prepare_publish,
     )
+    from turk.ledger import Ledger
 
     shutil.copytree(template.parent, workdir / "project")
     server = Server(workdir / "server", latency)
@@ -140,8 +140,8 @@ def republish_restored(template: Path, workdir: Path, server: Server) -> dict:
     them all and create none. Returns the figures.
     """
     from turk.crowd.boto import connect
+    from turk.crowd.publish import load_publish_config, plan_for_publish, publish
     from turk.ledger import Ledger
-    from turk.publish import load_publish_config, plan_for_publish, publish
 
     shutil.copytree(template.parent, workdir / "restored")
     backend = connect("local", endpoint_url=server.url, max_pool_connections=64)
@@ -191,7 +191,7 @@ def main() -> None:
     parser.add_argument("--no-append", action="store_true")
     args = parser.parse_args()
 
-    from turk.collect import collect
+    from turk.crowd.collect import collect
 
     workdir = Path(tempfile.mkdtemp(prefix="bench-publish-"))
     try:

@@ -1,6 +1,6 @@
 """Train the demo model (``retrieval/demomodel.py``) contrastively on sample scenes.
 
-Writes a sample collection (``turk.sample.write_sample``) of ``--seed`` (not the seed
+Writes a sample collection (``turk.collection.sample.write_sample``) of ``--seed`` (not the seed
 demos and benchmarks evaluate on), decodes its photos exactly as ``turk embed`` does
 (centre square, bicubic, the model's mean and std), captions each photo from what
 ``scenes.csv`` says it shows (the concept's own prompts in the concepts' templates;
@@ -95,7 +95,7 @@ def main() -> None:
     from retrieval.decode import decode_to_square
     from retrieval.demomodel import DEMO_MODEL_CONFIG, DEMO_MODEL_NAME
     from retrieval.encoder import model_name_for
-    from turk.sample import write_sample
+    from turk.collection.sample import write_sample
 
     torch.manual_seed(args.seed)
     torch.set_num_threads(args.threads)

@@ -17,10 +17,10 @@ import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from turk.bucketing import make_buckets
-from turk.ingest import ingest_collection
+from turk.collection.buckets import make_buckets
+from turk.collection.ingest import ingest_collection
+from turk.collection.sample import write_sample
 from turk.ledger import Ledger, utc_now
-from turk.sample import write_sample
 
 TARGET = "local"
 REWARD = "0.05"

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 
 from tests.crowd_ledger import CrowdLedger, build_crowd_ledger
-from turk.adaptive import item_decisions, policy_rule
+from turk.crowd.adaptive import item_decisions, policy_rule
+from turk.crowd.review import answers_disagree, uncertain_items
+from turk.crowd.tables import load_answers
 from turk.ledger import Ledger
-from turk.reporting import load_answers
-from turk.review import answers_disagree, uncertain_items
 
 
 @pytest.fixture(scope="module")

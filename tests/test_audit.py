@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from tests.crowd_ledger import CrowdLedger, build_crowd_ledger
-from turk.audit import (
+from turk.dataset.audit import (
     apply_answers_file,
     apply_truth_file,
     audit_app,
@@ -20,9 +20,9 @@ from turk.audit import (
     draw_audit,
     find_open_audit,
 )
+from turk.dataset.results import crowd_results
 from turk.errors import ConfigError, InputError, StageError
 from turk.ledger import Ledger
-from turk.reporting import crowd_results
 
 
 @pytest.fixture(scope="module")
@@ -277,7 +277,7 @@ def test_concept_without_gold_is_reported(tmp_path: Path, cli) -> None:
 def test_audit_page_served_over_loopback(crowd: CrowdLedger) -> None:
     import threading
 
-    from turk.audit import serve_audit
+    from turk.dataset.audit import serve_audit
 
     with Ledger(crowd.db_path) as ledger:
         results = crowd_results(ledger)

@@ -107,26 +107,3 @@ def test_help_imports_nothing_heavy() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert done.stderr.strip().splitlines()[-1] == "[]"
-
-
-def test_only_one_door_to_the_mturk_double() -> None:
-    """Only turk.crowd.local and the 'turk sandbox' commands import turk.sandbox."""
-    import ast
-
-    root = Path(__file__).resolve().parent.parent / "turk"
-    allowed = {root / "crowd" / "local.py", root / "cli" / "commands" / "sandbox.py"}
-    offenders = []
-    for path in sorted(root.rglob("*.py")):
-        if path.is_relative_to(root / "sandbox") or path in allowed:
-            continue
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            names = (
-                [a.name for a in node.names]
-                if isinstance(node, ast.Import)
-                else [node.module or ""]
-                if isinstance(node, ast.ImportFrom)
-                else []
-            )
-            if any(n == "turk.sandbox" or n.startswith("turk.sandbox.") for n in names):
-                offenders.append(f"{path.relative_to(root.parent)}:{node.lineno}")
-    assert offenders == []

@@ -20,9 +20,14 @@ import pytest
 
 from tests.fixtures.crowd import CrowdProject
 from tests.fixtures.sandbox import submit_work
-from turk.collect import collect
-from turk.publish import execute_publish, load_publish_config, plan_for_publish, prepare_publish
-from turk.review import GoldRule, ReviewOptions, review
+from turk.crowd.collect import collect
+from turk.crowd.publish import (
+    execute_publish,
+    load_publish_config,
+    plan_for_publish,
+    prepare_publish,
+)
+from turk.crowd.review import GoldRule, ReviewOptions, review
 from turk.sandbox import FaultPlan
 from turk.sandbox.workers import run_workers
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.fixtures.project import free_port
-from turk.docgen import cli_reference
+from turk.cli.docgen import cli_reference
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 README = DOCS.parent / "README.md"
@@ -29,7 +29,7 @@ def shell_blocks(markdown: Path) -> list[str]:
 def test_cli_reference_is_up_to_date() -> None:
     written = (DOCS / "cli.md").read_text(encoding="utf-8")
     assert written == cli_reference(), (
-        "docs/cli.md is out of date: run 'python -m turk.docgen > docs/cli.md'"
+        "docs/cli.md is out of date: run 'python -m turk.cli.docgen > docs/cli.md'"
     )
 
 

@@ -18,7 +18,7 @@ from retrieval.decode import decode_to_square
 from retrieval.embed import embed_images
 from retrieval.shards import read_shard, shard_paths
 from retrieval.tarshards import iter_tar_samples
-from turk.embedding import plan_embedding, run_embedding
+from turk.candidates.embed import plan_embedding, run_embedding
 from turk.ledger import Ledger
 
 

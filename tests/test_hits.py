@@ -10,7 +10,7 @@ import pytest
 
 from tests.fixtures.templates import CandidateLedger, seed_candidates, write_gold_csv
 from turk.errors import ConfigError, InputError, StageError
-from turk.hits import HitPlan, hit_secret, image_token, load_gold, multi_gold, plan_hits
+from turk.hits.plan import HitPlan, hit_secret, image_token, load_gold, multi_gold, plan_hits
 from turk.ledger import Ledger
 
 BASE = "https://media.example.org/m"
@@ -170,7 +170,7 @@ def test_only_the_chosen_concepts_and_buckets(candidate_ledger: CandidateLedger)
 
 
 def test_multi_gold_answers() -> None:
-    from turk.hits import GoldRow
+    from turk.hits.plan import GoldRow
 
     rows = [
         GoldRow(1, "", "bus", 2),

@@ -19,7 +19,7 @@ import pytest
 from retrieval.collection import IN_PROCESS_MAX_BYTES, LAYOUTS, MetadataFile
 from tests.fixtures.core import CliRunner
 from tests.test_collection_reader import line25
-from turk.ingest import image_metadata, ingest_collection, iter_image_metadata
+from turk.collection.ingest import image_metadata, ingest_collection, iter_image_metadata
 from turk.ledger import Ledger
 
 
@@ -333,7 +333,7 @@ def test_bad_options(cli: CliRunner, sample_dir: Path, tmp_path: Path) -> None:
 
 _INGEST_CHILD = """
 import sys
-from turk.ingest import ingest_collection
+from turk.collection.ingest import ingest_collection
 from turk.ledger import Ledger
 with Ledger(sys.argv[1]) as ledger:
     ingest_collection(ledger, [sys.argv[2]], workers=2)
@@ -351,7 +351,7 @@ def running(pid: int) -> bool:
 
 @pytest.mark.slow
 def test_killed_ingest_leaves_a_consistent_ledger_and_resumes(tmp_path: Path) -> None:
-    from turk.sample import write_sample
+    from turk.collection.sample import write_sample
 
     write_sample(tmp_path / "big", n=150_000, seed=3, metadata_only=True)
     metadata = tmp_path / "big" / "metadata.tsv"

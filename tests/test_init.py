@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from turk.errors import ConfigError
-from turk.instructions import load_instruction_set
+from turk.hits.instructions import load_instruction_set
 from turk.project.config import load_project
 from turk.project.scaffold import STARTER_CONCEPTS, init_project
 

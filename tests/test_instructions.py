@@ -9,8 +9,7 @@ import pytest
 
 from tests.fixtures.templates import CandidateLedger
 from turk.errors import TemplateError
-from turk.hits import plan_hits
-from turk.instructions import (
+from turk.hits.instructions import (
     INSTRUCTIONS_DIR,
     available_sets,
     load_instruction,
@@ -18,6 +17,7 @@ from turk.instructions import (
     render_markdown,
     resolve_set,
 )
+from turk.hits.plan import plan_hits
 
 CLEAR10 = ["laptop", "camera", "bus", "sweater", "dress", "racing", "hockey", "cosplay"]
 CLEAR10 += ["baseball", "soccer"]

@@ -17,14 +17,14 @@ from pathlib import Path
 import pytest
 
 from tests.fixtures.crowd import CrowdProject
-from turk.collect import collect, store_assignment
+from turk.crowd.collect import collect, store_assignment
 from turk.crowd.lock import crowd_lock, lock_path
+from turk.crowd.publish import load_publish_config, plan_for_publish, publish
 from turk.crowd.records import record_intent, request_token
+from turk.crowd.review import GoldRule, ReviewOptions, review
 from turk.crowd.spend import BudgetGuard, target_spend
 from turk.errors import BusyError, MoneyError
 from turk.money import assignment_cost, bonus_cost
-from turk.publish import load_publish_config, plan_for_publish, publish
-from turk.review import GoldRule, ReviewOptions, review
 from turk.sandbox.clock import advance_clock
 from turk.sandbox.workers import run_workers
 

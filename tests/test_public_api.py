@@ -3,7 +3,7 @@
 As httpx's ``test_exported_members``: what a package holds under a public name is what
 its ``__all__`` says, no more and no less. Submodules, names imported only for typing,
 and the standard library's helpers (``annotations``, ``Path``, ``TYPE_CHECKING``...)
-are not part of a surface. Lazy packages (``retrieval``, ``analysis``, ``turk.crowd``)
+are not part of a surface. Lazy packages (``retrieval``, ``analysis`` and turk's areas)
 must resolve every declared name.
 """
 
@@ -19,7 +19,11 @@ PACKAGES = [
     "turk",
     "turk.cli",
     "turk.cli.commands",
+    "turk.collection",
+    "turk.candidates",
+    "turk.hits",
     "turk.crowd",
+    "turk.dataset",
     "turk.project",
     "turk.sandbox",
     "turk.migrations",

@@ -12,14 +12,14 @@ import pytest
 
 from tests.fixtures.crowd import CrowdProject
 from turk.crowd.boto import BotoBackend, connect
-from turk.crowd.records import parse_annotation, request_token
-from turk.errors import ConfigError, CrowdError, InputError, MoneyError
-from turk.publish import (
+from turk.crowd.publish import (
     execute_publish,
     load_publish_config,
     plan_for_publish,
     prepare_publish,
 )
+from turk.crowd.records import parse_annotation, request_token
+from turk.errors import ConfigError, CrowdError, InputError, MoneyError
 from turk.sandbox import SandboxConfig, SandboxServer
 
 

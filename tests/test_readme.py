@@ -40,7 +40,7 @@ def _blocks() -> list[str]:
 
 def _prepare_inputs(work: Path) -> None:
     """Make the files the README's walk-through expects the user to have."""
-    from turk.sample import write_sample
+    from turk.collection.sample import write_sample
 
     sample = work / "prepared-sample"
     write_sample(sample, n=300, seed=3)

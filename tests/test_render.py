@@ -11,10 +11,10 @@ import pytest
 from tests.fixtures.core import CliRunner
 from tests.fixtures.templates import CandidateLedger, seed_candidates
 from turk.errors import TemplateError
-from turk.hit_html import html_question
-from turk.hits import HitPlan, plan_hits
+from turk.hits.html import html_question
+from turk.hits.plan import HitPlan, plan_hits
+from turk.hits.render import MAX_QUESTION_BYTES, dry_run, plan_problems, render_hits, validate_plan
 from turk.ledger import Ledger
-from turk.render import MAX_QUESTION_BYTES, dry_run, plan_problems, render_hits, validate_plan
 
 CLEAR10 = ["laptop", "camera", "bus", "sweater", "dress", "racing", "hockey", "cosplay"]
 CLEAR10 += ["baseball", "soccer"]

@@ -13,9 +13,9 @@ from analysis.report import ReportSettings, build_report, write_report
 from retrieval.collection import YFCC_TEXT_FIELDS
 from tests.crowd_ledger import CrowdLedger, build_crowd_ledger
 from tests.test_report import HOSTILE, _audit_all, _verified
-from turk.audit import audit_items, audit_progress, draw_audit, serve_audit
+from turk.dataset.audit import audit_items, audit_progress, draw_audit, serve_audit
+from turk.dataset.results import crowd_results
 from turk.ledger import Ledger
-from turk.reporting import crowd_results
 
 pytestmark = pytest.mark.browser
 

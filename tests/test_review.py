@@ -7,12 +7,17 @@ from decimal import Decimal
 import pytest
 
 from tests.fixtures.crowd import CrowdProject
-from turk.collect import collect
+from turk.crowd.collect import collect
+from turk.crowd.publish import (
+    execute_publish,
+    load_publish_config,
+    plan_for_publish,
+    prepare_publish,
+)
+from turk.crowd.review import GoldRule, ItemAnswers, ReviewOptions, review, worker_scores
 from turk.crowd.spend import target_spend
-from turk.publish import execute_publish, load_publish_config, plan_for_publish, prepare_publish
-from turk.review import GoldRule, ItemAnswers, ReviewOptions, review, worker_scores
+from turk.crowd.status import batch_status, expire_hits
 from turk.sandbox.workers import run_workers
-from turk.status import batch_status, expire_hits
 
 CAREFUL = (0.85, 0.98)
 """Honest workers' accuracy here: careful ones, so the gold verdicts these tests expect hold."""
@@ -269,7 +274,7 @@ def test_status_and_expire_through_the_cli(cli, crowd_project):
     statuses = batch_status(project.ledger)
     assert sum(s.approved for s in statuses) == 16 and sum(s.rejected for s in statuses) == 8
     assert sum(s.spent for s in statuses) == Decimal("0.06") * 16
-    assert sum(s.projected for s in statuses) == Decimal("0.18") * 8
+    assert sum(s.committed for s in statuses) == Decimal("0.18") * 8
 
     result = cli("--db", project.db_path, "expire", *project.cli_target(), "--delete")
     assert result.exit_code == 0, result.stderr

@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 
 from tests.fixtures.project import edit_yaml
+from turk.collection.sample import write_sample
 from turk.errors import ConfigError
 from turk.project.pipeline import NEEDS, STAGES, select_stages
 from turk.project.scaffold import init_project
-from turk.sample import write_sample
 
 BIG_N = 40_000
 

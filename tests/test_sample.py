@@ -12,7 +12,7 @@ from PIL import Image, ImageStat
 
 from tests.fixtures.collection import SAMPLE_N
 from tests.fixtures.core import CliRunner
-from turk.sample import CONCEPTS, write_sample
+from turk.collection.sample import CONCEPTS, write_sample
 
 
 def read_csv(path: Path) -> list[dict[str, str]]:
@@ -108,7 +108,7 @@ def test_bad_sample_options(cli: CliRunner, tmp_path: Path) -> None:
 
 
 def test_scenes_side_file_records_kinds_as_documented(sample_dir: Path) -> None:
-    from turk.sample import KINDS_CONCEPT, KINDS_NONE, SCENES_FILE, SCENES_HEADER
+    from turk.collection.sample import KINDS_CONCEPT, KINDS_NONE, SCENES_FILE, SCENES_HEADER
 
     truth = {r["image"]: r["concept"] for r in read_csv(sample_dir / "truth.csv")}
     scenes = read_csv(sample_dir / SCENES_FILE)

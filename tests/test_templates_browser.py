@@ -7,9 +7,9 @@ from urllib.parse import quote
 import pytest
 
 from tests.fixtures.templates import CandidateLedger, HitPageServer, seed_candidates
-from turk.hits import HitPlan, plan_hits
+from turk.hits.plan import HitPlan, plan_hits
+from turk.hits.render import write_media
 from turk.ledger import Ledger
-from turk.render import write_media
 
 pytestmark = pytest.mark.browser
 

@@ -1,10 +1,23 @@
-"""Crowd backends and the work done through them: publish, collect, review, status.
+"""The crowd: HITs on a target, the work done on them, and the money it costs.
 
-:mod:`turk.crowd.backend` defines the interface and the targets; :mod:`turk.crowd.boto`
-implements it once, through boto3, for every target.
+:mod:`~turk.crowd.backend` defines the backend interface and the targets;
+:mod:`~turk.crowd.boto` implements it once, through boto3, for every target.
+:mod:`~turk.crowd.publish` (``turk publish``: guards, plan, validate, price, confirm,
+send), :mod:`~turk.crowd.collect`, :mod:`~turk.crowd.review`, :mod:`~turk.crowd.status`
+(``turk status``, ``turk expire``) and :mod:`~turk.crowd.adaptive` work through it;
+:mod:`~turk.crowd.spend` is the one definition of what is committed and spent;
+:mod:`~turk.crowd.local` is the one door to the local MTurk double. The area owns the
+``hit_types``, ``hits``, ``hit_items``, ``assignments``, ``answers``, ``actions``,
+``qualifications`` and ``worker_blocks`` tables; other areas read them through
+:mod:`turk.crowd.tables`. Commands: :mod:`turk.cli.commands.crowd`.
+
+The names below load their module on first use: a command that only needs a constant
+of :mod:`turk.crowd.backend` (and ``turk --help``) does not pay for boto3.
 """
 
-from importlib import import_module
+from __future__ import annotations
+
+import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -21,8 +34,33 @@ if TYPE_CHECKING:
         QualificationRequirement,
     )
     from turk.crowd.boto import BotoBackend, RateLimiter, TransientCrowdError, connect
+    from turk.crowd.collect import CollectReport, collect
+    from turk.crowd.publish import PublishConfig, PublishPlan, PublishReport, publish
+    from turk.crowd.review import ReviewOptions, ReviewReport, review
+    from turk.crowd.spend import TargetSpend, target_spend
+    from turk.crowd.status import BatchStatus, batch_status, expire_hits
 
-_BOTO = {"BotoBackend", "RateLimiter", "TransientCrowdError", "connect"}
+_BY_MODULE = {
+    "turk.crowd.backend": [
+        "LOCAL",
+        "MTURK",
+        "MTURK_SANDBOX",
+        "TARGETS",
+        "AssignmentInfo",
+        "CrowdBackend",
+        "DuplicateRequestError",
+        "HitInfo",
+        "HitTypeSpec",
+        "QualificationRequirement",
+    ],
+    "turk.crowd.boto": ["BotoBackend", "RateLimiter", "TransientCrowdError", "connect"],
+    "turk.crowd.collect": ["CollectReport", "collect"],
+    "turk.crowd.publish": ["PublishConfig", "PublishPlan", "PublishReport", "publish"],
+    "turk.crowd.review": ["ReviewOptions", "ReviewReport", "review"],
+    "turk.crowd.spend": ["TargetSpend", "target_spend"],
+    "turk.crowd.status": ["BatchStatus", "batch_status", "expire_hits"],
+}
+_EXPORTS = {name: module for module, names in _BY_MODULE.items() for name in names}
 
 __all__ = [
     "LOCAL",
@@ -30,22 +68,34 @@ __all__ = [
     "MTURK_SANDBOX",
     "TARGETS",
     "AssignmentInfo",
+    "BatchStatus",
     "BotoBackend",
+    "CollectReport",
     "CrowdBackend",
     "DuplicateRequestError",
     "HitInfo",
     "HitTypeSpec",
+    "PublishConfig",
+    "PublishPlan",
+    "PublishReport",
     "QualificationRequirement",
     "RateLimiter",
+    "ReviewOptions",
+    "ReviewReport",
+    "TargetSpend",
     "TransientCrowdError",
+    "batch_status",
+    "collect",
     "connect",
+    "expire_hits",
+    "publish",
+    "review",
+    "target_spend",
 ]
 
 
 def __getattr__(name: str) -> Any:
-    # Loaded on first use: a command that only needs a constant of turk.crowd.backend
-    # (and 'turk --help') does not pay for the boto3 backend.
-    if name not in __all__:
+    module = _EXPORTS.get(name)
+    if module is None:
         raise AttributeError(f"module 'turk.crowd' has no attribute {name!r}")
-    module = import_module("turk.crowd.boto" if name in _BOTO else "turk.crowd.backend")
-    return getattr(module, name)
+    return getattr(importlib.import_module(module), name)

@@ -16,17 +16,25 @@ Spent is what has been paid: approved assignments (reward plus fee) and bonuses 
 
 The definition is deliberately a cap on exposure, not an estimate of the final bill:
 an expired HIT's unused assignments, and rejected work, stay counted.
+
+What the collected work costs (:func:`work_cost`: rewards and fees of every assignment
+not rejected, bonuses paid and their fees) is the report's cost line; every sum of money
+over the ledger is written here, on the formulas of :mod:`turk.money`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from turk.crowd.records import rows
 from turk.errors import MoneyError
 from turk.ledger import Ledger
-from turk.money import assignment_cost, bonus_cost, format_usd
+from turk.money import assignment_cost, assignment_fee, bonus_cost, bonus_fee, format_usd
+
+if TYPE_CHECKING:
+    from analysis.report import CostSummary
 
 ZERO = Decimal("0.00")
 
@@ -76,8 +84,114 @@ class TargetSpend:
         )
 
 
+@dataclass(frozen=True)
+class BatchMoney:
+    """The money of one batch on one target, by the definitions above.
+
+    Attributes:
+        target: The crowd target.
+        batch_id: The batch (empty for a bonus or extension whose HIT the ledger lacks).
+        committed: Everything committed, fees included.
+        spent: What has been paid, fees included.
+        hits: HITs counted in ``committed``.
+        bonuses: Bonuses counted in ``committed`` (paid or intended).
+        bonuses_paid: Bonuses paid.
+    """
+
+    target: str
+    batch_id: str
+    committed: Decimal = ZERO
+    spent: Decimal = ZERO
+    hits: int = 0
+    bonuses: int = 0
+    bonuses_paid: int = 0
+
+
+def batch_money(
+    ledger: Ledger, *, target: str | None = None, batch_id: str | None = None
+) -> list[BatchMoney]:
+    """Sum what is committed and spent, batch by batch (the only place this is summed).
+
+    Args:
+        ledger: The open ledger.
+        target: Only this target.
+        batch_id: Only this batch.
+
+    Returns:
+        One :class:`BatchMoney` per target and batch with money on it, in that order.
+    """
+    sums: dict[tuple[str, str], dict[str, Decimal | int]] = {}
+
+    def add(key: tuple[str, str], **amounts: Decimal | int) -> None:
+        entry = sums.setdefault(
+            key, {"committed": ZERO, "spent": ZERO, "hits": 0, "bonuses": 0, "bonuses_paid": 0}
+        )
+        for name, value in amounts.items():
+            entry[name] += value
+
+    where, params = "", []
+    if target is not None:
+        where += " AND h.target=?"
+        params.append(target)
+    for h in rows(
+        ledger.conn,
+        "SELECT target, batch_id, reward, max_assignments, (SELECT COUNT(*) FROM assignments a "
+        "WHERE a.target=h.target AND a.hit_key=h.hit_key AND a.status='Approved') AS approved "
+        f"FROM hits h WHERE (h.hit_id IS NOT NULL OR h.sent_at IS NOT NULL){where}",
+        tuple(params),
+    ):
+        reward, n = Decimal(str(h["reward"])), int(h["max_assignments"])
+        per = assignment_cost(reward, n)
+        add(
+            (str(h["target"]), str(h["batch_id"])),
+            committed=per * n,
+            spent=per * int(h["approved"]),
+            hits=1,
+        )
+    # A bonus belongs to the batch of its assignment's HIT, an extension to its HIT's;
+    # scalar lookups, so a row can never be counted twice.
+    for a in rows(
+        ledger.conn,
+        "SELECT x.target, x.kind, x.amount, x.status, COALESCE("
+        "(SELECT h.batch_id FROM assignments s JOIN hits h ON h.target=s.target AND "
+        "h.hit_key=s.hit_key WHERE s.target=x.target AND s.assignment_id=x.assignment_id LIMIT 1), "
+        "(SELECT h.batch_id FROM hits h WHERE h.target=x.target AND h.hit_id=x.hit_id LIMIT 1), "
+        "'') AS batch_id FROM actions x WHERE x.kind IN ('bonus', 'extend') "
+        f"AND x.status IN ('intent', 'done'){where.replace('h.', 'x.')}",
+        tuple(params),
+    ):
+        key = (str(a["target"]), str(a["batch_id"]))
+        amount = Decimal(str(a["amount"] or "0"))
+        if a["kind"] == "bonus":
+            paid = a["status"] == "done"
+            add(
+                key,
+                committed=bonus_cost(amount),
+                spent=bonus_cost(amount) if paid else ZERO,
+                bonuses=1,
+                bonuses_paid=int(paid),
+            )
+        elif a["status"] == "intent":
+            # A done extension is in its HIT's max_assignments already.
+            add(key, committed=amount)
+    cent = Decimal("0.01")
+    return [
+        BatchMoney(
+            target=key[0],
+            batch_id=key[1],
+            committed=Decimal(entry["committed"]).quantize(cent),
+            spent=Decimal(entry["spent"]).quantize(cent),
+            hits=int(entry["hits"]),
+            bonuses=int(entry["bonuses"]),
+            bonuses_paid=int(entry["bonuses_paid"]),
+        )
+        for key, entry in sorted(sums.items())
+        if batch_id is None or key[1] == batch_id
+    ]
+
+
 def target_spend(ledger: Ledger, target: str) -> TargetSpend:
-    """Read what is committed and spent on ``target`` (the only place this is summed).
+    """Read what is committed and spent on ``target``: the sum of its batches.
 
     Args:
         ledger: The open ledger.
@@ -86,41 +200,13 @@ def target_spend(ledger: Ledger, target: str) -> TargetSpend:
     Returns:
         The :class:`TargetSpend`.
     """
-    committed = spent = ZERO
-    hits = bonuses = 0
-    for h in rows(
-        ledger.conn,
-        "SELECT reward, max_assignments, (SELECT COUNT(*) FROM assignments a WHERE "
-        "a.target=h.target AND a.hit_key=h.hit_key AND a.status='Approved') AS approved "
-        "FROM hits h WHERE h.target=? AND (h.hit_id IS NOT NULL OR h.sent_at IS NOT NULL)",
-        (target,),
-    ):
-        reward, n = Decimal(str(h["reward"])), int(h["max_assignments"])
-        per = assignment_cost(reward, n)
-        committed += per * n
-        spent += per * int(h["approved"])
-        hits += 1
-    for a in rows(
-        ledger.conn,
-        "SELECT kind, amount, status FROM actions WHERE target=? AND kind IN ('bonus', 'extend') "
-        "AND status IN ('intent', 'done')",
-        (target,),
-    ):
-        amount = Decimal(str(a["amount"] or "0"))
-        if a["kind"] == "bonus":
-            committed += bonus_cost(amount)
-            bonuses += 1
-            if a["status"] == "done":
-                spent += bonus_cost(amount)
-        elif a["status"] == "intent":
-            # A done extension is in its HIT's max_assignments already.
-            committed += amount
+    batches = batch_money(ledger, target=target)
     return TargetSpend(
         target=target,
-        committed=committed.quantize(Decimal("0.01")),
-        spent=spent.quantize(Decimal("0.01")),
-        hits=hits,
-        bonuses=bonuses,
+        committed=sum((b.committed for b in batches), ZERO),
+        spent=sum((b.spent for b in batches), ZERO),
+        hits=sum(b.hits for b in batches),
+        bonuses=sum(b.bonuses for b in batches),
     )
 
 
@@ -141,6 +227,51 @@ def spend_by_target(ledger: Ledger) -> list[TargetSpend]:
         )
     ]
     return [target_spend(ledger, t) for t in targets]
+
+
+def work_cost(ledger: Ledger, target: str) -> CostSummary:
+    """Sum what the collected work costs: rewards and fees of every assignment not
+    rejected, plus bonuses paid and their fees.
+
+    Args:
+        ledger: The open ledger.
+        target: The crowd target.
+
+    Returns:
+        The :class:`analysis.report.CostSummary`.
+    """
+    from analysis.report import CostSummary
+
+    rows = ledger.conn.execute(
+        "SELECT h.reward, h.max_assignments, COUNT(*) FROM assignments a "
+        "JOIN hits h ON h.target = a.target AND h.hit_key = a.hit_key "
+        "WHERE a.target = ? AND a.status != 'Rejected' GROUP BY h.reward, h.max_assignments",
+        (target,),
+    ).fetchall()
+    rewards = Decimal("0.00")
+    fees = Decimal("0.00")
+    assignments = 0
+    for reward_text, max_assignments, count in rows:
+        reward = Decimal(str(reward_text))
+        per_assignment_fee = assignment_fee(reward, int(max_assignments))
+        rewards += reward * int(count)
+        fees += per_assignment_fee * int(count)
+        assignments += int(count)
+    bonuses = Decimal("0.00")
+    for (amount,) in ledger.conn.execute(
+        "SELECT amount FROM actions WHERE target = ? AND kind = 'bonus' AND status = 'done'",
+        (target,),
+    ):
+        value = Decimal(str(amount))
+        bonuses += value
+        fees += bonus_fee(value)
+    cent = Decimal("0.01")
+    return CostSummary(
+        rewards=rewards.quantize(cent),
+        fees=fees.quantize(cent),
+        bonuses=bonuses.quantize(cent),
+        assignments=assignments,
+    )
 
 
 @dataclass

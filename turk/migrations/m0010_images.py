@@ -4,8 +4,8 @@
 filters on, and the other YFCC fields in one text column, ``yfcc_fields``, exactly as the
 dataset distributes them (URL-encoded, tab-joined in layout order; see
 :data:`retrieval.collection.YFCC_TEXT_FIELDS`). They are decoded when read, through
-:func:`turk.ingest.image_metadata`. Every row is validated at ingest; decoded text is only
-needed for the images that get labeled and exported, and SQLite's cost per inserted row
+:func:`turk.collection.ingest.image_metadata`. Every row is validated at ingest; decoded
+text is only needed for the images that get labeled and exported, and SQLite's cost per inserted row
 grows with the number of bound columns. The input file of each row is an integer into
 ``sources`` rather than its path repeated on every row.
 """

@@ -21,8 +21,9 @@ from typing import Any
 import yaml
 
 from retrieval.modelnames import DEFAULT_PRETRAINED, parse_pretrained
-from turk.bucketing import DEFAULT_COUNT, DEFAULT_RESERVE
+from turk.collection.buckets import DEFAULT_COUNT, DEFAULT_RESERVE
 from turk.crowd.backend import DEFAULT_LOCAL_ENDPOINT, SANDBOX_STATE_FILE, TARGETS
+from turk.dataset.aggregators import AGGREGATORS, DEFAULT_AGGREGATOR
 from turk.errors import ConfigError, MoneyError
 
 PROJECT_FILE = "turk.yaml"
@@ -32,7 +33,6 @@ BUCKET_SCHEMES = ("count", "by-year", "ranges")
 DEVICES = ("auto", "cpu", "cuda")
 TASKS = ("binary", "multi")
 AUDIT_SOURCES = ("requester", "answers-file", "truth")
-AGGREGATORS = ("ds", "one-coin", "mv", "gold-mv", "glad", "mace")
 
 # -- the schema ------------------------------------------------------------------------
 #
@@ -256,7 +256,7 @@ class GoldSettings:
 
 @dataclass(frozen=True)
 class ReviewSettings:
-    """How collected work is judged (``review``); see :class:`turk.review.ReviewOptions`.
+    """How collected work is judged (``review``); see :class:`turk.crowd.review.ReviewOptions`.
 
     Attributes:
         min_gold: Gold answers a worker needs before being judged.
@@ -299,7 +299,7 @@ class CertificationSettings:
 
     target: float = 0.99
     confidence: float = 0.95
-    aggregator: str = "ds"
+    aggregator: str = DEFAULT_AGGREGATOR
     min_posterior: float = 0.95
     audit_source: str = "requester"
     audit_file: Path | None = None
@@ -552,7 +552,7 @@ class _Reader:
         return tuple(value)
 
     def duration(self, key: str, default: int) -> int:
-        from turk.publish import parse_duration
+        from turk.crowd.publish import parse_duration
 
         value = self.get(key)
         if value is None:
@@ -622,8 +622,8 @@ def load_project(path: str | os.PathLike[str], *, check_files: bool = True) -> P
         ConfigError: Unreadable file, bad YAML, an unknown key, a wrong type or range,
             a missing file, or a budget that cannot pay for one HIT.
     """
-    from turk.instructions import available_sets
-    from turk.publish import HitTypeConfig, QualificationConfig, hit_cost
+    from turk.crowd.publish import HitTypeConfig, QualificationConfig, hit_cost
+    from turk.hits.instructions import available_sets
 
     file = Path(path).absolute()
     try:
@@ -740,7 +740,7 @@ def load_project(path: str | os.PathLike[str], *, check_files: bool = True) -> P
     certification = CertificationSettings(
         target=r.number("certification.target", 0.99, 0.0, 1.0, open_ends=True),
         confidence=r.number("certification.confidence", 0.95, 0.0, 1.0, open_ends=True),
-        aggregator=r.choice("certification.aggregator", "ds", AGGREGATORS),
+        aggregator=r.choice("certification.aggregator", DEFAULT_AGGREGATOR, tuple(AGGREGATORS)),
         min_posterior=r.number("certification.min_posterior", 0.95, 0.5, 1.0, open_ends=True),
         audit_source=audit_source,
         audit_file=r.path("certification.audit.file", None),
@@ -808,53 +808,48 @@ def _reserve(r: _Reader) -> tuple[int, ...]:
 
 
 def _hit_type(r: _Reader, hit_type_cls: Callable[..., Any], qual_cls: Callable[..., Any]) -> Any:
-    from turk.publish import EXTENSION_BOUNDARY
+    from turk.crowd.hit_type import check_hit_type, default_total_assignments
 
     d = hit_type_cls()
     reward = r.money("hit_type.reward", d.reward)
     assert reward is not None
-    if reward < Decimal("0.01"):
-        raise r.fail("hit_type.reward", f"{reward}: MTurk's smallest reward is 0.01")
     n = r.integer("hit_type.max_assignments", d.max_assignments, 1, 1000)
-    default_total = n + 2 if n >= EXTENSION_BOUNDARY else max(n, min(n + 2, EXTENSION_BOUNDARY - 1))
-    total = r.integer("hit_type.max_total_assignments", default_total, 1, 1000)
-    if total < n:
-        raise r.fail(
-            "hit_type.max_total_assignments",
-            f"{total} is below hit_type.max_assignments {n}; use {n} or more",
-        )
-    if n < EXTENSION_BOUNDARY <= total:
-        raise r.fail(
-            "hit_type.max_total_assignments",
-            f"MTurk cannot extend a HIT created with fewer than {EXTENSION_BOUNDARY} "
-            f"assignments to {EXTENSION_BOUNDARY} or more; use {EXTENSION_BOUNDARY - 1} or less",
-        )
+    total = r.integer("hit_type.max_total_assignments", default_total_assignments(n), 1, 1000)
     keywords = r.get("hit_type.keywords")
     if isinstance(keywords, list):
         keywords = ", ".join(str(k) for k in keywords)
     elif keywords is not None and not isinstance(keywords, str):
         raise r.fail("hit_type.keywords", f"expected text or a list, got {_kind(keywords)}")
-    duration = r.duration("hit_type.assignment_duration", d.assignment_duration_s)
-    lifetime = r.duration("hit_type.lifetime", d.lifetime_s)
-    auto = r.duration("hit_type.auto_approval_delay", d.auto_approval_delay_s)
-    if not 30 <= duration <= 365 * 86400:
-        raise r.fail("hit_type.assignment_duration", "must be 30 s to 365 days")
-    if not 60 <= lifetime <= 365 * 86400:
-        raise r.fail("hit_type.lifetime", "must be 1 minute to 365 days")
-    if not 0 <= auto <= 30 * 86400:
-        raise r.fail("hit_type.auto_approval_delay", "must be 0 to 30 days")
+    durations = {
+        "assignment_duration": r.duration("hit_type.assignment_duration", d.assignment_duration_s),
+        "lifetime": r.duration("hit_type.lifetime", d.lifetime_s),
+        "auto_approval_delay": r.duration("hit_type.auto_approval_delay", d.auto_approval_delay_s),
+    }
+    guard = r.string("qualifications.actions_guarded", "Accept") or "Accept"
+
+    def key_of(name: str) -> str:
+        return f"{'qualifications' if name == 'actions_guarded' else 'hit_type'}.{name}"
+
+    check_hit_type(
+        reward=reward,
+        max_assignments=n,
+        max_total_assignments=total,
+        durations=durations,
+        actions_guarded=guard,
+        name=key_of,
+        fail=lambda name, message: r.fail(key_of(name), message),
+    )
     hit_type = hit_type_cls(
         title=r.string("hit_type.title", d.title),
         description=r.string("hit_type.description", d.description),
         keywords=keywords if keywords is not None else d.keywords,
         reward=reward,
-        assignment_duration_s=duration,
-        auto_approval_delay_s=auto,
-        lifetime_s=lifetime,
+        assignment_duration_s=durations["assignment_duration"],
+        auto_approval_delay_s=durations["auto_approval_delay"],
+        lifetime_s=durations["lifetime"],
         max_assignments=n,
         max_total_assignments=total,
     )
-    guards = ("Accept", "PreviewAndAccept", "DiscoverPreviewAndAccept")
     quals = qual_cls(
         locales=tuple(c.upper() for c in r.names("qualifications.locale")),
         min_approval_rate=r.integer("qualifications.approval_rate", None, 0, 100),
@@ -862,7 +857,7 @@ def _hit_type(r: _Reader, hit_type_cls: Callable[..., Any], qual_cls: Callable[.
         require=r.names("qualifications.require"),
         exclude=r.names("qualifications.exclude"),
         exclude_blocked=r.boolean("qualifications.exclude_blocked", True),
-        actions_guarded=r.choice("qualifications.actions_guarded", "Accept", guards),
+        actions_guarded=guard,
     )
     return hit_type, quals
 

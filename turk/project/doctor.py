@@ -260,15 +260,15 @@ def check_ledger(path: Path, *, shown: str | None = None) -> Finding:
 
 
 def _estimated_rows(config: ProjectConfig) -> int:
+    from turk.collection.tables import image_count
     from turk.ledger import Ledger
 
     if config.ledger.exists():
         try:
             with Ledger(config.ledger) as ledger:
-                if "images" in ledger.db.table_names():
-                    n = int(ledger.conn.execute("SELECT COUNT(*) FROM images").fetchone()[0])
-                    if n:
-                        return n
+                n = image_count(ledger)
+                if n:
+                    return n
         except LedgerError:
             pass  # check_ledger reports it; estimate from the metadata instead
     rows = 0
@@ -441,8 +441,8 @@ def check_templates(config: ProjectConfig) -> Finding:
     Returns:
         The finding.
     """
-    from turk.hit_html import render_hit
-    from turk.instructions import load_instruction_set, resolve_set
+    from turk.hits.html import render_hit
+    from turk.hits.instructions import load_instruction_set, resolve_set
 
     try:
         concepts = _concept_names(config)
@@ -541,7 +541,7 @@ def check_project(config: ProjectConfig) -> list[Finding]:
 
 
 def _check_gold(config: ProjectConfig) -> Finding:
-    from turk.hits import load_gold
+    from turk.hits.plan import load_gold
 
     assert config.gold.file is not None
     try:

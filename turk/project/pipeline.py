@@ -398,19 +398,13 @@ class _Context:
             self.sandbox = None
 
 
-def _count(ledger: Ledger, sql: str, params: tuple[Any, ...] = ()) -> int:
-    # Every table exists once the ledger is open (migrations run first), so an error
-    # here is a real one and propagates.
-    row = ledger.conn.execute(sql, params).fetchone()
-    return int(row[0] or 0) if row else 0
-
-
 # -- the stages --------------------------------------------------------------------------
 
 
 def _ingest(ctx: _Context) -> StageOutcome:
     from retrieval.collection import CollectionFilters
-    from turk.ingest import ingest_collection
+    from turk.collection.ingest import ingest_collection
+    from turk.collection.tables import image_count
 
     c = ctx.config.collection
     filters = CollectionFilters(c.photos_only, c.valid_date, c.min_bytes, c.min_edge, c.max_aspect)
@@ -425,13 +419,13 @@ def _ingest(ctx: _Context) -> StageOutcome:
             f"{ctx.config.rel(Path(f.path))} ({f.layout}): {f.lines:,} lines, {f.inserted:,} new, "
             f"{f.already_present:,} already present, {f.rejected:,} rejected, filtered: {filtered}"
         )
-    total = _count(ctx.ledger, "SELECT COUNT(*) FROM images")
+    total = image_count(ctx.ledger)
     lines.append(f"{total:,} images in the ledger")
     return StageOutcome("ingest", "done", lines)
 
 
 def _buckets(ctx: _Context) -> StageOutcome:
-    from turk.bucketing import format_bucket_table, make_buckets
+    from turk.collection.buckets import format_bucket_table, make_buckets
 
     b = ctx.config.buckets
     result = make_buckets(
@@ -470,7 +464,7 @@ def _weights_named_in(config: ProjectConfig) -> Iterator[None]:
 
 def _embed(ctx: _Context) -> StageOutcome:
     from retrieval.demomodel import describe_model
-    from turk.embedding import plan_embedding, run_embedding
+    from turk.candidates.embed import plan_embedding, run_embedding
 
     m = ctx.config.model
     with _weights_named_in(ctx.config):
@@ -490,7 +484,7 @@ def _embed(ctx: _Context) -> StageOutcome:
 
 
 def _rank(ctx: _Context) -> StageOutcome:
-    from turk.ranking import rank_ledger
+    from turk.candidates.rank import rank_ledger
 
     m = ctx.config.model
     with _weights_named_in(ctx.config), ctx.progress("rank", None, "embeddings") as advance:
@@ -517,8 +511,14 @@ def _rank(ctx: _Context) -> StageOutcome:
 
 
 def _publish(ctx: _Context) -> StageOutcome:
+    from turk.crowd.publish import (
+        PublishConfig,
+        PublishPlan,
+        check_production,
+        plan_for_publish,
+        publish,
+    )
     from turk.crowd.spend import target_spend
-    from turk.publish import PublishConfig, PublishPlan, check_production, plan_for_publish, publish
 
     config = ctx.config
     crowd = config.crowd
@@ -588,17 +588,9 @@ def _publish(ctx: _Context) -> StageOutcome:
     return StageOutcome("publish", "done", lines)
 
 
-def _open_hits(ledger: Ledger, target: str) -> int:
-    return _count(
-        ledger,
-        "SELECT COUNT(*) FROM hits WHERE target=? AND hit_id IS NOT NULL AND "
-        "COALESCE(hit_status, 'Assignable') IN ('Assignable', 'Unassignable')",
-        (target,),
-    )
-
-
 def _collect(ctx: _Context) -> StageOutcome:
-    from turk.collect import collect
+    from turk.crowd.collect import collect
+    from turk.crowd.tables import answer_count, published_hit_count
 
     config = ctx.config
     backend = ctx.backend()
@@ -622,11 +614,7 @@ def _collect(ctx: _Context) -> StageOutcome:
             f"{result.workers} simulated workers submitted {result.submitted} assignments "
             f"(truth: {config.rel(workers.truth)})"
         )
-    hits = _count(
-        ctx.ledger,
-        "SELECT COUNT(*) FROM hits WHERE target=? AND hit_id IS NOT NULL",
-        (config.crowd.target,),
-    )
+    hits = published_hit_count(ctx.ledger, config.crowd.target)
     with ctx.progress("collect", hits, "HITs") as advance:
         report = collect(ctx.ledger, backend, on_progress=advance)
     lines.append(
@@ -634,10 +622,8 @@ def _collect(ctx: _Context) -> StageOutcome:
         f"{report.answers} answers, {report.flagged + report.refused} flagged"
     )
     lines.extend(report.flags[:3])
-    answers = _count(
-        ctx.ledger, "SELECT COUNT(*) FROM answers WHERE target=?", (config.crowd.target,)
-    )
-    open_hits = _open_hits(ctx.ledger, config.crowd.target)
+    answers = answer_count(ctx.ledger, config.crowd.target)
+    open_hits = published_hit_count(ctx.ledger, config.crowd.target, open_only=True)
     lines.append(f"{answers:,} answers in the ledger; {open_hits} HITs still open to workers")
     if answers == 0:
         lines.append("waiting for workers: rerun 'turk run collect review report export' later")
@@ -646,8 +632,8 @@ def _collect(ctx: _Context) -> StageOutcome:
 
 
 def _review(ctx: _Context) -> StageOutcome:
+    from turk.crowd.review import GoldRule, ReviewOptions, review
     from turk.money import format_usd
-    from turk.review import GoldRule, ReviewOptions, review
 
     r = ctx.config.review
     options = ReviewOptions(
@@ -681,8 +667,8 @@ def _review(ctx: _Context) -> StageOutcome:
 
 def _audit(ctx: _Context) -> str | None:
     """Draw and mark the audit from a file when the project names one; say what was done."""
-    from turk.audit import apply_answers_file, apply_truth_file, draw_audit
-    from turk.reporting import crowd_results
+    from turk.dataset.audit import apply_answers_file, apply_truth_file, draw_audit, latest_audit
+    from turk.dataset.results import crowd_results
 
     cert = ctx.config.certification
     if cert.audit_source == "requester" or cert.audit_file is None:
@@ -694,13 +680,16 @@ def _audit(ctx: _Context) -> str | None:
     population = len(results.accepted)
     if population == 0:
         return "audit: no accepted items yet"
-    row = ctx.ledger.conn.execute(
-        "SELECT id FROM audits WHERE target=? AND scope_concept IS NULL AND scope_bucket IS NULL "
-        "AND source=? AND population=? AND aggregator=? AND target_precision=? AND confidence=? "
-        "ORDER BY id DESC LIMIT 1",
-        (target, cert.audit_source, population, cert.aggregator, cert.target, cert.confidence),
-    ).fetchone()
-    if row is None:
+    found = latest_audit(
+        ctx.ledger,
+        target,
+        source=cert.audit_source,
+        population=population,
+        aggregator=cert.aggregator,
+        target_precision=cert.target,
+        confidence=cert.confidence,
+    )
+    if found is None:
         audit_id = draw_audit(
             ctx.ledger,
             results,
@@ -711,7 +700,7 @@ def _audit(ctx: _Context) -> str | None:
             source=cert.audit_source,
         )
     else:
-        audit_id = int(row[0])
+        audit_id = found
     apply = apply_truth_file if cert.audit_source == "truth" else apply_answers_file
     marked, unmarked = apply(ctx.ledger, audit_id, cert.audit_file)
     return (
@@ -746,7 +735,7 @@ def _curation(config: ProjectConfig) -> dict[str, Any]:
 
 def _report(ctx: _Context) -> StageOutcome:
     from analysis.report import write_report
-    from turk.reporting import ledger_report
+    from turk.dataset.report import ledger_report
 
     config = ctx.config
     cert = config.certification
@@ -789,10 +778,11 @@ def _report(ctx: _Context) -> StageOutcome:
 
 
 def _export(ctx: _Context) -> StageOutcome:
-    from turk.exporting import export_from_ledger
+    from turk.crowd.tables import published_hit_count
+    from turk.dataset.export import export_from_ledger
 
     config = ctx.config
-    open_hits = _open_hits(ctx.ledger, config.crowd.target)
+    open_hits = published_hit_count(ctx.ledger, config.crowd.target, open_only=True)
     if open_hits:
         return StageOutcome(
             "export",
@@ -850,18 +840,15 @@ STAGE_FUNCTIONS: dict[str, StageFn] = {
 
 def _state_digest(ctx: _Context, name: str) -> dict[str, Any]:
     """Ledger state a recurring stage reads, so it is skipped when nothing changed."""
+    from turk.crowd.tables import action_count, answer_count
+    from turk.dataset.audit import marked_item_count
+
     target = ctx.config.crowd.target
     state: dict[str, Any] = {}
     if name in ("report", "export"):
-        state["answers"] = _count(
-            ctx.ledger, "SELECT COUNT(*) FROM answers WHERE target=?", (target,)
-        )
-        state["actions"] = _count(
-            ctx.ledger, "SELECT COUNT(*) FROM actions WHERE target=?", (target,)
-        )
-        state["audit_marks"] = _count(
-            ctx.ledger, "SELECT COUNT(*) FROM audit_items WHERE correct IS NOT NULL"
-        )
+        state["answers"] = answer_count(ctx.ledger, target)
+        state["actions"] = action_count(ctx.ledger, target)
+        state["audit_marks"] = marked_item_count(ctx.ledger)
         state["audit_files"] = _file_digest(ctx.config.certification.audit_file)
     return state
 

@@ -2,7 +2,7 @@
 
 A project holds ``turk.yaml`` (commented, every key with its default or a value that
 fits), ``concepts.yaml``, ``instructions/`` (one instruction file per concept, in the
-instruction-set format of :mod:`turk.instructions`, with its example pictures),
+instruction-set format of :mod:`turk.hits.instructions`, with its example pictures),
 ``gold.csv`` (known answers) and a short ``README.md``. With ``from_sample`` the project
 is filled from a fresh sample collection in ``<project>/sample`` (``turk sample``):
 its metadata, images, concepts, gold and truth files, the demo model in ``models/``
@@ -26,7 +26,7 @@ import yaml
 
 from turk.crowd.backend import DEFAULT_LOCAL_ENDPOINT
 from turk.errors import ConfigError, TemplateError
-from turk.instructions import INSTRUCTIONS_DIR, load_instruction
+from turk.hits.instructions import INSTRUCTIONS_DIR, load_instruction
 from turk.project.config import PROJECT_FILE, QUALIFIED_ACCURACY
 
 _FRONT_MATTER = re.compile(r"\A---[ \t]*\r?\n(.*?)^---[ \t]*\r?\n?", re.S | re.M)
@@ -331,7 +331,7 @@ def init_project(
     project.mkdir(parents=True, exist_ok=True)
     summary = InitSummary(project=project)
     if from_sample:
-        from turk.sample import CONCEPTS, DEFAULT_IMAGE_SIZE, write_sample
+        from turk.collection.sample import CONCEPTS, DEFAULT_IMAGE_SIZE, write_sample
 
         size = image_size or DEFAULT_IMAGE_SIZE
         sample = write_sample(project / "sample", n=n, seed=seed, image_size=size)

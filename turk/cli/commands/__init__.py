@@ -1,26 +1,26 @@
-"""Command modules, one per area; importing this package registers them all.
+"""Command modules, one per area and named like it; importing this package registers them all.
 
 =============  ==============================================================
-collection     sample, ingest, buckets
-retrieval      embed, rank, preview
-templates      render
-sandbox        sandbox serve, sandbox workers, sandbox clock
-crowd          publish, collect, review, status, expire
-analysis       audit, report, export
-project        init, run, demo, doctor
+collection     sample, ingest, buckets                     (:mod:`turk.collection`)
+candidates     embed, rank, preview                        (:mod:`turk.candidates`)
+hits           render                                      (:mod:`turk.hits`)
+crowd          publish, collect, review, status, expire    (:mod:`turk.crowd`)
+dataset        audit, report, export                       (:mod:`turk.dataset`)
+project        init, run, demo, doctor                     (:mod:`turk.project`)
+sandbox        sandbox serve, sandbox workers, sandbox clock (:mod:`turk.sandbox`)
 =============  ==============================================================
 """
 
 from turk.cli.app import COMMAND_ORDER as _COMMAND_ORDER
 from turk.cli.app import app as _app
 from turk.cli.commands import (  # noqa: F401
-    analysis,
+    candidates,
     collection,
     crowd,
+    dataset,
+    hits,
     project,
-    retrieval,
     sandbox,
-    templates,
 )
 
 _app.registered_commands.sort(

@@ -43,7 +43,7 @@ def sample_command(
 ) -> None:
     """Write a sample YFCC100M-style collection: metadata.tsv, images/, truth.csv, gold.csv,
     concepts.yaml."""
-    from turk.sample import parse_image_size, write_sample
+    from turk.collection.sample import parse_image_size, write_sample
 
     size = parse_image_size(image_size)
     with _progress(
@@ -137,7 +137,7 @@ def ingest_command(
     """Read YFCC100M metadata into the ledger; malformed lines go to a rejects file."""
     from retrieval.collection import CollectionFilters
     from retrieval.errors import CollectionError
-    from turk.ingest import ingest_collection, open_sources
+    from turk.collection.ingest import ingest_collection, open_sources
 
     filters = CollectionFilters(photos_only, valid_date, min_bytes, min_edge, max_aspect)
     # Whole-file checks first.
@@ -217,7 +217,7 @@ def buckets_command(
     ] = False,
 ) -> None:
     """Split the ingested images into time buckets by upload time and print the table."""
-    from turk.bucketing import DEFAULT_RESERVE, format_bucket_table, make_buckets
+    from turk.collection.buckets import DEFAULT_RESERVE, format_bucket_table, make_buckets
 
     if no_reserve and reserve:
         raise typer.BadParameter("--no-reserve and --reserve K exclude each other")

@@ -1,8 +1,8 @@
 """Commands of the crowd area: ``turk publish``, ``collect``, ``review``, ``status``, ``expire``.
 
 Each opens the ledger and the target's backend (:func:`turk.crowd.boto.connect`), calls
-the library (:mod:`turk.publish`, :mod:`turk.collect`, :mod:`turk.review`,
-:mod:`turk.status`) and prints a summary.
+the library (:mod:`turk.crowd.publish`, :mod:`turk.crowd.collect`, :mod:`turk.crowd.review`,
+:mod:`turk.crowd.status`) and prints a summary.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from turk.cli.app import app, open_ledger
-from turk.cli.commands.templates import BucketOption, ConceptOption, InstructionsOption
+from turk.cli.commands.hits import BucketOption, ConceptOption, InstructionsOption
 from turk.cli.console import console, err_console, progress_bar
 from turk.crowd.backend import DEFAULT_LOCAL_ENDPOINT
 
@@ -209,8 +209,8 @@ def publish_command(
 ) -> None:
     """Publish HITs for the ranked candidates (and gold) to a crowd target, within budget."""
     from turk.crowd.backend import check_target
+    from turk.crowd.publish import PublishPlan, load_publish_config, plan_for_publish, publish
     from turk.money import format_usd, parse_amount
-    from turk.publish import PublishPlan, load_publish_config, plan_for_publish, publish
 
     check_target(target)
     cap = parse_amount(budget, "--budget") if budget is not None else None
@@ -222,7 +222,7 @@ def publish_command(
         lifetime=lifetime,
     )
     if dry_run:
-        from turk.render import dry_run as render_dry_run
+        from turk.hits.render import dry_run as render_dry_run
 
         with open_ledger(ctx, create=False) as ledger:
             rendered = render_dry_run(
@@ -325,7 +325,7 @@ def collect_command(
     ] = 4,
 ) -> None:
     """Fetch new assignments (submitted, approved, rejected) and store and parse answers."""
-    from turk.collect import collect
+    from turk.crowd.collect import collect
 
     backend = _connect(target, endpoint_url, profile, rate, pool=concurrency)
     with (
@@ -451,9 +451,9 @@ def review_command(
     ] = None,
 ) -> None:
     """Judge workers on gold and approve, reject, bonus, block, qualify and extend."""
+    from turk.crowd.review import GoldRule, ReviewOptions, review
     from turk.crowd.spend import target_spend
     from turk.money import format_usd, parse_amount
-    from turk.review import GoldRule, ReviewOptions, review
 
     options = ReviewOptions(
         rule=GoldRule(min_gold=min_gold, min_accuracy=min_accuracy),
@@ -475,7 +475,7 @@ def review_command(
     backend = _connect(target, endpoint_url, profile, rate, live=live)
     with open_ledger(ctx, create=False) as ledger:
         if extend and extend_rule == "policy":
-            from turk.adaptive import policy_rule
+            from turk.crowd.adaptive import policy_rule
 
             options.uncertain = policy_rule(ledger, target, threshold=extend_threshold)
         spend = None
@@ -531,8 +531,8 @@ def status_command(
     """Show per batch and target: HITs, assignments, money committed, spent and left."""
     from turk.crowd.backend import check_target
     from turk.crowd.spend import spend_by_target
+    from turk.crowd.status import batch_status, format_status_table
     from turk.money import parse_amount
-    from turk.status import batch_status, format_status_table
 
     if target is not None:
         check_target(target)
@@ -566,7 +566,7 @@ def expire_command(
     ] = False,
 ) -> None:
     """Stop offering open HITs; with --delete, remove finished ones once results are stored."""
-    from turk.status import expire_hits
+    from turk.crowd.status import expire_hits
 
     backend = _connect(target, endpoint_url, profile, rate, live=live)
     with (

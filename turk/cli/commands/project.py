@@ -145,7 +145,7 @@ def demo_command(
     ] = None,
 ) -> None:
     """Run the whole pipeline offline: 'turk init --from-sample' into --out, then 'turk run'."""
-    from turk.demo import run_demo
+    from turk.project.demo import run_demo
 
     if not (out / "turk.yaml").exists():
         console.print(f"demo: writing a sample project of {n:,} photos into {out}")

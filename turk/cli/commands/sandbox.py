@@ -184,7 +184,7 @@ def clock_command(
     """Move a running sandbox's clock forward (deadlines, expiry, auto-approval come due)."""
     import time
 
-    from turk.publish import parse_duration
+    from turk.crowd.publish import parse_duration
     from turk.sandbox import SandboxError
     from turk.sandbox.clock import advance_clock
 

@@ -1,6 +1,6 @@
 """Generate the CLI reference (``docs/cli.md``) from the commands' own help.
 
-Run ``python -m turk.docgen > docs/cli.md`` after changing a command; a test fails when
+Run ``python -m turk.cli.docgen > docs/cli.md`` after changing a command; a test fails when
 the file and the commands disagree. The help is rendered at a fixed width so the output
 does not depend on the terminal.
 """
@@ -16,7 +16,7 @@ WIDTH = 88
 HEADER = """\
 # turk command reference
 
-Generated from the commands' own `--help` by `python -m turk.docgen > docs/cli.md`;
+Generated from the commands' own `--help` by `python -m turk.cli.docgen > docs/cli.md`;
 do not edit by hand. The user's guide starts at [the tutorial](tutorial.md).
 """
 

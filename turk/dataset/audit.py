@@ -34,10 +34,11 @@ import pandas as pd
 
 from analysis import certify
 from analysis.errors import AnalysisError
+from turk.collection.ingest import image_metadata
+from turk.collection.tables import image_files
+from turk.dataset.results import CrowdResults
 from turk.errors import ConfigError, InputError, StageError
-from turk.ingest import image_metadata
 from turk.ledger import Ledger, utc_now
-from turk.reporting import CrowdResults
 
 SOURCES = ("requester", "answers-file", "truth")
 """Where an audit's verdicts come from (see the module docstring)."""
@@ -123,6 +124,54 @@ def sprt_for(target: float, confidence: float) -> certify.PrecisionSPRT:
     """
     alpha = 1 - confidence
     return certify.PrecisionSPRT(p0=target, p1=1 - (1 - target) / 10, alpha=alpha, beta=alpha)
+
+
+def latest_audit(
+    ledger: Ledger,
+    target: str,
+    *,
+    source: str,
+    population: int,
+    aggregator: str,
+    target_precision: float,
+    confidence: float,
+) -> int | None:
+    """Return the newest dataset-wide audit drawn with these settings, open or finished.
+
+    Args:
+        ledger: The open ledger.
+        target: Crowd target.
+        source: Verdict source.
+        population: Accepted items it was drawn from.
+        aggregator: Aggregation model of the accepted items.
+        target_precision: Precision it certifies.
+        confidence: Confidence of the certification.
+
+    Returns:
+        The audit id, or None.
+    """
+    row = ledger.conn.execute(
+        "SELECT id FROM audits WHERE target=? AND scope_concept IS NULL AND scope_bucket IS NULL "
+        "AND source=? AND population=? AND aggregator=? AND target_precision=? AND confidence=? "
+        "ORDER BY id DESC LIMIT 1",
+        (target, source, population, aggregator, target_precision, confidence),
+    ).fetchone()
+    return None if row is None else int(row[0])
+
+
+def marked_item_count(ledger: Ledger) -> int:
+    """Count the audit items a person (or a truth file) has marked, over every audit.
+
+    Args:
+        ledger: The open ledger.
+
+    Returns:
+        The number of marked items.
+    """
+    (n,) = ledger.conn.execute(
+        "SELECT COUNT(*) FROM audit_items WHERE correct IS NOT NULL"
+    ).fetchone()
+    return int(n)
 
 
 def find_open_audit(
@@ -290,15 +339,16 @@ def audit_items(ledger: Ledger, audit_id: int) -> pd.DataFrame:
         correct, source, marked_at, local_path, title``.
     """
     items = pd.read_sql_query(
-        "SELECT a.position, a.task, a.concept, a.bucket, a.image_id, a.posterior, "
-        "a.in_stratum, a.in_pooled, a.correct, a.source, a.marked_at, i.local_path "
-        "FROM audit_items a LEFT JOIN images i ON i.id = a.image_id "
-        "WHERE a.audit_id = ? ORDER BY a.position",
+        "SELECT position, task, concept, bucket, image_id, posterior, in_stratum, in_pooled, "
+        "correct, source, marked_at FROM audit_items WHERE audit_id = ? ORDER BY position",
         ledger.conn,
         params=(audit_id,),
     )
+    ids = items["image_id"].dropna().astype(int).tolist()
+    paths = image_files(ledger, ids)
+    items["local_path"] = [paths.get(int(i)) if pd.notna(i) else None for i in items["image_id"]]
     # Titles are stored URL-encoded with the other YFCC text; the accessor decodes them.
-    metadata = image_metadata(ledger, items["image_id"].dropna().astype(int).tolist())
+    metadata = image_metadata(ledger, ids)
     items["title"] = [
         metadata.get(int(i), {}).get("title") if pd.notna(i) else None for i in items["image_id"]
     ]
@@ -525,7 +575,7 @@ def apply_truth_file(ledger: Ledger, audit_id: int, path: Path) -> tuple[int, in
         InputError: Missing file or column, a bad image id, or a sampled image the
             file does not know.
     """
-    from turk.sample import load_truth
+    from turk.collection.sample import load_truth
 
     truth = load_truth(path)
     items = audit_items(ledger, audit_id)
@@ -591,7 +641,7 @@ def audit_app(ledger: Ledger, audit_id: int, *, token: str | None = None) -> Any
     lock = threading.Lock()
     finished = threading.Event()
     env = jinja2.Environment(
-        loader=jinja2.PackageLoader("turk", "templates"),
+        loader=jinja2.PackageLoader("turk.dataset", "templates"),
         autoescape=True,
         undefined=jinja2.StrictUndefined,
     )
@@ -641,13 +691,15 @@ def audit_app(ledger: Ledger, audit_id: int, *, token: str | None = None) -> Any
         position = int(request.path_params["position"])
         with lock:
             row = ledger.conn.execute(
-                "SELECT i.local_path FROM audit_items a JOIN images i ON i.id = a.image_id "
-                "WHERE a.audit_id = ? AND a.position = ?",
+                "SELECT image_id FROM audit_items WHERE audit_id = ? AND position = ?",
                 (audit_id, position),
             ).fetchone()
-        if row is None or not row[0] or not Path(row[0]).is_file():
+            path = (
+                None if row is None or row[0] is None else image_files(ledger, [row[0]]).get(row[0])
+            )
+        if not path or not Path(path).is_file():
             return Response("image file missing", status_code=404)
-        return FileResponse(row[0], headers={"Cache-Control": "no-store"})
+        return FileResponse(path, headers={"Cache-Control": "no-store"})
 
     app = Starlette(
         routes=[

@@ -1,7 +1,7 @@
 """Adaptive redundancy for ``turk review --extend``: buy answers only where they matter.
 
 :func:`policy_rule` turns :class:`analysis.redundancy.RedundancyPolicy` into the
-per-item rule :mod:`turk.review` asks when it decides which HITs to extend: an item is
+per-item rule :mod:`turk.crowd.review` asks when it decides which HITs to extend: an item is
 uncertain while the policy says ``more`` (its posterior, from the answers so far
 weighted by each worker's accuracy on gold, has not reached the threshold either way
 and it has fewer than the most answers allowed). Answers of rejected assignments and of
@@ -16,9 +16,9 @@ import pandas as pd
 
 from analysis.redundancy import RedundancyPolicy, gold_skill_estimates
 from analysis.workers import worker_table
+from turk.crowd.review import ItemAnswers
+from turk.crowd.tables import YES, load_answers, task_id
 from turk.ledger import Ledger
-from turk.reporting import YES, load_answers, task_id
-from turk.review import ItemAnswers
 
 DEFAULT_THRESHOLD = 0.99
 """Posterior at which an item needs no more answers."""
@@ -117,7 +117,7 @@ def policy_rule(
         max_answers: Cap on answers per item (None: the HITs' extension cap).
 
     Returns:
-        A callable taking a review :class:`turk.review.ItemAnswers`.
+        A callable taking a review :class:`turk.crowd.review.ItemAnswers`.
     """
     decisions = item_decisions(
         ledger, target, threshold=threshold, min_answers=min_answers, max_answers=max_answers

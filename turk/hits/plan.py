@@ -34,9 +34,11 @@ from typing import Literal
 
 import jinja2
 
+from turk.candidates.tables import candidate_rows
+from turk.collection.tables import bucket_ids, image_files
 from turk.errors import ConfigError, InputError, StageError
-from turk.hit_html import environment, media_url, render_hit
-from turk.instructions import Instruction, load_instruction_set, resolve_set
+from turk.hits.html import environment, media_url, render_hit
+from turk.hits.instructions import Instruction, load_instruction_set, resolve_set
 from turk.ledger import Ledger
 
 TASKS = ("binary", "multi")
@@ -297,29 +299,17 @@ def image_token(secret: bytes, hit_key: str, position: int) -> str:
 
 
 def _load_candidates(ledger: Ledger) -> list[_Candidate]:
-    tables = set(ledger.db.table_names())
-    if "candidates" not in tables:
-        raise StageError(
-            f"{ledger.path}: no ranked candidates; run 'turk rank CONCEPTS.yaml' first"
-        )
-    path_sql = (
-        "(SELECT local_path FROM images WHERE images.id = c.image_id)"
-        if "images" in tables
-        else "NULL"
-    )
-    reserved: set[int] = set()
-    if "buckets" in tables:
-        reserved = {
-            int(r[0]) for r in ledger.conn.execute("SELECT id FROM buckets WHERE reserved = 1")
-        }
-    rows = ledger.conn.execute(
-        f"SELECT c.concept, c.bucket, c.image_id, c.rank, c.role, {path_sql} "
-        "FROM candidates c ORDER BY c.concept, c.bucket, c.rank, c.image_id"
-    ).fetchall()
+    reserved = set(bucket_ids(ledger, reserved=True))
+    rows = candidate_rows(ledger)
+    rows = rows[~rows["bucket"].isin(reserved)]
+    paths = image_files(ledger, rows["image_id"].tolist())
     out = [
-        _Candidate(str(r[0]), int(r[1]), int(r[2]), int(r[3]), str(r[4]), r[5])
-        for r in rows
-        if r[1] is not None and int(r[1]) not in reserved
+        _Candidate(
+            str(concept), int(bucket), int(image_id), int(rank), str(role), paths.get(int(image_id))
+        )
+        for concept, bucket, image_id, rank, role in rows[
+            ["concept", "bucket", "image_id", "rank", "role"]
+        ].itertuples(index=False)
     ]
     if not out:
         raise StageError(
@@ -327,22 +317,6 @@ def _load_candidates(ledger: Ledger) -> list[_Candidate]:
             "run 'turk rank CONCEPTS.yaml' first"
         )
     return out
-
-
-def _image_paths(ledger: Ledger, image_ids: Iterable[int]) -> dict[int, str | None]:
-    if "images" not in ledger.db.table_names():
-        return {}
-    ids = sorted(set(image_ids))
-    found: dict[int, str | None] = {}
-    for start in range(0, len(ids), 500):
-        chunk = ids[start : start + 500]
-        marks = ",".join("?" * len(chunk))
-        for image_id, path in ledger.conn.execute(
-            f"SELECT id, local_path FROM images WHERE id IN ({marks})",
-            chunk,
-        ):
-            found[int(image_id)] = path
-    return found
 
 
 def _slug(text: str) -> str:
@@ -539,8 +513,8 @@ def plan_hits(
                 batches.append((f"multi-b{bucket:02d}", None, bucket, regular, pools))
 
     gold_ids = {image_id for _, _, _, _, pools in batches for p in pools for image_id, _ in p}
-    gold_paths = _image_paths(ledger, gold_ids)
-    if gold_ids and "images" in ledger.db.table_names():
+    gold_paths = image_files(ledger, gold_ids)
+    if gold_ids:
         absent = sorted(gold_ids - set(gold_paths))
         if absent:
             line = next(r.line for r in gold_rows if r.image_id == absent[0])

@@ -1,7 +1,7 @@
 """Where each batch stands per target (from the ledger alone), and ending HITs.
 
 :func:`batch_status` reads the ledger: HITs published, assignments submitted, approved
-and rejected, money spent and projected, and the next auto-approval deadline; it makes
+and rejected, money spent and committed, and the next auto-approval deadline; it makes
 no call. :func:`expire_hits` stops offering open HITs and, when asked, deletes finished
 HITs, but only those whose results are all stored in the ledger and decided.
 """
@@ -15,8 +15,8 @@ from typing import Any
 from turk.crowd.backend import CrowdBackend
 from turk.crowd.lock import crowd_lock
 from turk.crowd.records import finish_action, mark_sent, record_intent, request_token, rows
+from turk.crowd.spend import batch_money
 from turk.ledger import Ledger
-from turk.money import assignment_cost, bonus_cost
 
 
 @dataclass
@@ -39,7 +39,7 @@ class BatchStatus:
         flagged: Assignments whose answers did not fit or could not be read.
         bonuses: Bonuses paid.
         spent: Money paid so far: approved rewards and bonuses, fees included.
-        projected: Money if every published assignment is approved, plus bonuses paid.
+        committed: Money committed on the batch (:mod:`turk.crowd.spend`), fees included.
         next_deadline: Earliest auto-approval time of a submitted assignment (UTC ISO).
     """
 
@@ -57,7 +57,7 @@ class BatchStatus:
     flagged: int = 0
     bonuses: int = 0
     spent: Decimal = Decimal("0")
-    projected: Decimal = Decimal("0")
+    committed: Decimal = Decimal("0")
     next_deadline: str | None = None
 
 
@@ -74,8 +74,6 @@ def batch_status(
     Returns:
         One :class:`BatchStatus` per target and batch, in target then batch order.
     """
-    if "hits" not in ledger.db.table_names():
-        return []
     where, params = "1=1", []
     if target:
         where += " AND h.target=?"
@@ -96,7 +94,6 @@ def batch_status(
         st.hits_deleted += int(h["status"] == "deleted")
         n = int(h["max_assignments"])
         st.assignments_max += n
-        st.projected += assignment_cost(Decimal(str(h["reward"])), n) * n
     worked: dict[tuple[str, str], int] = {}
     for a in rows(
         ledger.conn,
@@ -118,7 +115,6 @@ def batch_status(
                 st.next_deadline = str(deadline)
         elif status == "Approved":
             st.approved += 1
-            st.spent += assignment_cost(Decimal(str(h["reward"])), int(h["max_assignments"]))
         elif status == "Rejected":
             st.rejected += 1
         if a["parse_status"] not in ("ok", "raw"):
@@ -131,19 +127,11 @@ def batch_status(
             st.hits_done += 1
         elif h["status"] == "published":
             st.hits_open += 1
-    for b in rows(
-        ledger.conn,
-        "SELECT x.target, x.amount, h.batch_id FROM actions x "
-        "JOIN assignments a ON a.target=x.target AND a.assignment_id=x.assignment_id "
-        "JOIN hits h ON h.target=a.target AND h.hit_key=a.hit_key "
-        f"WHERE x.kind='bonus' AND x.status='done' AND {where}",
-        tuple(params),
-    ):
-        st = out[(str(b["target"]), str(b["batch_id"]))]
-        amount = Decimal(str(b["amount"]))
-        st.bonuses += 1
-        st.spent += bonus_cost(amount)
-        st.projected += bonus_cost(amount)
+    for money in batch_money(ledger, target=target, batch_id=batch_id):
+        st = out.setdefault(
+            (money.target, money.batch_id), BatchStatus(money.target, money.batch_id)
+        )
+        st.spent, st.committed, st.bonuses = money.spent, money.committed, money.bonuses_paid
     return [out[k] for k in sorted(out)]
 
 
@@ -161,7 +149,7 @@ def format_status_table(statuses: list[BatchStatus]) -> str:
 
     header = (
         "target", "batch", "HITs", "open", "done", "deleted", "submitted", "approved",
-        "rejected", "flagged", "spent", "projected", "next auto-approval",
+        "rejected", "flagged", "spent", "committed", "next auto-approval",
     )  # fmt: skip
 
     def cells(st: BatchStatus, name: str) -> tuple[str, ...]:
@@ -177,7 +165,7 @@ def format_status_table(statuses: list[BatchStatus]) -> str:
             str(st.rejected),
             str(st.flagged),
             format_usd(st.spent),
-            format_usd(st.projected),
+            format_usd(st.committed),
             st.next_deadline or "-",
         )
 
@@ -190,7 +178,7 @@ def format_status_table(statuses: list[BatchStatus]) -> str:
             for name in (
                 "hits_planned", "hits_published", "hits_open", "hits_done", "hits_deleted",
                 "assignments_max", "submitted", "approved", "rejected", "flagged", "bonuses",
-                "spent", "projected",
+                "spent", "committed",
             ):  # fmt: skip
                 setattr(total, name, getattr(total, name) + getattr(st, name))
             if st.next_deadline and (

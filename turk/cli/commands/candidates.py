@@ -1,4 +1,4 @@
-"""Commands of the retrieval area: ``turk embed``, ``turk rank``, ``turk preview``."""
+"""Commands of the candidates area (:mod:`turk.candidates`): ``embed``, ``rank``, ``preview``."""
 
 from __future__ import annotations
 
@@ -89,7 +89,7 @@ def embed_command(
 ) -> None:
     """Embed the ledger's images with CLIP into resumable shards beside the ledger."""
     from retrieval.tarshards import expand_shard_pattern
-    from turk.embedding import plan_embedding, run_embedding
+    from turk.candidates.embed import plan_embedding, run_embedding
 
     if more_tars and not tar:
         raise typer.BadParameter(
@@ -154,7 +154,7 @@ def rank_command(
     device: Annotated[str, typer.Option("--device", help=_DEVICE_HELP)] = "auto",
 ) -> None:
     """Rank every unreserved bucket per concept; write candidates (ledger, Parquet, CSV)."""
-    from turk.ranking import embedded_model, rank_ledger
+    from turk.candidates.rank import embedded_model, rank_ledger
 
     with open_ledger(ctx) as ledger, _progress("rank", None, "vectors") as advance:
         if model is None and pretrained is None:
@@ -192,7 +192,7 @@ def preview_command(
     ] = None,
 ) -> None:
     """Write static HTML contact sheets of the candidates, per concept and bucket."""
-    from turk.ranking import preview_ledger
+    from turk.candidates.preview import preview_ledger
 
     with open_ledger(ctx) as ledger:
         summary = preview_ledger(ledger, out, notice=notice)

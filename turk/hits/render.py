@@ -20,8 +20,8 @@ import defusedxml.ElementTree as SafeET
 from defusedxml import DefusedXmlException
 
 from turk.errors import TemplateError
-from turk.hit_html import HTML_QUESTION_NS
-from turk.hits import HitPlan, plan_hits
+from turk.hits.html import HTML_QUESTION_NS
+from turk.hits.plan import HitPlan, plan_hits
 from turk.ledger import Ledger
 from turk.money import CostEstimate, estimate_cost, format_usd
 
@@ -304,7 +304,7 @@ def dry_run(
             nothing.
         image_base_url: Base URL of images in the HTML; the default ``media`` points at
             ``out_dir/media`` so the pages show their images from disk.
-        task: See :func:`turk.hits.plan_hits` for this and the remaining options.
+        task: See :func:`turk.hits.plan.plan_hits` for this and the remaining options.
         items_per_hit: Most images per HIT.
         gold: Gold CSV, or None.
         gold_rate: Share of gold items.

@@ -36,6 +36,7 @@ from typing import Any
 from turk.crowd.backend import AssignmentInfo, CrowdBackend, DuplicateRequestError
 from turk.crowd.boto import TransientCrowdError
 from turk.crowd.lock import crowd_lock
+from turk.crowd.publish import qualification_id
 from turk.crowd.records import (
     finish_action,
     iso,
@@ -49,7 +50,6 @@ from turk.crowd.spend import BudgetGuard
 from turk.errors import ConfigError, CrowdError, MoneyError
 from turk.ledger import Ledger, utc_now
 from turk.money import assignment_cost, bonus_cost, format_usd
-from turk.publish import qualification_id
 
 
 @dataclass(frozen=True)

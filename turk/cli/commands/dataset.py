@@ -1,4 +1,4 @@
-"""Commands of the analysis area: ``turk audit``, ``turk report``, ``turk export``."""
+"""Commands of the dataset area (:mod:`turk.dataset`): ``audit``, ``report``, ``export``."""
 
 from __future__ import annotations
 
@@ -9,21 +9,19 @@ import typer
 
 from turk.cli.app import app, open_ledger
 from turk.cli.console import console, err_console, progress_bar
+from turk.crowd.backend import TARGETS
+from turk.dataset.aggregators import AGGREGATOR_HELP, DEFAULT_AGGREGATOR
 
 if TYPE_CHECKING:
-    from turk.audit import AuditProgress
+    from turk.dataset.audit import AuditProgress
 
-_AGGREGATOR_HELP = (
-    "Aggregation model: ds (Dawid-Skene), one-coin, mv (majority vote), gold-mv, glad, mace."
-)
 _CROWD_HELP = (
-    "Crowd target whose answers to use (local, mturk-sandbox, mturk). "
-    "Default: the only one with answers."
+    f"Crowd target whose answers to use ({', '.join(TARGETS)}). Default: the only one with answers."
 )
 _TARGET_HELP = "Precision to certify, e.g. 0.99."
 _CONFIDENCE_HELP = "Confidence of the one-sided certification, e.g. 0.95."
 
-AggregatorOption = Annotated[str, typer.Option("--aggregator", help=_AGGREGATOR_HELP)]
+AggregatorOption = Annotated[str, typer.Option("--aggregator", help=AGGREGATOR_HELP)]
 CrowdOption = Annotated[str | None, typer.Option("--target", help=_CROWD_HELP, show_default=False)]
 TargetOption = Annotated[float, typer.Option("--precision", help=_TARGET_HELP)]
 ConfidenceOption = Annotated[float, typer.Option("--confidence", help=_CONFIDENCE_HELP)]
@@ -101,7 +99,7 @@ def audit_command(
     new: Annotated[
         bool, typer.Option("--new", help="Draw a new sample even if an open audit exists.")
     ] = False,
-    aggregator: AggregatorOption = "ds",
+    aggregator: AggregatorOption = DEFAULT_AGGREGATOR,
     crowd: CrowdOption = None,
     min_posterior: MinPosteriorOption = 0.95,
 ) -> None:
@@ -111,7 +109,7 @@ def audit_command(
     Wrong buttons, keys y / n / u) until the audit is complete; verdicts are saved at
     once, so rerunning resumes where it stopped.
     """
-    from turk.audit import (
+    from turk.dataset.audit import (
         apply_answers_file,
         apply_truth_file,
         audit_progress,
@@ -119,8 +117,8 @@ def audit_command(
         find_open_audit,
         serve_audit,
     )
+    from turk.dataset.results import crowd_results
     from turk.errors import ConfigError
-    from turk.reporting import crowd_results
 
     if answers is not None and from_truth is not None:
         raise ConfigError("--answers and --from-truth: pass one of them, not both")
@@ -207,7 +205,7 @@ def report_command(
     out: Annotated[
         Path, typer.Option("--out", help="Folder for report.html, report.json and the CSVs.")
     ] = Path("report"),
-    aggregator: AggregatorOption = "ds",
+    aggregator: AggregatorOption = DEFAULT_AGGREGATOR,
     target: TargetOption = 0.99,
     confidence: ConfidenceOption = 0.95,
     crowd: CrowdOption = None,
@@ -218,7 +216,7 @@ def report_command(
 ) -> None:
     """Write the dataset report: one self-contained HTML file, report.json and CSV tables."""
     from analysis.report import write_report
-    from turk.reporting import ledger_report
+    from turk.dataset.report import ledger_report
 
     with (
         open_ledger(ctx, create=False) as ledger,
@@ -278,7 +276,7 @@ def export_command(
             show_default=False,
         ),
     ] = None,
-    aggregator: AggregatorOption = "ds",
+    aggregator: AggregatorOption = DEFAULT_AGGREGATOR,
     target: TargetOption = 0.99,
     confidence: ConfidenceOption = 0.95,
     crowd: CrowdOption = None,
@@ -289,8 +287,8 @@ def export_command(
 ) -> None:
     """Export the verified dataset in CLEAR's layout (images, metadata, filelists, splits,
     unlabeled lists, instructions, datasheet)."""
+    from turk.dataset.export import export_from_ledger
     from turk.errors import ConfigError
-    from turk.exporting import export_from_ledger
 
     if link and copy:
         raise ConfigError("--link and --copy: pass one of them")

@@ -45,16 +45,17 @@ from turk.crowd.backend import (
     HitTypeSpec,
     QualificationRequirement,
 )
+from turk.crowd.hit_type import (
+    check_hit_type,
+    default_total_assignments,
+)
 from turk.crowd.lock import crowd_lock
 from turk.crowd.records import annotation, iso, parse_annotation, request_token, rows
 from turk.crowd.spend import BudgetGuard, TargetSpend, target_spend
 from turk.errors import ConfigError, CrowdError, InputError, MoneyError, StageError
-from turk.hits import HitPlan
+from turk.hits.plan import HitPlan
 from turk.ledger import Ledger, utc_now
 from turk.money import estimate_cost, format_usd, parse_amount
-
-EXTENSION_BOUNDARY = 10
-"""MTurk cannot extend a HIT created with fewer assignments than this to this many or more."""
 
 BINARY_LABELS = ("yes", "no")
 """The values a binary HIT offers for each item."""
@@ -177,7 +178,6 @@ _QUAL_KEYS = {
     "exclude_blocked",
     "actions_guarded",
 }
-_GUARDS = ("Accept", "PreviewAndAccept", "DiscoverPreviewAndAccept")
 
 
 def _names(value: object, what: str) -> tuple[str, ...]:
@@ -277,8 +277,6 @@ def load_publish_config(
         if "reward" in hit
         else defaults.reward
     )
-    if amount < Decimal("0.01"):
-        raise MoneyError(f"--reward {amount}: MTurk's smallest reward is 0.01")
     n = (
         max_assignments
         if max_assignments is not None
@@ -291,17 +289,7 @@ def load_publish_config(
     elif "max_total_assignments" in hit:
         total = _int(hit["max_total_assignments"], "max_total_assignments", 1, 1000)
     else:
-        total = n + 2 if n >= EXTENSION_BOUNDARY else min(n + 2, EXTENSION_BOUNDARY - 1)
-        total = max(total, n)
-    if total < n:
-        raise ConfigError(f"--extend-to {total} is below --max-assignments {n}; use {n} or more")
-    if n < EXTENSION_BOUNDARY <= total:
-        raise ConfigError(
-            f"--extend-to {total} with --max-assignments {n}: MTurk cannot extend a HIT "
-            f"created with fewer than {EXTENSION_BOUNDARY} assignments to "
-            f"{EXTENSION_BOUNDARY} or more; publish with --max-assignments "
-            f"{EXTENSION_BOUNDARY} or more, or keep --extend-to at {EXTENSION_BOUNDARY - 1}"
-        )
+        total = default_total_assignments(n)
     keywords = hit.get("keywords", defaults.keywords)
     if isinstance(keywords, list):
         keywords = ", ".join(str(k) for k in keywords)
@@ -320,15 +308,31 @@ def load_publish_config(
         max_assignments=n,
         max_total_assignments=total,
     )
-    if not 30 <= hit_type.assignment_duration_s <= 365 * 86400:
-        raise ConfigError(f"{where}: assignment_duration must be 30 s to 365 days")
-    if not 60 <= hit_type.lifetime_s <= 365 * 86400:
-        raise ConfigError(f"{where}: lifetime must be 1 minute to 365 days")
-    if not 0 <= hit_type.auto_approval_delay_s <= 30 * 86400:
-        raise ConfigError(f"{where}: auto_approval_delay must be 0 to 30 days")
     guard = str(quals.get("actions_guarded", "Accept"))
-    if guard not in _GUARDS:
-        raise ConfigError(f"{where}: actions_guarded {guard!r}; use one of {', '.join(_GUARDS)}")
+    options = {
+        "reward": "--reward",
+        "max_assignments": "--max-assignments",
+        "max_total_assignments": "--extend-to",
+    }
+
+    def fail(key: str, message: str) -> Exception:
+        if key == "reward":
+            return MoneyError(f"--reward {message}")
+        return ConfigError(f"{options.get(key) or f'{where}: {key}'} {message}")
+
+    check_hit_type(
+        reward=amount,
+        max_assignments=n,
+        max_total_assignments=total,
+        durations={
+            "assignment_duration": hit_type.assignment_duration_s,
+            "lifetime": hit_type.lifetime_s,
+            "auto_approval_delay": hit_type.auto_approval_delay_s,
+        },
+        actions_guarded=guard,
+        name=lambda key: options.get(key, key),
+        fail=fail,
+    )
     qualifications = QualificationConfig(
         locales=tuple(c.upper() for c in _names(quals.get("locale"), "qualifications.locale")),
         min_approval_rate=(
@@ -685,7 +689,7 @@ def prepare_publish(
     Args:
         ledger: The open ledger.
         backend: The target's backend.
-        plans: The planned HITs (from :func:`turk.hits.plan_hits`).
+        plans: The planned HITs (from :func:`turk.hits.plan.plan_hits`).
         config: The publish config.
         budget: Cap on everything committed on the target, fees included
             (:mod:`turk.crowd.spend`).
@@ -1297,7 +1301,7 @@ def plan_for_publish(
         ledger: The open ledger.
         backend: The target's backend (its target and endpoint pick the image URLs).
         image_base: ``--image-base-url`` (required for the MTurk targets).
-        task: See :func:`turk.hits.plan_hits` for this and the remaining options.
+        task: See :func:`turk.hits.plan.plan_hits` for this and the remaining options.
         items_per_hit: Most images per HIT, gold included.
         gold: Gold CSV, or None.
         gold_rate: Share of gold items.
@@ -1310,8 +1314,8 @@ def plan_for_publish(
     Returns:
         The validated plans.
     """
-    from turk.hits import plan_hits
-    from turk.render import validate_plan
+    from turk.hits.plan import plan_hits
+    from turk.hits.render import validate_plan
 
     plans = plan_hits(
         ledger,

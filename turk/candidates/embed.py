@@ -22,6 +22,7 @@ from retrieval.decode import ImageSource
 from retrieval.modelnames import DEFAULT_MODEL, DEFAULT_PRETRAINED
 from retrieval.shards import read_shard
 from retrieval.tarshards import iter_tar_samples
+from turk.collection.tables import image_count, image_ids, image_ids_by_url, local_image_files
 from turk.errors import StageError
 from turk.ledger import Ledger, utc_now
 
@@ -170,7 +171,7 @@ def _done_ids(ledger: Ledger, slug: str) -> tuple[set[int], int]:
 def _tar_items(
     ledger: Ledger, tar_paths: Sequence[str], done: set[int], stats: dict[str, int]
 ) -> Iterator[tuple[int, ImageSource]]:
-    known = {int(r[0]) for r in ledger.conn.execute("SELECT id FROM images")}
+    known = image_ids(ledger)
     by_url: dict[str, int] | None = None
     seen: set[int] = set()
     for sample in iter_tar_samples(tar_paths):
@@ -182,12 +183,7 @@ def _tar_items(
                 break
         if image_id is None and isinstance(sample.meta.get("url"), str):
             if by_url is None:
-                by_url = {
-                    str(r[1]): int(r[0])
-                    for r in ledger.conn.execute(
-                        "SELECT id, download_url FROM images WHERE download_url IS NOT NULL"
-                    )
-                }
+                by_url = image_ids_by_url(ledger)
             image_id = by_url.get(sample.meta["url"])
         if image_id is None:
             stem = os.path.basename(sample.key)
@@ -230,18 +226,14 @@ def plan_embedding(
     """
     from retrieval.encoder import load_encoder
 
-    (count,) = ledger.conn.execute("SELECT COUNT(*) FROM images").fetchone()
+    count = image_count(ledger)
     if count == 0:
         raise StageError(f"{ledger.path}: no ingested images; run 'turk ingest METADATA' first")
-    if not tar_paths:
-        (local,) = ledger.conn.execute(
-            "SELECT COUNT(*) FROM images WHERE local_path IS NOT NULL"
-        ).fetchone()
-        if local == 0:
-            raise StageError(
-                f"{ledger.path}: none of the {count} images has a local file; ingest with "
-                "an image folder or pass --tar SHARDS"
-            )
+    if not tar_paths and image_count(ledger, with_file=True) == 0:
+        raise StageError(
+            f"{ledger.path}: none of the {count} images has a local file; ingest with "
+            "an image folder or pass --tar SHARDS"
+        )
     encoder = load_encoder(model, pretrained, device=device, precision=precision)
     folder = ledger.embeddings_dir / encoder.slug
     done, next_shard = _done_ids(ledger, encoder.slug)
@@ -252,10 +244,8 @@ def plan_embedding(
         total = None
         already = 0
     else:
-        rows = ledger.conn.execute(
-            "SELECT id, local_path FROM images WHERE local_path IS NOT NULL ORDER BY id"
-        ).fetchall()
-        pending = [(int(i), str(p)) for i, p in rows if int(i) not in done]
+        rows = local_image_files(ledger)
+        pending = [(i, p) for i, p in rows if i not in done]
         already = len(rows) - len(pending)
         total = len(pending)
         items = iter(pending)

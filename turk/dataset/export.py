@@ -19,11 +19,16 @@ import pandas as pd
 from analysis.export import BACKGROUND, DatasheetInfo, ExportSummary, LinkMode, export_dataset
 from analysis.report import Report
 from retrieval.collection import METADATA_FIELDS
+from turk.candidates.tables import candidate_rows
+from turk.collection.buckets import read_buckets
+from turk.collection.ingest import iter_image_metadata
+from turk.collection.tables import bucket_ids, image_files
+from turk.dataset.aggregators import DEFAULT_AGGREGATOR
+from turk.dataset.report import ledger_report
+from turk.dataset.results import MIN_POSTERIOR, CrowdResults
 from turk.errors import StageError
-from turk.ingest import iter_image_metadata
-from turk.instructions import resolve_set
+from turk.hits.instructions import resolve_set
 from turk.ledger import Ledger, utc_now
-from turk.reporting import MIN_POSTERIOR, CrowdResults, ledger_report
 
 
 def _labeled(ledger: Ledger, results: CrowdResults) -> tuple[pd.DataFrame, int]:
@@ -33,7 +38,7 @@ def _labeled(ledger: Ledger, results: CrowdResults) -> tuple[pd.DataFrame, int]:
     )
     conflicts = int(accepted["image_id"].duplicated().sum())
     accepted = accepted.drop_duplicates("image_id")
-    paths = _paths(ledger, accepted["image_id"].tolist())
+    paths = image_files(ledger, accepted["image_id"].tolist())
     labeled = pd.DataFrame(
         {
             "image_id": accepted["image_id"].astype("int64").to_numpy(),
@@ -48,30 +53,19 @@ def _labeled(ledger: Ledger, results: CrowdResults) -> tuple[pd.DataFrame, int]:
     return labeled, conflicts
 
 
-def _paths(ledger: Ledger, image_ids: Sequence[int]) -> dict[int, str | None]:
-    found: dict[int, str | None] = {}
-    for start in range(0, len(image_ids), 500):
-        chunk = [int(i) for i in image_ids[start : start + 500]]
-        marks = ",".join("?" * len(chunk))
-        for image_id, path in ledger.conn.execute(
-            f"SELECT id, local_path FROM images WHERE id IN ({marks})", chunk
-        ):
-            found[int(image_id)] = path
-    return found
-
-
 def _background(ledger: Ledger, results: CrowdResults) -> pd.DataFrame:
     """Background candidates no concept accepted (empty when the ranking made none)."""
-    if not ledger.db["candidates"].exists():
-        return pd.DataFrame(columns=["image_id", "bucket", "class_name", "path"])
-    rows = pd.read_sql_query(
-        "SELECT c.image_id, c.bucket, MIN(c.score) AS score, i.local_path AS path "
-        "FROM candidates c JOIN images i ON i.id = c.image_id "
-        "LEFT JOIN buckets b ON b.id = c.bucket "
-        "WHERE c.role = 'background' AND COALESCE(b.reserved, 0) = 0 "
-        "GROUP BY c.image_id, c.bucket",
-        ledger.conn,
+    reserved = bucket_ids(ledger, reserved=True)
+    picks = candidate_rows(ledger, role="background")
+    picks = picks[~picks["bucket"].isin(reserved)]
+    rows = pd.DataFrame(
+        picks.groupby(["image_id", "bucket"], as_index=False)["score"].min()
+        if not picks.empty
+        else pd.DataFrame(columns=["image_id", "bucket", "score"])
     )
+    paths = image_files(ledger, rows["image_id"].tolist())
+    rows = rows[rows["image_id"].isin(list(paths))].copy()
+    rows["path"] = rows["image_id"].map(paths)
     positive_ids = set(results.accepted["image_id"].astype(int))
     rows = rows[~rows["image_id"].isin(positive_ids)].copy()
     rows["class_name"] = BACKGROUND
@@ -121,7 +115,7 @@ def export_from_ledger(
     out_dir: Path,
     *,
     target: str | None = None,
-    aggregator: str = "ds",
+    aggregator: str = DEFAULT_AGGREGATOR,
     min_posterior: float = MIN_POSTERIOR,
     mode: LinkMode = "copy",
     seeds: Sequence[int] = (0, 1, 2, 3, 4),
@@ -178,8 +172,9 @@ def export_from_ledger(
     # still writes the layout, the background class and the unlabeled lists, and its
     # datasheet says so, rather than failing the last stage of a run.
     nothing_accepted = results.accepted.empty
-    buckets = pd.read_sql_query(
-        "SELECT id, reserved, start_uploaded, end_uploaded FROM buckets ORDER BY id", ledger.conn
+    buckets = pd.DataFrame(
+        [(b.id, int(b.reserved), b.start_uploaded, b.end_uploaded) for b in read_buckets(ledger)],
+        columns=["id", "reserved", "start_uploaded", "end_uploaded"],
     )
     if buckets.empty:
         raise StageError(f"{ledger.path}: no time buckets; run 'turk buckets' first")

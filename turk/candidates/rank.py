@@ -1,6 +1,6 @@
-"""``turk rank`` and ``turk preview``: candidates per concept and bucket, and their pages.
+"""``turk rank``: candidates per concept and bucket.
 
-Wires :mod:`retrieval.rank` and :mod:`retrieval.preview` to the ledger. Ranking checks
+Wires :mod:`retrieval.rank` to the ledger. Ranking checks
 everything it needs (concepts file, buckets, embeddings of the model named) before it
 loads the model, then replaces the ``candidates`` table in one transaction and exports
 the rows to ``<ledger root>/candidates/candidates.parquet`` and ``candidates.csv``.
@@ -18,14 +18,12 @@ import numpy as np
 
 from retrieval.concepts import ConceptsFile, load_concepts
 from retrieval.modelnames import DEFAULT_MODEL, DEFAULT_PRETRAINED, model_slug
-from retrieval.preview import PreviewItem, PreviewSheet, PreviewSummary, write_preview
 from retrieval.rank import BucketIndex, Candidate, rank_buckets, select_candidates
-from turk.embedding import load_embeddings, registered_shards
+from turk.candidates.embed import load_embeddings, registered_shards
+from turk.candidates.tables import CANDIDATE_COLUMNS
+from turk.collection.tables import bucket_ids, image_buckets
 from turk.errors import StageError
 from turk.ledger import Ledger
-
-CANDIDATE_COLUMNS = ["concept", "bucket", "image_id", "score", "rank", "role"]
-"""Columns of the candidates exports, in order."""
 
 
 @dataclass
@@ -102,7 +100,7 @@ def embedded_model(ledger: Ledger) -> tuple[str, str | None]:
     Raises:
         StageError: The ledger holds embeddings of several models.
     """
-    from turk.embedding import embedded_models
+    from turk.candidates.embed import embedded_models
 
     models = embedded_models(ledger)
     if len(models) > 1:
@@ -144,8 +142,9 @@ def rank_ledger(
     from retrieval.encoder import load_encoder
 
     concepts = load_concepts(concepts_path)
-    bucket_rows = ledger.conn.execute("SELECT id, reserved FROM buckets ORDER BY id").fetchall()
-    if not bucket_rows:
+    reserved = bucket_ids(ledger, reserved=True)
+    buckets = bucket_ids(ledger, reserved=False)
+    if not reserved and not buckets:
         raise StageError(f"{ledger.path}: no time buckets; run 'turk buckets' first")
     slug = model_slug(model, pretrained)
     shards = registered_shards(ledger, slug)
@@ -155,8 +154,6 @@ def rank_ledger(
             f"{ledger.path}: no embeddings for --model {model}{weights} ({slug}); "
             f"run 'turk embed --model {model}{weights}' first, or pass the model you embedded with"
         )
-    reserved = [int(b) for b, r in bucket_rows if r]
-    buckets = [int(b) for b, r in bucket_rows if not r]
     encoder = load_encoder(model, pretrained, device=device)
     queries = np.stack(
         [
@@ -166,11 +163,9 @@ def rank_ledger(
             for c in concepts.concepts
         ]
     )
-    image_rows = ledger.conn.execute(
-        "SELECT id, bucket FROM images WHERE bucket IS NOT NULL"
-    ).fetchall()
-    ids = np.asarray([r[0] for r in image_rows], dtype=np.int64)
-    of = np.asarray([r[1] for r in image_rows], dtype=np.int64)
+    bucket_of = image_buckets(ledger)
+    ids = np.fromiter(bucket_of.keys(), dtype=np.int64, count=len(bucket_of))
+    of = np.fromiter(bucket_of.values(), dtype=np.int64, count=len(bucket_of))
     of[np.isin(of, np.asarray(reserved, dtype=np.int64))] = -1
     settings: dict[str, Any] = {
         "concepts_file": str(Path(concepts_path).resolve()),
@@ -228,63 +223,4 @@ def rank_ledger(
         short=short,
         parquet=parquet,
         csv=csv,
-    )
-
-
-def preview_ledger(
-    ledger: Ledger,
-    out_dir: Path | None = None,
-    *,
-    notice: str | None = None,
-    on_progress: Callable[[int], None] | None = None,
-) -> PreviewSummary:
-    """Write contact sheets of the current candidates (see :mod:`retrieval.preview`).
-
-    Args:
-        ledger: The ledger.
-        out_dir: Output folder; default ``<ledger root>/preview``.
-        notice: A warning to show on every page (e.g. random model weights).
-        on_progress: Called with 1 per page written.
-
-    Returns:
-        The :class:`PreviewSummary`.
-
-    Raises:
-        StageError: ``turk rank`` has not run.
-    """
-    last = ledger.last_run("rank")
-    (count,) = ledger.conn.execute("SELECT COUNT(*) FROM candidates").fetchone()
-    if last is None:
-        raise StageError(f"{ledger.path}: no candidates yet; run 'turk rank CONCEPTS.yaml' first")
-    settings = last["settings"]
-    names: list[str] = list(settings.get("concepts") or [])
-    prompts: dict[str, list[str]] = settings.get("prompts") or {}
-    buckets = [
-        int(r[0])
-        for r in ledger.conn.execute("SELECT id FROM buckets WHERE reserved=0 ORDER BY id")
-    ]
-    rows = ledger.conn.execute(
-        "SELECT c.concept, c.bucket, c.image_id, c.score, c.rank, c.role, i.local_path "
-        "FROM candidates c LEFT JOIN images i ON i.id = c.image_id "
-        "ORDER BY c.bucket, c.concept, c.role, c.rank"
-    ).fetchall()
-    sheets: dict[tuple[str, int], PreviewSheet] = {}
-    for name in names:
-        for b in buckets:
-            sheets[(name, b)] = PreviewSheet(name, b, prompts.get(name, []))
-    for concept, bucket, image_id, score, rank, role, path in rows:
-        sheet = sheets.setdefault(
-            (concept, bucket), PreviewSheet(concept, bucket, prompts.get(concept, []))
-        )
-        item = PreviewItem(int(image_id), path, float(score), int(rank))
-        (sheet.positives if role == "positive" else sheet.background).append(item)
-    for sheet in sheets.values():
-        sheet.background.sort(key=lambda i: -i.rank)
-    title = f"turk preview · {settings.get('slug', '')} · {count} candidates"
-    return write_preview(
-        list(sheets.values()),
-        out_dir or (ledger.root / "preview"),
-        title=title,
-        notice=notice,
-        on_progress=on_progress,
     )

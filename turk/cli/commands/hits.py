@@ -1,4 +1,4 @@
-"""Commands of the templates area: ``turk render``."""
+"""Commands of the hits area (:mod:`turk.hits`): ``turk render``."""
 
 from __future__ import annotations
 
@@ -98,8 +98,8 @@ def render_command(
     seed: Annotated[int, typer.Option("--seed", help="Seed for order and gold placement.")] = 0,
 ) -> None:
     """Render, validate and price the HITs, and write their HTML; call no service."""
+    from turk.hits.render import dry_run
     from turk.money import parse_amount
-    from turk.render import dry_run
 
     amount = parse_amount(reward, "--reward")
     bonus_amount = parse_amount(bonus, "--bonus")

@@ -19,7 +19,7 @@ import jinja2
 
 from hit_templates import TEMPLATES_DIR
 from turk.errors import TemplateError
-from turk.instructions import Instruction
+from turk.hits.instructions import Instruction
 
 HTML_QUESTION_NS = (
     "http://mechanicalturk.amazonaws.com/AWSMechanicalTurkDataSchemas/2011-11-11/HTMLQuestion.xsd"

@@ -1,0 +1,50 @@
+"""The HITs: candidates and gold laid out as pages workers answer.
+
+:mod:`~turk.hits.plan` lays out items and gold into HITs, :mod:`~turk.hits.html` and
+:mod:`~turk.hits.instructions` render them from the templates and instruction sets,
+:mod:`~turk.hits.render` validates plans and writes ``turk render`` (the dry run of
+publish). The area reads candidates and images and owns only ``hit_secret``.
+Commands: :mod:`turk.cli.commands.hits`.
+
+The names below load their module on first use, so importing the package costs nothing.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from turk.hits.plan import GoldRow, HitItem, HitPlan, load_gold, plan_hits
+    from turk.hits.render import DryRunReport, dry_run, plan_problems, validate_plan
+
+_EXPORTS: dict[str, str] = {
+    "GoldRow": "turk.hits.plan",
+    "HitItem": "turk.hits.plan",
+    "HitPlan": "turk.hits.plan",
+    "load_gold": "turk.hits.plan",
+    "plan_hits": "turk.hits.plan",
+    "DryRunReport": "turk.hits.render",
+    "dry_run": "turk.hits.render",
+    "plan_problems": "turk.hits.render",
+    "validate_plan": "turk.hits.render",
+}
+
+__all__ = [
+    "DryRunReport",
+    "GoldRow",
+    "HitItem",
+    "HitPlan",
+    "dry_run",
+    "load_gold",
+    "plan_hits",
+    "plan_problems",
+    "validate_plan",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'turk.hits' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
