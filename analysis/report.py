@@ -138,6 +138,12 @@ class Report:
         claims: Plain statements of what is certified and what is only estimated.
         warnings: Problems the reader should know about (no gold, stale audits...).
         summary: Headline numbers.
+        cells: How each concept x bucket cell was filled, when the caller knows:
+            ``concept, bucket, rounds, sent, answers, dollars, accepted, overshoot,
+            answers_per_accepted, dollars_per_accepted, stop``; empty otherwise.
+        rounds: One row per curation round, when the caller knows: ``round, cells,
+            sent, verified, accepted, yield, expected, reranked_cells, heldout_prompt,
+            heldout_rerank``; empty otherwise.
     """
 
     settings: ReportSettings
@@ -151,6 +157,8 @@ class Report:
     claims: list[dict[str, str]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     summary: dict[str, Any] = field(default_factory=dict)
+    cells: pd.DataFrame = field(default_factory=pd.DataFrame)
+    rounds: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     def to_json(self) -> dict[str, Any]:
         """Return the report as JSON-serialisable data (money as strings).
@@ -187,6 +195,8 @@ class Report:
             "workers": _records(self.workers),
             "answers_per_item": _records(self.answers_per_item),
             "rank_agreement": _records(self.rank_agreement),
+            "cells": _records(self.cells),
+            "rounds": _records(self.rounds),
         }
 
 
@@ -817,6 +827,10 @@ def write_report(report: Report, out_dir: Path) -> ReportFiles:
         "items": report.items,
         "audit_items": report.audits,
     }
+    if not report.cells.empty:
+        tables["cells"] = report.cells
+    if not report.rounds.empty:
+        tables["rounds"] = report.rounds
     csvs: dict[str, Path] = {}
     for name, frame in tables.items():
         path = out_dir / f"{name}.csv"

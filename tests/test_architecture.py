@@ -46,6 +46,7 @@ OWNERS = {
     "worker_blocks": "crowd",
     "audits": "dataset",
     "audit_items": "dataset",
+    "rounds": "dataset",
     "stages": "project",
     "runs": "base",
 }

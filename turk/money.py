@@ -61,7 +61,15 @@ def parse_amount(text: str, what: str = "--reward") -> Decimal:
     return amount.quantize(CENT)
 
 
-def _cents(amount: Decimal) -> Decimal:
+def round_cents(amount: Decimal) -> Decimal:
+    """Round an amount to whole cents, halves up (how MTurk rounds its fees).
+
+    Args:
+        amount: Dollars.
+
+    Returns:
+        The amount in cents.
+    """
     return amount.quantize(CENT, rounding=ROUND_HALF_UP)
 
 
@@ -90,7 +98,7 @@ def mturk_fee(reward: Decimal, max_assignments: int) -> Decimal:
     """
     if max_assignments < 1:
         raise MoneyError(f"max assignments: {max_assignments} must be 1 or more")
-    per_assignment = max(MIN_FEE, _cents(reward * fee_rate(max_assignments)))
+    per_assignment = max(MIN_FEE, round_cents(reward * fee_rate(max_assignments)))
     return per_assignment * max_assignments
 
 
@@ -131,7 +139,7 @@ def bonus_fee(bonus: Decimal) -> Decimal:
     """
     if bonus <= 0:
         return Decimal("0.00")
-    return max(MIN_FEE, _cents(bonus * BASE_FEE_RATE))
+    return max(MIN_FEE, round_cents(bonus * BASE_FEE_RATE))
 
 
 def bonus_cost(bonus: Decimal) -> Decimal:
@@ -208,8 +216,8 @@ def estimate_cost(
         raise MoneyError("reward and bonus must be 0 or more")
     assignments = hits * max_assignments
     fee_per_hit = mturk_fee(reward, max_assignments)
-    rewards = _cents(reward * assignments)
-    bonuses = _cents(bonus * assignments)
+    rewards = round_cents(reward * assignments)
+    bonuses = round_cents(bonus * assignments)
     fees = fee_per_hit * hits + bonus_fee(bonus) * assignments
     total = rewards + bonuses + fees
     per_item = None
@@ -218,14 +226,14 @@ def estimate_cost(
     return CostEstimate(
         hits=hits,
         max_assignments=max_assignments,
-        reward=_cents(reward),
-        bonus=_cents(bonus),
+        reward=round_cents(reward),
+        bonus=round_cents(bonus),
         fee_rate=fee_rate(max_assignments),
         assignments=assignments,
         rewards=rewards,
         bonuses=bonuses,
-        fees=_cents(fees),
-        total=_cents(total),
+        fees=round_cents(fees),
+        total=round_cents(total),
         items=items,
         per_item=per_item,
     )

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,7 @@ import numpy as np
 
 from retrieval.concepts import ConceptsFile, load_concepts
 from retrieval.modelnames import DEFAULT_MODEL, DEFAULT_PRETRAINED, model_slug
-from retrieval.rank import BucketIndex, Candidate, rank_buckets, select_candidates
+from retrieval.rank import BucketIndex, Candidate, Ranking, rank_buckets, select_candidates
 from turk.candidates.embed import load_embeddings, registered_shards
 from turk.candidates.tables import CANDIDATE_COLUMNS
 from turk.collection.tables import bucket_ids, image_buckets
@@ -112,6 +112,25 @@ def embedded_model(ledger: Ledger) -> tuple[str, str | None]:
     return models[0] if models else (DEFAULT_MODEL, DEFAULT_PRETRAINED)
 
 
+def _pool(
+    rankings: dict[int, list[Ranking]], concepts: ConceptsFile, chosen: list[Candidate]
+) -> list[Candidate]:
+    """The rest of each cell's ranking to ``query_depth``, after the overlap rule: what
+    later curation rounds draw from (never an image chosen already, nor a background
+    pick of its bucket)."""
+    deep = replace(
+        concepts.settings, candidates_per_class=concepts.settings.query_depth, background=False
+    )
+    taken = {(c.concept, c.bucket, c.image_id) for c in chosen if c.role == "positive"}
+    background = {(c.bucket, c.image_id) for c in chosen if c.role == "background"}
+    return [
+        c
+        for c in select_candidates(rankings, concepts.names, deep)
+        if (c.concept, c.bucket, c.image_id) not in taken
+        and (c.bucket, c.image_id) not in background
+    ]
+
+
 def rank_ledger(
     ledger: Ledger,
     concepts_path: str | os.PathLike[str],
@@ -187,16 +206,22 @@ def rank_ledger(
             on_progress=on_progress,
         )
         rows = select_candidates(rankings, concepts.names, concepts.settings)
+        pool = _pool(rankings, concepts, rows)
         with ledger.conn:
             ledger.conn.execute("DELETE FROM candidates")
             ledger.conn.executemany(
                 "INSERT INTO candidates (concept, bucket, image_id, score, rank, role, run_id, "
-                "slug) VALUES (?,?,?,?,?,?,?,?)",
+                "slug, round) VALUES (?,?,?,?,?,?,?,?,?)",
                 [
-                    (r.concept, r.bucket, r.image_id, r.score, r.rank, r.role, run.id, slug)
+                    (r.concept, r.bucket, r.image_id, r.score, r.rank, r.role, run.id, slug, 1)
                     for r in rows
+                ]
+                + [
+                    (r.concept, r.bucket, r.image_id, r.score, r.rank, r.role, run.id, slug, None)
+                    for r in pool
                 ],
             )
+        run.add("pool", len(pool))
         parquet, csv = _export(rows, ledger.root / "candidates")
         positives = sum(1 for r in rows if r.role == "positive")
         run.add("positives", positives)

@@ -24,21 +24,24 @@ CANDIDATE_COLUMNS = ["concept", "bucket", "image_id", "score", "rank", "role"]
 """Columns of a candidate row (and of the candidates exports), in order."""
 
 
-def candidate_rows(ledger: Ledger, *, role: str | None = None) -> pd.DataFrame:
-    """Return the current candidates, ordered by concept, bucket and rank.
+def candidate_rows(ledger: Ledger, *, role: str | None = None, pool: bool = False) -> pd.DataFrame:
+    """Return the candidates chosen for people (every round so far), by concept, bucket, rank.
 
     Args:
         ledger: The open ledger.
         role: Only candidates of this role (``positive`` for a concept's ranking,
             ``background`` for the background class); ``None`` for all.
+        pool: Also the ranked candidates no round has chosen yet (``round`` NaN).
 
     Returns:
-        A frame with :data:`CANDIDATE_COLUMNS` (empty before ``turk rank``).
+        A frame with :data:`CANDIDATE_COLUMNS` and ``round`` (empty before ``turk rank``).
     """
-    sql = f"SELECT {', '.join(CANDIDATE_COLUMNS)} FROM candidates"
+    sql = f"SELECT {', '.join(CANDIDATE_COLUMNS)}, round FROM candidates WHERE 1=1"
     params: tuple[str, ...] = ()
+    if not pool:
+        sql += " AND round IS NOT NULL"
     if role is not None:
-        sql += " WHERE role = ?"
+        sql += " AND role = ?"
         params = (role,)
     sql += " ORDER BY concept, bucket, rank, image_id"
     frame = pd.read_sql_query(sql, ledger.conn, params=params)
@@ -46,7 +49,7 @@ def candidate_rows(ledger: Ledger, *, role: str | None = None) -> pd.DataFrame:
 
 
 def candidate_counts(ledger: Ledger, *, role: str = "positive") -> dict[tuple[str, int], int]:
-    """Count the candidates of each concept x bucket cell.
+    """Count the candidates chosen for people in each concept x bucket cell.
 
     Args:
         ledger: The open ledger.
@@ -59,7 +62,7 @@ def candidate_counts(ledger: Ledger, *, role: str = "positive") -> dict[tuple[st
         (str(concept), int(bucket)): int(n)
         for concept, bucket, n in ledger.conn.execute(
             "SELECT concept, bucket, COUNT(*) FROM candidates WHERE role = ? "
-            "GROUP BY concept, bucket",
+            "AND round IS NOT NULL GROUP BY concept, bucket",
             (role,),
         )
     }

@@ -19,6 +19,7 @@ COMMAND_ORDER = (
     "init",
     "doctor",
     "run",
+    "round",
     "demo",
     "sample",
     "ingest",

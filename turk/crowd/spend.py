@@ -190,6 +190,43 @@ def batch_money(
     ]
 
 
+def cell_money(ledger: Ledger, target: str) -> dict[tuple[str, int], Decimal]:
+    """Money committed on each concept x bucket cell, from its binary HITs.
+
+    A HIT of one cell counts whole; a later round's HIT asks about one concept in
+    several buckets, and its money is shared among them by the items each had in it.
+
+    Args:
+        ledger: The open ledger.
+        target: The crowd target.
+
+    Returns:
+        ``{(concept, bucket): committed}``, fees and bonuses included.
+    """
+    from turk.collection.tables import image_buckets
+
+    rows = ledger.conn.execute(
+        "SELECT h.batch_id, h.concept, h.bucket, i.image_id FROM hit_items i JOIN hits h "
+        "ON h.target = i.target AND h.hit_key = i.hit_key WHERE h.target = ? AND "
+        "h.concept IS NOT NULL AND NOT i.is_gold",
+        (target,),
+    ).fetchall()
+    bucket_of = image_buckets(ledger, [int(r[3]) for r in rows if r[2] is None])
+    items: dict[str, dict[tuple[str, int], int]] = {}
+    for batch, concept, bucket, image_id in rows:
+        where = bucket if bucket is not None else bucket_of.get(int(image_id))
+        if where is not None:
+            cells = items.setdefault(str(batch), {})
+            cells[(str(concept), int(where))] = cells.get((str(concept), int(where)), 0) + 1
+    out: dict[tuple[str, int], Decimal] = {}
+    for money in batch_money(ledger, target=target):
+        cells = items.get(money.batch_id, {})
+        total = sum(cells.values())
+        for cell, n in cells.items():
+            out[cell] = out.get(cell, ZERO) + money.committed * n / total
+    return {cell: amount.quantize(Decimal("0.01")) for cell, amount in out.items()}
+
+
 def target_spend(ledger: Ledger, target: str) -> TargetSpend:
     """Read what is committed and spent on ``target``: the sum of its batches.
 

@@ -29,6 +29,7 @@ __all__ = [
     "answer_count",
     "answer_dates",
     "answer_targets",
+    "answers_by_cell",
     "load_answers",
     "published_hit_count",
     "resolve_target",
@@ -239,6 +240,35 @@ def published_hit_count(ledger: Ledger, target: str, *, open_only: bool = False)
         sql += " AND COALESCE(hit_status, 'Assignable') IN ('Assignable', 'Unassignable')"
     (n,) = ledger.conn.execute(sql, (target,)).fetchone()
     return int(n)
+
+
+def answers_by_cell(ledger: Ledger, target: str) -> dict[tuple[str, int], int]:
+    """Count the answers paid for on each concept x bucket cell's (binary) HITs.
+
+    An answer counts for its HIT's cell, or, on a later round's HIT that asks about
+    several buckets, for the bucket of the image it is about.
+
+    Args:
+        ledger: The open ledger.
+        target: The crowd target.
+
+    Returns:
+        ``{(concept, bucket): answers}``, gold answers included.
+    """
+    rows = ledger.conn.execute(
+        "SELECT h.concept, h.bucket, a.image_id, COUNT(*) FROM answers a JOIN hits h ON "
+        "h.target = a.target AND h.hit_key = a.hit_key WHERE a.target = ? AND "
+        "h.concept IS NOT NULL GROUP BY h.concept, h.bucket, a.image_id",
+        (target,),
+    ).fetchall()
+    bucket_of = image_buckets(ledger, [int(r[2]) for r in rows if r[1] is None and r[2]])
+    out: dict[tuple[str, int], int] = {}
+    for concept, bucket, image_id, n in rows:
+        where = bucket if bucket is not None else bucket_of.get(int(image_id or 0))
+        if where is not None:
+            key = (str(concept), int(where))
+            out[key] = out.get(key, 0) + int(n)
+    return out
 
 
 def answer_dates(ledger: Ledger, target: str) -> tuple[str, str]:

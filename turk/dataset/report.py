@@ -14,10 +14,12 @@ import pandas as pd
 from analysis.report import Report, ReportSettings, build_report
 from turk.candidates.tables import candidate_counts, candidate_rows, ranking_models
 from turk.collection.tables import bucket_ids
-from turk.crowd.spend import work_cost
-from turk.crowd.tables import answer_dates
+from turk.crowd.spend import cell_money, work_cost
+from turk.crowd.tables import answer_dates, answers_by_cell
 from turk.dataset.aggregators import DEFAULT_AGGREGATOR
 from turk.dataset.results import MIN_POSTERIOR, CrowdResults, crowd_results
+from turk.dataset.rounds import cell_table, round_table, stop_reasons
+from turk.dataset.rules import STOP_REASONS
 from turk.errors import ConfigError
 from turk.ledger import Ledger, utc_now
 
@@ -137,6 +139,19 @@ def ledger_report(
     )
     if quota is not None:
         report.summary.update(quota=quota, cells=cells, cells_at_quota=cells - len(short))
+        report.cells = cell_table(
+            ledger,
+            results,
+            quota=quota,
+            answers_by_cell=answers_by_cell(ledger, results.target),
+            dollars_by_cell=cell_money(ledger, results.target),
+        )
+        report.rounds = round_table(ledger, results)
+        in_cells = int(report.cells["accepted"].sum()) if not report.cells.empty else 0
+        report.summary["rounds"] = int(report.rounds["round"].max()) if len(report.rounds) else 0
+        report.summary["answers_per_accepted"] = (
+            float(report.cells["answers"].sum()) / in_cells if in_cells else None
+        )
     if truth_file is not None:
         accepted = items[items["accepted"]]
         report.summary["truth_precision"] = (
@@ -218,6 +233,7 @@ def short_cells(
     """
     candidates = candidate_counts(ledger)
     buckets = bucket_ids(ledger, reserved=False)
+    stops = stop_reasons(ledger)
     concepts = sorted({c for c, _ in candidates} | set(items["concept"].astype(str)))
     verified = items.groupby(["concept", "bucket"]).size().to_dict()
     accepted = items[items["accepted"]].groupby(["concept", "bucket"]).size().to_dict()
@@ -240,5 +256,7 @@ def short_cells(
                     f"the ranking gave only {found} of the {asked} candidates asked: a small "
                     f"bucket, or other concepts scored higher; {why}"
                 )
+            if key in stops:
+                why = f"stopped: {STOP_REASONS[stops[key]]}; {why}"
             short.append(f"{concept} in bucket {bucket}: {got} ({why})")
     return short, len(concepts) * len(buckets)

@@ -101,7 +101,8 @@ class HitPlan:
             batch planned from other candidates, gold or options gets other keys.
         task: ``binary`` or ``multi``.
         concept: The concept asked about (binary), else None.
-        bucket: The time bucket.
+        bucket: The time bucket; None for a later curation round's HIT, which asks
+            about the concept in several buckets.
         items: The image slots in page order.
         question_xml: HTMLQuestion XML to send as ``Question``.
         html: The complete HTML document inside ``question_xml``.
@@ -114,7 +115,7 @@ class HitPlan:
     batch_id: str
     task: Literal["binary", "multi"]
     concept: str | None
-    bucket: int
+    bucket: int | None
     items: tuple[HitItem, ...]
     question_xml: str
     html: str
@@ -148,6 +149,7 @@ class _Candidate:
     rank: int
     role: str
     local_path: str | None
+    round: int = 1
 
 
 def load_gold(path: Path) -> list[GoldRow]:
@@ -305,10 +307,16 @@ def _load_candidates(ledger: Ledger) -> list[_Candidate]:
     paths = image_files(ledger, rows["image_id"].tolist())
     out = [
         _Candidate(
-            str(concept), int(bucket), int(image_id), int(rank), str(role), paths.get(int(image_id))
+            str(concept),
+            int(bucket),
+            int(image_id),
+            int(rank),
+            str(role),
+            paths.get(int(image_id)),
+            int(sent_in),
         )
-        for concept, bucket, image_id, rank, role in rows[
-            ["concept", "bucket", "image_id", "rank", "role"]
+        for concept, bucket, image_id, rank, role, sent_in in rows[
+            ["concept", "bucket", "image_id", "rank", "role", "round"]
         ].itertuples(index=False)
     ]
     if not out:
@@ -481,7 +489,9 @@ def plan_hits(
     env = environment(template_dir)
     where = str(gold) if gold is not None else "gold"
 
-    batches: list[tuple[str, str | None, int, list[_Candidate], list[list[tuple[int, str]]]]] = []
+    batches: list[
+        tuple[str, str | None, int | None, list[_Candidate], list[list[tuple[int, str]]]]
+    ] = []
     if task == "binary":
         for concept in chosen:
             answers = binary_gold(gold_rows, concept)
@@ -489,15 +499,20 @@ def plan_hits(
                 [(i, a) for i, a in answers.items() if a == "yes"],
                 [(i, a) for i, a in answers.items() if a == "no"],
             ]
+            mine = [c for c in candidates if c.concept == concept and c.role == "positive"]
             for bucket in known_buckets:
-                regular = [
-                    c
-                    for c in candidates
-                    if c.concept == concept and c.bucket == bucket and c.role == "positive"
-                ]
+                regular = [c for c in mine if c.bucket == bucket and c.round == 1]
                 if regular:
                     name = f"binary-{_slug(concept)}-b{bucket:02d}"
                     batches.append((name, concept, bucket, regular, pools))
+            # A later curation round is a batch of its own per concept, across buckets:
+            # full HITs for the few candidates each short cell still needs, and never a
+            # change to an earlier round's HITs (their keys hash their items).
+            for sent_in in sorted({c.round for c in mine if c.round > 1}):
+                regular = [c for c in mine if c.round == sent_in and c.bucket in set(known_buckets)]
+                if regular:
+                    name = f"binary-{_slug(concept)}-r{sent_in}"
+                    batches.append((name, concept, None, regular, pools))
     else:
         answers = multi_gold(gold_rows, chosen)
         pools = [sorted(answers.items())]
@@ -524,7 +539,7 @@ def plan_hits(
             )
 
     plans: list[HitPlan] = []
-    for name, batch_concept, bucket, regular, pools in batches:
+    for name, batch_concept, batch_bucket, regular, pools in batches:
         rng = random.Random(f"{seed}|{name}")
         ordered = sorted(regular, key=lambda c: (c.rank, c.image_id))
         rng.shuffle(ordered)
@@ -533,7 +548,7 @@ def plan_hits(
                 "task": task,
                 "concept": batch_concept,
                 "classes": chosen if task == "multi" else None,
-                "bucket": bucket,
+                "bucket": batch_bucket,
                 "items": [c.image_id for c in ordered],
                 "gold": pools,
                 "rate": rate,
@@ -554,7 +569,7 @@ def plan_hits(
                     batch_id=batch_id,
                     index=index,
                     concept=batch_concept,
-                    bucket=bucket,
+                    bucket=batch_bucket,
                     classes=chosen if task == "multi" else [],
                     slots=slots,
                     gold_paths=gold_paths,
@@ -573,7 +588,7 @@ def _build_plan(
     batch_id: str,
     index: int,
     concept: str | None,
-    bucket: int,
+    bucket: int | None,
     classes: list[str],
     slots: list[tuple[int, bool, str | None, str | None]],
     gold_paths: dict[int, str | None],

@@ -24,6 +24,7 @@ from retrieval.modelnames import DEFAULT_PRETRAINED, parse_pretrained
 from turk.collection.buckets import DEFAULT_COUNT, DEFAULT_RESERVE
 from turk.crowd.backend import DEFAULT_LOCAL_ENDPOINT, SANDBOX_STATE_FILE, TARGETS
 from turk.dataset.aggregators import AGGREGATORS, DEFAULT_AGGREGATOR
+from turk.dataset.rules import RoundSettings
 from turk.errors import ConfigError, MoneyError
 
 PROJECT_FILE = "turk.yaml"
@@ -93,6 +94,7 @@ _SCHEMA: dict[str, Any] = {
     },
     "certification": {"target", "confidence", "aggregator", "min_posterior", "audit"},
     "certification.audit": {"source", "file", "size", "seed"},
+    "rounds": {"max_rounds", "min_yield", "fill_chance", "rerank", "min_labels"},
     "report": {"dir"},
     "export": {"dir", "link", "test_fraction"},
 }
@@ -331,6 +333,7 @@ class ProjectConfig:
         export_link: How images are placed in the export (``hardlink``, ``symlink``,
             ``copy``).
         export_test_fraction: Share of each class and bucket kept for testing.
+        rounds: How curation rounds fill the cells (:mod:`turk.dataset.rounds`).
         raw: The file's mapping as read, for fingerprints.
     """
 
@@ -352,6 +355,7 @@ class ProjectConfig:
     export_dir: Path
     export_link: str = "hardlink"
     export_test_fraction: float = 0.33
+    rounds: RoundSettings = field(default_factory=RoundSettings)
     raw: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -771,6 +775,13 @@ def load_project(path: str | os.PathLike[str], *, check_files: bool = True) -> P
         export_dir=r.path("export.dir", "dataset") or file.parent / "dataset",
         export_link=r.choice("export.link", "hardlink", ("hardlink", "symlink", "copy")),
         export_test_fraction=r.number("export.test_fraction", 0.33, 0.0, 0.9),
+        rounds=RoundSettings(
+            max_rounds=r.integer("rounds.max_rounds", 1, 1, 100),
+            min_yield=r.number("rounds.min_yield", 0.1, 0.0, 1.0),
+            fill_chance=r.number("rounds.fill_chance", 0.8, 0.5, 1.0, open_ends=True),
+            rerank=r.boolean("rounds.rerank", True),
+            min_labels=r.integer("rounds.min_labels", 5, 1, 10_000),
+        ),
         raw=data,
     )
     if budget is not None:

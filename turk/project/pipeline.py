@@ -48,6 +48,7 @@ STAGES: tuple[str, ...] = (
     "publish",
     "collect",
     "review",
+    "rounds",
     "report",
     "export",
 )
@@ -61,12 +62,13 @@ NEEDS: dict[str, tuple[str, ...]] = {
     "publish": ("rank",),
     "collect": ("publish",),
     "review": ("collect",),
+    "rounds": ("review",),
     "report": ("review",),
     "export": ("report",),
 }
 """The stages each stage reads from."""
 
-RECURRING = frozenset({"collect", "review", "report", "export"})
+RECURRING = frozenset({"collect", "review", "rounds", "report", "export"})
 """Stages that run whenever asked: new work may have arrived since they last ran."""
 
 ProgressFactory = Callable[[str, int | None, str], AbstractContextManager[Callable[[int], None]]]
@@ -202,6 +204,8 @@ def stage_settings(config: ProjectConfig, name: str) -> dict[str, Any]:
         return {"crowd.target": c.crowd.target}
     if name == "review":
         return {"review": _jsonable(c.review)}
+    if name == "rounds":
+        return {"rounds": _jsonable(c.rounds)}
     if name == "report":
         return {"certification": _jsonable(c.certification), "report.dir": str(c.report_dir)}
     if name == "export":
@@ -365,6 +369,7 @@ class _Context:
     progress: ProgressFactory
     backend_obj: Any = None
     sandbox: Any = None
+    round_limit: int | None = None
 
     def backend(self) -> Any:
         """Connect to the target once; on local, start the sandbox when none listens."""
@@ -665,6 +670,98 @@ def _review(ctx: _Context) -> StageOutcome:
     return StageOutcome("review", "done", lines)
 
 
+def _finish_round(ctx: _Context) -> StageOutcome | None:
+    """Send what the last round chose, collect and review it; None when it is all in."""
+    from turk.crowd.tables import published_hit_count
+
+    for step in (_publish, _collect, _review):
+        outcome = step(ctx)
+        if outcome.status in ("partial", "waiting"):
+            return StageOutcome("rounds", outcome.status, outcome.lines)
+    # Extra assignments bought by review --extend open HITs again: answer and review them
+    # while workers answer at once (the local sandbox's simulated workers).
+    for _ in range(ctx.config.review.extend_step * 4 if ctx.config.review.extend else 0):
+        if published_hit_count(ctx.ledger, ctx.config.crowd.target, open_only=True) == 0:
+            break
+        for step in (_collect, _review):
+            outcome = step(ctx)
+            if outcome.status in ("partial", "waiting"):
+                return StageOutcome("rounds", outcome.status, outcome.lines)
+    open_hits = published_hit_count(ctx.ledger, ctx.config.crowd.target, open_only=True)
+    if open_hits:
+        return StageOutcome(
+            "rounds",
+            "waiting",
+            [f"{open_hits} HITs of this round still open to workers; rerun 'turk run' later"],
+        )
+    return None
+
+
+def _rounds(ctx: _Context) -> StageOutcome:
+    """Curation rounds until every cell stops (or ``round_limit`` more rounds ran)."""
+    from turk.candidates.pool import latest_round
+    from turk.crowd.publish import hit_cost
+    from turk.crowd.spend import target_spend
+    from turk.dataset.results import crowd_results
+    from turk.dataset.rounds import plan_round, record_round
+    from turk.dataset.rules import STOP_REASONS
+    from turk.money import format_usd, round_cents
+
+    config = ctx.config
+    if config.hits.task != "binary":
+        return StageOutcome(
+            "rounds", "done", ["multi-select HITs ask every class at once: one pass, no rounds"]
+        )
+    quota = int(_curation(config)["quota"])
+    per_item = hit_cost(config.hit_type) / Decimal(
+        max(1, round(config.hits.items_per_hit * (1 - config.gold.rate)))
+    )
+    lines: list[str] = []
+    sent = 0
+    while True:
+        waiting = _finish_round(ctx)
+        if waiting is not None:
+            return StageOutcome("rounds", waiting.status, [*lines, *waiting.lines])
+        if ctx.round_limit is not None and sent >= ctx.round_limit:
+            break
+        cert = config.certification
+        results = crowd_results(
+            ctx.ledger,
+            target=config.crowd.target,
+            aggregator=cert.aggregator,
+            min_posterior=cert.min_posterior,
+        )
+        left = None
+        if config.budget is not None:
+            left = config.budget - target_spend(ctx.ledger, config.crowd.target).committed
+        plan = plan_round(
+            ctx.ledger,
+            results,
+            quota=quota,
+            settings=config.rounds,
+            budget_left=left,
+            cost_per_item=per_item,
+        )
+        record_round(ctx.ledger, plan)
+        open_cells = [c for c in plan.cells if c.picks]
+        if not open_cells:
+            stops: dict[str, int] = {}
+            for cell in plan.cells:
+                if cell.stop:
+                    stops[cell.stop] = stops.get(cell.stop, 0) + 1
+            told = "; ".join(f"{n} {STOP_REASONS[s]}" for s, n in sorted(stops.items()))
+            lines.append(f"after {latest_round(ctx.ledger)} rounds every cell stopped: {told}")
+            break
+        reranked = sum(1 for c in open_cells if c.method == "rerank")
+        lines.append(
+            f"round {plan.number}: {len(open_cells)} cells short, {plan.picks} candidates "
+            f"sent ({reranked} cells re-ranked), {sum(c.expected for c in open_cells):.0f} "
+            f"accepted expected, about {format_usd(round_cents(per_item * plan.picks))}"
+        )
+        sent += 1
+    return StageOutcome("rounds", "done", lines or ["no round needed"])
+
+
 def _audit(ctx: _Context) -> str | None:
     """Draw and mark the audit from a file when the project names one; say what was done."""
     from turk.dataset.audit import apply_answers_file, apply_truth_file, draw_audit, latest_audit
@@ -832,6 +929,7 @@ STAGE_FUNCTIONS: dict[str, StageFn] = {
     "publish": _publish,
     "collect": _collect,
     "review": _review,
+    "rounds": _rounds,
     "report": _report,
     "export": _export,
 }
@@ -911,6 +1009,7 @@ def run_pipeline(
     confirm: ConfirmFn | None = None,
     progress: ProgressFactory | None = None,
     on_stage: Callable[[StageOutcome], None] | None = None,
+    round_limit: int | None = None,
 ) -> RunResult:
     """Run the project's pipeline, doing only what is missing.
 
@@ -923,6 +1022,8 @@ def run_pipeline(
         confirm: Asked to confirm the cost of a production publish; None refuses it.
         progress: Makes progress callbacks for long stages.
         on_stage: Called with each stage's outcome as it finishes.
+        round_limit: The ``rounds`` stage runs at most this many more rounds (``turk
+            round``: 1); None runs them until every cell stops.
 
     Returns:
         The :class:`RunResult`.
@@ -937,6 +1038,7 @@ def run_pipeline(
     chosen, forced = select_stages(stages, start=start, until=until)
     ledger = Ledger(config.ledger)
     ctx = _Context(config, ledger, live, confirm, progress or _no_progress)
+    ctx.round_limit = round_limit
     result = RunResult()
     with ledger, closing(ctx):
         _check_plan(config, ledger, chosen, forced)

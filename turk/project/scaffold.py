@@ -129,6 +129,13 @@ review:
   bonus: null                    # USD bonus for the most careful workers
   extend: false                  # add assignments to HITs with uncertain items
 
+rounds:                          # fill every cell to its quota, round after round
+  max_rounds: 4                  # rounds in all, round 1 included (1: one pass)
+  min_yield: 0.1                 # stop a cell whose next candidates are this rarely right
+  fill_chance: 0.8               # size each batch to fill its cell with this chance
+  rerank: true                   # re-rank each concept's pool from the verdicts so far
+  min_labels: 5                  # verdicts of each kind a concept needs to be re-ranked
+
 certification:                   # docs/certification.md
   target: 0.99                   # precision to certify (CLEAR: 99%)
   confidence: 0.95

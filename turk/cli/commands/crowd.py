@@ -527,6 +527,14 @@ def status_command(
             show_default=False,
         ),
     ] = None,
+    cells: Annotated[
+        bool,
+        typer.Option(
+            "--cells",
+            help="Also show each concept x bucket cell: rounds, sent, answers, dollars, "
+            "accepted, per accepted image, and why it stopped (aggregates the answers).",
+        ),
+    ] = False,
 ) -> None:
     """Show per batch and target: HITs, assignments, money committed, spent and left."""
     from turk.crowd.backend import check_target
@@ -546,6 +554,12 @@ def status_command(
     for spend in money:
         console.print(f"status: {spend.describe(cap)}")
     console.print(format_status_table(found), highlight=False, soft_wrap=True)
+    if cells:
+        from turk.dataset.rounds import cells_now, format_cell_table
+
+        with open_ledger(ctx, create=False) as ledger:
+            table = cells_now(ledger, target=target)
+        console.print(format_cell_table(table), highlight=False, soft_wrap=True)
 
 
 @app.command("expire")

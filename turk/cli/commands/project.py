@@ -1,7 +1,8 @@
-"""Commands of the project area: ``turk init``, ``turk run``, ``turk demo``, ``turk doctor``."""
+"""Commands of the project area: ``turk init``, ``run``, ``round``, ``demo``, ``doctor``."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -51,7 +52,7 @@ def run_command(
         list[str] | None,
         typer.Argument(
             help="Stages to run, in pipeline order: ingest buckets embed rank publish "
-            "collect review report export. Default: all that are not done.",
+            "collect review rounds report export. Default: all that are not done.",
             show_default=False,
         ),
     ] = None,
@@ -82,25 +83,62 @@ def run_command(
     from turk.project.pipeline import run_pipeline
 
     config = load_project(find_project(project))
-
-    def confirm(lines: list[str]) -> bool:
-        for line in lines:
-            err_console.print(f"  {line}", markup=False)
-        if yes:
-            return True
-        return typer.confirm("Publish these HITs on mturk (real money)?", default=False)
-
     result = run_pipeline(
         config,
         stages=stages or (),
         start=start,
         until=until,
         live=live,
-        confirm=confirm,
+        confirm=_confirm(yes),
         progress=progress_bar,
         on_stage=_show_stage,
     )
     _show_end(result, "run", config.ledger)
+
+
+@app.command("round")
+def round_command(
+    yes: Annotated[
+        bool, typer.Option("--yes", "-y", help="Do not ask before a production publish.")
+    ] = False,
+    live: Annotated[
+        bool,
+        typer.Option(
+            "--live",
+            help="Allow publishing on mturk (real money); turk.yaml needs crowd.live: true too.",
+        ),
+    ] = False,
+    project: Annotated[
+        Path | None, typer.Option("--project", help=_PROJECT_HELP, show_default=False)
+    ] = None,
+) -> None:
+    """Run one curation round by hand: choose the short cells' next candidates, send them,
+    collect and review; 'turk run report export' then shows where every cell stands."""
+    from turk.project.config import find_project, load_project
+    from turk.project.pipeline import run_pipeline
+
+    config = load_project(find_project(project))
+    result = run_pipeline(
+        config,
+        stages=("rounds",),
+        live=live,
+        confirm=_confirm(yes),
+        progress=progress_bar,
+        on_stage=_show_stage,
+        round_limit=1,
+    )
+    _show_end(result, "round", config.ledger)
+
+
+def _confirm(yes: bool) -> Callable[[list[str]], bool]:
+    """Show a production publish's cost on stderr and ask, unless ``--yes``."""
+
+    def confirm(lines: list[str]) -> bool:
+        for line in lines:
+            err_console.print(f"  {line}", markup=False)
+        return yes or typer.confirm("Publish these HITs on mturk (real money)?", default=False)
+
+    return confirm
 
 
 def _show_stage(outcome: StageOutcome) -> None:
