@@ -34,9 +34,11 @@ _EXPORTS: dict[str, str] = {
     "encode_answers": "analysis.answers",
     "expected_precision": "analysis.certify",
     "gold_skill_estimates": "analysis.redundancy",
+    "hypergeometric_lower": "analysis.certify",
     "load_crowd_dataset": "analysis.datasets",
     "replay": "analysis.redundancy",
     "required_sample_size": "analysis.certify",
+    "required_sample_size_finite": "analysis.certify",
     "simulate_adaptive": "analysis.redundancy",
     "simulate_fixed": "analysis.redundancy",
     "simulate_population": "analysis.redundancy",
@@ -74,7 +76,9 @@ if TYPE_CHECKING:
         clopper_pearson_lower,
         clopper_pearson_upper,
         expected_precision,
+        hypergeometric_lower,
         required_sample_size,
+        required_sample_size_finite,
     )
     from analysis.datasets import CrowdDataset, load_crowd_dataset
     from analysis.errors import AnalysisError
@@ -111,9 +115,11 @@ __all__ = [
     "encode_answers",
     "expected_precision",
     "gold_skill_estimates",
+    "hypergeometric_lower",
     "load_crowd_dataset",
     "replay",
     "required_sample_size",
+    "required_sample_size_finite",
     "simulate_adaptive",
     "simulate_fixed",
     "simulate_population",

@@ -12,7 +12,9 @@ Two kinds of statement, never mixed:
   audit and is labelled ``model estimate`` everywhere.
 
 For reference: 299 audited items with no error certify precision >= 99% at 95%
-confidence; with one error 473 are needed (:func:`required_sample_size`).
+confidence; with one error 473 are needed (:func:`required_sample_size`). From a
+set of 300 accepted items, 158 audited items with no error certify the same claim
+with the exact finite-population bound (:func:`required_sample_size_finite`).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from scipy.stats import beta as beta_dist
+from scipy.stats import hypergeom
 
 from analysis.errors import AnalysisError
 
@@ -40,7 +43,9 @@ __all__ = [
     "clopper_pearson_lower",
     "clopper_pearson_upper",
     "expected_precision",
+    "hypergeometric_lower",
     "required_sample_size",
+    "required_sample_size_finite",
 ]
 
 MODEL_ESTIMATE = "model estimate (posteriors), not certified"
@@ -56,6 +61,20 @@ def _check_counts(successes: int, n: int) -> None:
         raise AnalysisError(
             f"audit counts: need 0 <= correct <= audited, got correct={successes}, audited={n}"
         )
+
+
+def _check_population(n: int, population: int) -> None:
+    if population < 1 or n > population:
+        raise AnalysisError(
+            f"audit: need 1 <= population and audited <= population, got "
+            f"audited={n}, population={population}; an audit sample cannot exceed "
+            f"the accepted set"
+        )
+
+
+def _check_target(target: float) -> None:
+    if not 0 < target < 1:
+        raise AnalysisError(f"target precision must be strictly between 0 and 1, got {target}")
 
 
 def clopper_pearson_lower(successes: int, n: int, confidence: float = 0.95) -> float:
@@ -117,8 +136,7 @@ def required_sample_size(target: float = 0.99, confidence: float = 0.95, errors:
         AnalysisError: target or confidence outside (0, 1), or negative errors.
     """
     _check_confidence(confidence)
-    if not 0 < target < 1:
-        raise AnalysisError(f"target precision must be strictly between 0 and 1, got {target}")
+    _check_target(target)
     if errors < 0:
         raise AnalysisError(f"errors must be >= 0, got {errors}")
 
@@ -138,6 +156,113 @@ def required_sample_size(target: float = 0.99, confidence: float = 0.95, errors:
     return high
 
 
+def hypergeometric_lower(
+    successes: int, n: int, population: int, confidence: float = 0.95
+) -> float:
+    """Exact one-sided lower confidence bound of precision in a finite population.
+
+    The sample is ``n`` items drawn uniformly without replacement from
+    ``population`` accepted items, ``successes`` of them correct. With K the
+    (unknown) number of correct items in the population and X hypergeometric
+    (population, K, n), the bound is ``K_low / population`` where ``K_low`` is
+    the smallest integer K in 0..population with
+    ``P(X >= successes | population, K, n) > 1 - confidence``. The tail is
+    nondecreasing in K, so ``K_low`` is found by binary search (about
+    log2(population) evaluations of the hypergeometric tail).
+
+    It never needs the binomial approximation of sampling with replacement, so
+    it is tighter than :func:`clopper_pearson_lower` once the sample is a
+    sizeable fraction of the population, and tends to it as the population
+    grows. (It is not a theorem that it is never below it: with a single
+    success the integer grid of K can leave it a hair under the binomial bound.)
+    A census (``n == population``) gives ``successes / population`` exactly.
+
+    Args:
+        successes: number of correct items in the sample.
+        n: sample size.
+        population: number of accepted items the sample was drawn from.
+        confidence: one-sided confidence level.
+
+    Returns:
+        ``K_low / population``; 0 when there are no successes (or no sample).
+
+    Raises:
+        AnalysisError: inconsistent counts (need ``0 <= successes <= n <=
+            population`` and ``population >= 1``) or confidence outside (0, 1).
+    """
+    _check_confidence(confidence)
+    _check_counts(successes, n)
+    _check_population(n, population)
+    if successes == 0:
+        return 0.0
+    alpha = 1 - confidence
+    # K < successes makes the tail 0; K = population - (n - successes) makes it 1.
+    low, high = successes, population - (n - successes)
+    while low < high:
+        middle = (low + high) // 2
+        if float(hypergeom.sf(successes - 1, population, middle, n)) > alpha:
+            high = middle
+        else:
+            low = middle + 1
+    return low / population
+
+
+def required_sample_size_finite(
+    population: int, target: float = 0.99, confidence: float = 0.95, errors: int = 0
+) -> int:
+    """Smallest audit size that certifies ``precision >= target`` in a finite population.
+
+    A sample of n items with ``errors`` wrong ones certifies the target when
+    ``hypergeometric_lower(n - errors, n, population, confidence) >= target``,
+    i.e. when ``K_low / population >= target``: the bound is a whole number of
+    correct items, so for 300 items and a 99% target it must reach 297. That
+    gives 158 audited items with no error at 95% confidence, against 299 for the
+    binomial bound (:func:`required_sample_size`), which ignores that the sample
+    is drawn without replacement from only 300 items. The bound grows with n for
+    a fixed number of errors, so n is found by binary search.
+
+    Args:
+        population: number of accepted items the sample is drawn from.
+        target: precision to certify, in (0, 1).
+        confidence: one-sided confidence level.
+        errors: number of wrong items tolerated in the sample.
+
+    Returns:
+        The smallest n (at most ``population``) that certifies the target.
+
+    Raises:
+        AnalysisError: target or confidence outside (0, 1), population < 1,
+            negative errors, or a target that even a census with ``errors``
+            errors cannot certify (``(population - errors) / population <
+            target``).
+    """
+    _check_confidence(confidence)
+    _check_target(target)
+    if population < 1:
+        raise AnalysisError(f"population must be >= 1, got {population}")
+    if errors < 0:
+        raise AnalysisError(f"errors must be >= 0, got {errors}")
+
+    def certifies(n: int) -> bool:
+        return hypergeometric_lower(n - errors, n, population, confidence) >= target
+
+    if errors >= population or not certifies(population):
+        raise AnalysisError(
+            f"a precision of {target:.2%} cannot be certified in {population} accepted "
+            f"item(s) with {errors} error(s): even auditing all of them gives "
+            f"{max(population - errors, 0) / population:.2%}; tolerate fewer errors or "
+            f"lower the target"
+        )
+    low, high = errors, population  # certifies(errors) is False: no success, bound 0
+    while high - low > 1:
+        middle = (low + high) // 2
+        if certifies(middle):
+            high = middle
+        else:
+            low = middle
+    return high
+
+
 @dataclass(frozen=True)
 class Certificate:
     """The outcome of an audit of one stratum (or of the pooled set).
@@ -149,9 +274,15 @@ class Certificate:
         target: precision to certify.
         confidence: one-sided confidence level.
         precision: observed precision of the sample.
-        lower_bound: Clopper-Pearson lower bound (exact precision for a census).
+        lower_bound: Clopper-Pearson lower bound, or the hypergeometric one when
+            ``finite_population`` (exact precision for a census).
         certified: lower_bound >= target.
         census: every accepted item was audited.
+        lower_binomial: Clopper-Pearson lower bound of the same counts, kept for
+            comparison (0 with no sample); equals ``lower_bound`` unless
+            ``finite_population`` or ``census``.
+        finite_population: ``lower_bound`` is :func:`hypergeometric_lower` over
+            ``population``.
     """
 
     audited: int
@@ -163,6 +294,8 @@ class Certificate:
     lower_bound: float
     certified: bool
     census: bool
+    lower_binomial: float = math.nan
+    finite_population: bool = False
 
     @property
     def errors(self) -> int:
@@ -171,7 +304,16 @@ class Certificate:
 
     @property
     def needed_with_errors_so_far(self) -> int:
-        """Audit size that would certify the target with the errors seen so far."""
+        """Audit size that would certify the target with the errors seen so far.
+
+        With ``finite_population`` it is :func:`required_sample_size_finite`,
+        which raises :class:`AnalysisError` when no audit of the population can
+        certify the target with that many errors.
+        """
+        if self.finite_population and self.population is not None:
+            return required_sample_size_finite(
+                self.population, self.target, self.confidence, self.errors
+            )
         return required_sample_size(self.target, self.confidence, self.errors)
 
 
@@ -181,6 +323,8 @@ def certify_precision(
     target: float = 0.99,
     confidence: float = 0.95,
     population: int | None = None,
+    *,
+    finite_population: bool = False,
 ) -> Certificate:
     """Certify precision from an audit of a uniform random sample.
 
@@ -191,12 +335,17 @@ def certify_precision(
         confidence: one-sided confidence level.
         population: size of the accepted set the sample came from; when the audit
             covers all of it, the precision is exact (census).
+        finite_population: bound precision with the exact hypergeometric bound
+            over ``population`` (:func:`hypergeometric_lower`) instead of the
+            Clopper-Pearson one, which stays in ``lower_binomial``. Off by
+            default: ``population`` alone only detects a census.
 
     Returns:
         The certificate.
 
     Raises:
-        AnalysisError: inconsistent counts, or a sample larger than the population.
+        AnalysisError: inconsistent counts, a sample larger than the population,
+            or ``finite_population`` without a population.
     """
     _check_counts(correct, audited)
     if population is not None and audited > population:
@@ -204,14 +353,21 @@ def certify_precision(
             f"audit: {audited} audited items but only {population} accepted; "
             f"an audit sample cannot exceed the accepted set"
         )
+    if finite_population and population is None:
+        raise AnalysisError(
+            "audit: the finite-population bound needs the size of the accepted set; pass population"
+        )
     census = population is not None and audited == population and audited > 0
     precision = correct / audited if audited else float("nan")
+    binomial = clopper_pearson_lower(correct, audited, confidence) if audited else 0.0
     if census:
         lower = precision
     elif audited == 0:
         lower = 0.0
+    elif finite_population and population is not None:
+        lower = hypergeometric_lower(correct, audited, population, confidence)
     else:
-        lower = clopper_pearson_lower(correct, audited, confidence)
+        lower = binomial
     return Certificate(
         audited=audited,
         correct=correct,
@@ -222,6 +378,8 @@ def certify_precision(
         lower_bound=lower,
         certified=audited > 0 and lower >= target,
         census=census,
+        lower_binomial=binomial,
+        finite_population=finite_population,
     )
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from fractions import Fraction
+from math import comb
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -18,7 +21,9 @@ from analysis import (
     clopper_pearson_lower,
     clopper_pearson_upper,
     expected_precision,
+    hypergeometric_lower,
     required_sample_size,
+    required_sample_size_finite,
 )
 
 
@@ -61,6 +66,102 @@ def test_certificate_and_census():
     assert census.census and census.lower_bound == 1.0 and census.certified
     with pytest.raises(AnalysisError, match="cannot exceed the accepted set"):
         certify_precision(60, 60, population=50)
+
+
+def test_finite_population_sample_sizes():
+    # 300 accepted items: 158 clean audits certify 99% at 95%, against 299 for the
+    # binomial bound. The bound must reach 297 correct items of 300.
+    assert required_sample_size_finite(300, 0.99, 0.95, errors=0) == 158
+    assert required_sample_size(0.99, 0.95, errors=0) == 299
+    assert hypergeometric_lower(158, 158, 300) == pytest.approx(297 / 300)
+    assert hypergeometric_lower(157, 157, 300) < 0.99
+    figures = {n: required_sample_size_finite(n, 0.99, 0.95) for n in (30, 100, 1000, 10**5)}
+    assert figures == {30: 29, 100: 78, 1000: 238, 10**5: 298}
+    assert required_sample_size_finite(300, 0.99, 0.95, errors=1) == 225
+
+
+def _exact_lower(successes: int, n: int, population: int, confidence: float) -> float:
+    alpha = Fraction(1 - confidence)
+    total = comb(population, n)
+    for k in range(population + 1):
+        tail = sum(comb(k, x) * comb(population - k, n - x) for x in range(successes, n + 1))
+        if Fraction(tail, total) > alpha:
+            return k / population
+    raise AssertionError("the tail reaches 1 at K = population")
+
+
+@pytest.mark.parametrize("n", [0, 1, 5, 12, 25, 39, 40])
+def test_hypergeometric_bound_is_the_exact_tail_inversion(n):
+    for successes in range(n + 1):
+        for confidence in (0.8, 0.95, 0.99):
+            assert hypergeometric_lower(successes, n, 40, confidence) == _exact_lower(
+                successes, n, 40, confidence
+            ), (successes, n, confidence)
+
+
+@pytest.mark.parametrize("population", [40, 300, 1000])
+def test_hypergeometric_bound_is_not_looser_than_clopper_pearson(population):
+    # Checked for two or more successes: with a single success the integer grid of
+    # K can leave the exact bound a hair under the binomial one (e.g. 1 of 51 in 1000).
+    for n in [2, 10, 30, 39, 40, 120, 299, 300, 1000]:
+        if n > population:
+            continue
+        for successes in range(2, n + 1, max(1, n // 40)):
+            finite = hypergeometric_lower(successes, n, population, 0.95)
+            assert finite >= clopper_pearson_lower(successes, n, 0.95), (successes, n)
+
+
+def test_hypergeometric_bound_tends_to_clopper_pearson():
+    for successes, n in [(299, 299), (298, 299), (470, 473), (50, 100)]:
+        binomial = clopper_pearson_lower(successes, n, 0.95)
+        finite = hypergeometric_lower(successes, n, 10**6, 0.95)
+        assert binomial <= finite <= binomial + 1e-5
+        small = hypergeometric_lower(successes, n, 2 * n, 0.95)
+        assert small - binomial > finite - binomial
+
+
+def test_hypergeometric_census_and_bad_input():
+    assert hypergeometric_lower(300, 300, 300) == 1.0
+    assert hypergeometric_lower(290, 300, 300) == pytest.approx(290 / 300)
+    assert hypergeometric_lower(0, 10, 300) == 0.0
+    assert hypergeometric_lower(0, 0, 1) == 0.0
+    with pytest.raises(AnalysisError, match="cannot exceed the accepted set"):
+        hypergeometric_lower(10, 11, 10)
+    with pytest.raises(AnalysisError, match="population"):
+        hypergeometric_lower(0, 0, 0)
+    with pytest.raises(AnalysisError, match="correct <= audited"):
+        hypergeometric_lower(11, 10, 300)
+    with pytest.raises(AnalysisError, match="correct <= audited"):
+        hypergeometric_lower(-1, 10, 300)
+    for confidence in (0.0, 1.0, 1.5):
+        with pytest.raises(AnalysisError, match="confidence"):
+            hypergeometric_lower(5, 10, 300, confidence)
+    with pytest.raises(AnalysisError, match="cannot be certified in 30 accepted"):
+        required_sample_size_finite(30, 0.99, 0.95, errors=1)
+    with pytest.raises(AnalysisError, match="target"):
+        required_sample_size_finite(300, target=1.0)
+    with pytest.raises(AnalysisError, match="population"):
+        required_sample_size_finite(0)
+    with pytest.raises(AnalysisError, match="errors"):
+        required_sample_size_finite(300, errors=-1)
+
+
+def test_certificate_with_the_finite_population_bound():
+    finite = certify_precision(158, 158, 0.99, 0.95, population=300, finite_population=True)
+    assert finite.certified and finite.finite_population and not finite.census
+    assert finite.lower_bound == pytest.approx(0.99)
+    assert finite.lower_binomial == pytest.approx(clopper_pearson_lower(158, 158, 0.95))
+    assert finite.lower_binomial < 0.99
+    assert finite.needed_with_errors_so_far == 158
+    # The population alone keeps the binomial bound, as before.
+    binomial = certify_precision(158, 158, 0.99, 0.95, population=300)
+    assert not binomial.certified and not binomial.finite_population
+    assert binomial.lower_bound == binomial.lower_binomial == finite.lower_binomial
+    assert binomial.needed_with_errors_so_far == 299
+    census = certify_precision(49, 50, population=50, finite_population=True)
+    assert census.census and census.lower_bound == pytest.approx(0.98)
+    with pytest.raises(AnalysisError, match="pass population"):
+        certify_precision(10, 10, finite_population=True)
 
 
 def test_sprt_certifies_after_the_expected_run_of_correct_items():
