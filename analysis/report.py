@@ -272,8 +272,17 @@ def _precision_row(
     accepted = cell_items[cell_items["accepted"]]
     audited = len(marked)
     correct = int(marked["correct"].astype(bool).sum()) if audited else 0
+    # The audit drew its sample without replacement from the accepted items: the exact
+    # finite-population bound applies while the accepted set is the one it was drawn
+    # from (a stale audit larger than today's set falls back to Clopper-Pearson).
+    finite = 0 < audited <= len(accepted)
     cert = certify.certify_precision(
-        correct, audited, settings.target, settings.confidence, population=len(accepted)
+        correct,
+        audited,
+        settings.target,
+        settings.confidence,
+        population=len(accepted),
+        finite_population=finite,
     )
     upper = (
         cert.precision
@@ -283,7 +292,11 @@ def _precision_row(
     posterior = accepted["posterior"].astype(float)
     estimate = float(posterior.mean()) if len(posterior) else math.nan
     sources = sorted(set(marked["source"].dropna().astype(str))) if audited else []
-    needed = certify.required_sample_size(settings.target, settings.confidence, 0)
+    needed = (
+        certify.required_sample_size_finite(len(accepted), settings.target, settings.confidence)
+        if len(accepted)
+        else certify.required_sample_size(settings.target, settings.confidence, 0)
+    )
     return {
         "concept": str(concept),
         "bucket": str(bucket),
@@ -295,6 +308,7 @@ def _precision_row(
         "audit_errors": audited - correct,
         "audit_precision": cert.precision if audited else math.nan,
         "certified_lower": cert.lower_bound if audited else math.nan,
+        "binomial_lower": cert.lower_binomial if audited else math.nan,
         "certified_upper": upper if audited else math.nan,
         "census": bool(cert.census),
         "status": _status(cert.lower_bound, upper, audited, settings.target),
@@ -302,6 +316,31 @@ def _precision_row(
         "audit_source": "+".join(sources),
         "zero_error_sample_needed": min(needed, len(accepted)) if len(accepted) else needed,
     }
+
+
+def _sample_needed(accepted: int, settings: ReportSettings, errors: int) -> int | None:
+    """Audit size that certifies the target for ``accepted`` images with ``errors`` found
+    (None when even auditing every one cannot)."""
+    if accepted == 0:
+        return certify.required_sample_size(settings.target, settings.confidence, errors)
+    try:
+        return certify.required_sample_size_finite(
+            accepted, settings.target, settings.confidence, errors
+        )
+    except AnalysisError:
+        return None
+
+
+def _bound_name(row: Mapping[Any, Any]) -> str:
+    """Which exact bound a precision row's certificate used."""
+    if row["census"]:
+        return "every accepted image audited"
+    if row["binomial_lower"] != row["certified_lower"]:
+        return (
+            f"exact hypergeometric bound for {row['accepted']} accepted images; "
+            f"Clopper-Pearson would give {row['binomial_lower']:.2%}"
+        )
+    return "exact Clopper-Pearson"
 
 
 def _covering(audits: pd.DataFrame, concept: object, bucket: object) -> pd.Series:
@@ -457,7 +496,7 @@ def _claims(
                     "kind": "certified",
                     "text": (
                         f"{scope}: precision >= {row['certified_lower']:.2%} at {confidence} "
-                        f"confidence (exact Clopper-Pearson), from {row['audited']} audited "
+                        f"confidence ({_bound_name(row)}), from {row['audited']} audited "
                         f"items with {row['audit_errors']} error(s); meets the {target} "
                         f"target{how}."
                     ),
@@ -628,12 +667,9 @@ def build_report(
         "dataset_status": str(dataset["status"]),
         "dataset_certified_lower": float(dataset["certified_lower"]),
         "dataset_estimated_precision": float(dataset["estimated_precision"]),
-        "zero_error_sample_needed": certify.required_sample_size(
-            settings.target, settings.confidence, 0
-        ),
-        "one_error_sample_needed": certify.required_sample_size(
-            settings.target, settings.confidence, 1
-        ),
+        "dataset_binomial_lower": float(dataset["binomial_lower"]),
+        "zero_error_sample_needed": _sample_needed(accepted_count, settings, 0),
+        "one_error_sample_needed": _sample_needed(accepted_count, settings, 1),
         "stale_audits": dropped,
     }
     if cost is not None:

@@ -34,7 +34,7 @@ def test_demo_is_init_from_sample_then_the_whole_run(cli: CliRunner, tmp_path: P
     again = cli("demo", "--out", out)
     assert again.exit_code == 0, again.stderr
     for name in STAGES:
-        status = "done" if name in ("collect", "review") else "skipped"
+        status = "done" if name in ("collect", "review", "rounds") else "skipped"
         assert f"{name} ({status})" in again.stdout, name
     with sqlite3.connect(out / "turk.db") as conn:
         assert conn.execute("SELECT COUNT(*) FROM hits").fetchone()[0] == hits

@@ -195,8 +195,19 @@ def test_turk_rank_writes_candidates_and_exports(cli, embedded_db, sample_dir, t
     with Ledger(embedded_db) as ledger:
         rows = ledger.conn.execute(
             "SELECT concept, bucket, image_id, score, rank, role FROM candidates "
-            "ORDER BY bucket, role DESC, concept, rank"
+            "WHERE round = 1 ORDER BY bucket, role DESC, concept, rank"
         ).fetchall()
+        # The rest of each ranking waits in the pool for later rounds: positives only,
+        # never an image chosen already.
+        pool = ledger.conn.execute(
+            "SELECT DISTINCT role FROM candidates WHERE round IS NULL"
+        ).fetchall()
+        assert pool in ([], [("positive",)])
+        both = ledger.conn.execute(
+            "SELECT COUNT(*) FROM candidates p JOIN candidates c ON c.bucket = p.bucket AND "
+            "c.image_id = p.image_id WHERE p.round IS NULL AND c.round = 1"
+        ).fetchone()
+        assert both == (0,)
         reserved = {r[0] for r in ledger.conn.execute("SELECT id FROM buckets WHERE reserved=1")}
         image_bucket = dict(ledger.conn.execute("SELECT id, bucket FROM images").fetchall())
     assert rows and reserved == {0}
@@ -222,14 +233,26 @@ def test_turk_rank_writes_candidates_and_exports(cli, embedded_db, sample_dir, t
     with Ledger(embedded_db) as ledger:
         rerun = ledger.conn.execute(
             "SELECT concept, bucket, image_id, score, rank, role FROM candidates "
-            "ORDER BY bucket, role DESC, concept, rank"
+            "WHERE round = 1 ORDER BY bucket, role DESC, concept, rank"
         ).fetchall()
+        # The rest of each ranking waits in the pool for later rounds: positives only,
+        # never an image chosen already.
+        pool = ledger.conn.execute(
+            "SELECT DISTINCT role FROM candidates WHERE round IS NULL"
+        ).fetchall()
+        assert pool in ([], [("positive",)])
+        both = ledger.conn.execute(
+            "SELECT COUNT(*) FROM candidates p JOIN candidates c ON c.bucket = p.bucket AND "
+            "c.image_id = p.image_id WHERE p.round IS NULL AND c.round = 1"
+        ).fetchone()
+        assert both == (0,)
     assert rerun == rows  # replaced, same result: deterministic
     # Without --model, rank uses the one model the ledger holds embeddings of.
     alone = cli("rank", sample_dir / "concepts.yaml", "--device", "cpu")
     assert alone.exit_code == 0, alone.stderr
     with Ledger(embedded_db) as ledger:
-        assert ledger.conn.execute("SELECT COUNT(*) FROM candidates").fetchone()[0] == len(rows)
+        chosen = "SELECT COUNT(*) FROM candidates WHERE round = 1"
+        assert ledger.conn.execute(chosen).fetchone()[0] == len(rows)
         # With a second model's embeddings, it asks which one.
         ledger.conn.execute(
             "INSERT INTO embedding_shards (slug, shard, model, pretrained, path, ids_path, "

@@ -101,8 +101,9 @@ def test_precision_table_certified_vs_estimated() -> None:
     assert f"Only {n_bus} images: too few" in census  # 99% would take 299
 
 
-def test_clopper_pearson_reference_figures_in_report() -> None:
-    # 299 accepted-and-audited items with no error certify 99% at 95%; 298 do not.
+def test_certificates_use_the_finite_population_bound_beside_clopper_pearson() -> None:
+    # 600 accepted images: 208 audited without error certify 99% at 95% (sampling
+    # without replacement), 207 do not; Clopper-Pearson alone would need 299.
     rows = []
     answers = []
     for i in range(600):
@@ -120,23 +121,26 @@ def test_clopper_pearson_reference_figures_in_report() -> None:
         answers.append((f"bus/{i}", "W1", "yes"))
     items = pd.DataFrame(rows)
     answers_df = pd.DataFrame(answers, columns=["task", "worker", "label"])
-    for n, expected in ((299, "certified"), (298, "not certified")):
+    for n, expected in ((208, "certified"), (207, "not certified")):
         audits = items.iloc[:n][["concept", "bucket", "image_id"]].assign(correct=True)
         report = build_report(items, answers_df, audits=audits)
         dataset = report.precision.iloc[-1]
         assert dataset["status"] == expected, n
         assert (dataset["certified_lower"] >= 0.99) == (expected == "certified")
-    assert report.summary["zero_error_sample_needed"] == 299
-    assert report.summary["one_error_sample_needed"] == 473
-    # One error in 473 certifies; in 472 it does not.
-    audits = items.iloc[:473][["concept", "bucket", "image_id"]].assign(correct=True)
-    audits.iloc[0, audits.columns.get_loc("correct")] = False
-    assert build_report(items, answers_df, audits=audits).precision.iloc[-1]["status"] == (
-        "certified"
+        assert dataset["binomial_lower"] < 0.99  # Clopper-Pearson: 299 needed
+    assert report.summary["zero_error_sample_needed"] == 208
+    assert report.summary["one_error_sample_needed"] == 312
+    # Clopper-Pearson's reference figures stay beside it: 299 clean, 473 with one error.
+    audits = items.iloc[:299][["concept", "bucket", "image_id"]].assign(correct=True)
+    assert (
+        build_report(items, answers_df, audits=audits).precision.iloc[-1]["binomial_lower"] >= 0.99
     )
+    one = items.iloc[:312][["concept", "bucket", "image_id"]].assign(correct=True)
+    one.iloc[0, one.columns.get_loc("correct")] = False
+    assert build_report(items, answers_df, audits=one).precision.iloc[-1]["status"] == "certified"
     assert (
         build_report(
-            items, answers_df, audits=audits.iloc[1:473].assign(correct=[False] + [True] * 471)
+            items, answers_df, audits=one.iloc[1:312].assign(correct=[False] + [True] * 310)
         ).precision.iloc[-1]["status"]
         == "not certified"
     )

@@ -126,7 +126,7 @@ def test_changed_setting_is_reported_with_the_stages_it_invalidates(
     message = refused.stderr.strip()
     assert message.count("\n") == 0
     assert "buckets.count (7 -> 4) changed since buckets ran" in message
-    assert "invalidates buckets, rank, publish, collect, review, report, export" in message
+    assert "invalidates buckets, rank, publish, collect, review, rounds, report, export" in message
     assert "'turk run --from buckets'" in message
     before = _query(sample_project / "turk.db", "SELECT COUNT(*) FROM buckets")
     assert before == [(7,)]  # nothing was redone silently

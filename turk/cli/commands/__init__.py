@@ -6,7 +6,7 @@ candidates     embed, rank, preview                        (:mod:`turk.candidate
 hits           render                                      (:mod:`turk.hits`)
 crowd          publish, collect, review, status, expire    (:mod:`turk.crowd`)
 dataset        audit, report, export                       (:mod:`turk.dataset`)
-project        init, run, demo, doctor                     (:mod:`turk.project`)
+project        init, run, round, demo, doctor              (:mod:`turk.project`)
 sandbox        sandbox serve, sandbox workers, sandbox clock (:mod:`turk.sandbox`)
 =============  ==============================================================
 """
