@@ -75,6 +75,11 @@ scene behind or beside it (small, multi), the word written on it."""
 DEFAULT_N = 2000
 DEFAULT_IMAGE_SIZE = (500, 375)
 _CHUNK = 10_000
+SAMPLE_QUOTA = (12, 18, 40)
+"""``images_per_class``, ``candidates_per_class`` and ``query_depth`` of a sample of
+2,000 photos or fewer. A larger sample scales the quota and the depth with its size and
+sends the quota first, as CLEAR's single pass did: the curation rounds fill the rest."""
+
 _START = int(datetime(2004, 1, 1, tzinfo=UTC).timestamp())
 _END = int(datetime(2014, 12, 31, 23, 59, 59, tzinfo=UTC).timestamp())
 _ID_STRIDE = 13_000
@@ -83,9 +88,9 @@ CONCEPTS_YAML = """\
 # Concepts of the sample collection, with settings sized for it (CLEAR used
 # images_per_class 300 and query_depth 16000 on YFCC100M).
 settings:
-  images_per_class: 12       # positives kept per concept per bucket
-  candidates_per_class: 18   # sent to people: deeper than the quota, as the top is not all true
-  query_depth: 40            # ranked depth per concept per bucket
+  images_per_class: {quota}       # positives kept per concept per bucket
+  candidates_per_class: {candidates}   # sent first: deeper than the quota (the top is not all true)
+  query_depth: {depth}            # ranked depth per concept per bucket (what rounds draw from)
   allow_overlap: false       # an image stays only with its best-scoring concept
   background: true           # add a BACKGROUND class from the bottom of the rankings
   negative_ratio: 0.1        # background picks per bucket = ratio * images_per_class * concepts
@@ -257,6 +262,23 @@ class SampleSummary:
     def metadata_path(self) -> Path:
         """The sample's ``metadata.tsv``."""
         return self.out_dir / "metadata.tsv"
+
+
+def sample_concepts(n: int) -> str:
+    """The sample's ``concepts.yaml`` for a sample of ``n`` photos (see :data:`SAMPLE_QUOTA`).
+
+    Args:
+        n: Photos in the sample.
+
+    Returns:
+        The file's text.
+    """
+    scale = max(1.0, n / 2000)
+    quota, candidates, depth = (round(v * scale) for v in SAMPLE_QUOTA)
+    if scale > 1:
+        candidates = quota
+    text = CONCEPTS_YAML.replace("{quota}", str(quota)).replace("{candidates}", str(candidates))
+    return text.replace("{depth}", str(depth))
 
 
 def parse_image_size(text: str) -> tuple[int, int]:
@@ -1108,7 +1130,7 @@ def write_sample(
         scenes.sort()
         _write_csv(out / SCENES_FILE, list(SCENES_HEADER), scenes)
         _write_csv(out / "gold.csv", ["image", "concept", "label"], _gold(truth, seed))
-        (out / "concepts.yaml").write_text(CONCEPTS_YAML, encoding="utf-8")
+        (out / "concepts.yaml").write_text(sample_concepts(n), encoding="utf-8")
     manifest["concepts"] = dict(sorted(summary.concepts.items()))
     (out / "sample.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     return summary
