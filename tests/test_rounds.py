@@ -163,8 +163,24 @@ def test_rounds_fill_short_cells_and_state_why_each_stopped(rounds_project: Path
     assert {row["stop"] for row in report["cells"]} <= set(STOP_REASONS.values())
     total = sum(Decimal(row["dollars"]) for row in report["cells"])
     assert total > 0 and all(row["answers"] > 0 for row in report["cells"])
+    assert all("% of " in row["precision_at_depth"] for row in report["cells"])
     html = (rounds_project / "report" / "report.html").read_text()
     assert "Curation rounds" in html and "stopped because" in html
+
+
+def test_status_shows_every_cell_with_its_cost_and_stop(rounds_project: Path) -> None:
+    from typer.testing import CliRunner
+
+    from turk.cli.main import app
+
+    done = CliRunner().invoke(app, ["--db", str(rounds_project / "turk.db"), "status", "--cells"])
+    assert done.exit_code == 0, done.output
+    lines = done.output.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("concept"))
+    cells = lines[header + 1 : -1]
+    assert len(cells) == 50 and lines[-1].startswith("total")
+    assert all(line.rstrip().endswith(tuple(STOP_REASONS.values())) for line in cells)
+    assert "$/acc" in lines[header] and "$" in lines[-1]
 
 
 def test_stop_rules(rounds_project: Path) -> None:

@@ -427,10 +427,13 @@ def cell_table(
 
     Returns:
         ``concept, bucket, rounds, sent, answers, dollars, accepted, overshoot,
-        answers_per_accepted, dollars_per_accepted, stop``.
+        answers_per_accepted, dollars_per_accepted, precision_at_depth`` (the share
+        accepted of the verified candidates by band of ``quota`` ranks in the prompt's
+        ranking), ``stop``.
     """
     rows = candidate_rows(ledger, role="positive")
     accepted = results.items[results.items["accepted"]].groupby(["concept", "bucket"]).size()
+    verdicts = results.items.set_index(["concept", "image_id"])["accepted"]
     stops = stop_reasons(ledger)
     out = []
     for concept in sorted(rows["concept"].unique().tolist()):
@@ -455,12 +458,27 @@ def cell_table(
                     "dollars_per_accepted": (dollars / got).quantize(Decimal("0.0001"))
                     if got
                     else None,
+                    "precision_at_depth": _depth_curve(part, verdicts, quota),
                     "stop": STOP_REASONS.get(stop, stop)
                     if stop
                     else (STOP_REASONS["quota"] if got >= quota else ""),
                 }
             )
     return pd.DataFrame(out)
+
+
+def _depth_curve(cell: pd.DataFrame, verdicts: pd.Series, band: int) -> str:
+    """The share accepted of a cell's verified candidates, by band of ``band`` ranks."""
+    keys = list(zip(cell["concept"], cell["image_id"], strict=True))
+    found = verdicts.reindex(keys).to_numpy()
+    ranks = cell["rank"].to_numpy()
+    parts = []
+    for start in range(0, int(ranks.max()) + 1 if len(ranks) else 0, max(1, band)):
+        inside = (ranks >= start) & (ranks < start + band) & pd.notna(found)
+        if inside.any():
+            share = float(np.mean(found[inside].astype(bool)))
+            parts.append(f"{start}-{start + band - 1}: {share:.0%} of {int(inside.sum())}")
+    return "; ".join(parts)
 
 
 def cells_now(ledger: Ledger, *, target: str | None = None) -> pd.DataFrame:
