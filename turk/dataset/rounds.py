@@ -215,8 +215,10 @@ def plan_round(
     for concept, part in rows.groupby("concept", sort=True):
         sent = part[part["round"].notna()]
         labels = [verdict.get((str(concept), int(i))) for i in sent["image_id"]]
+        # What fills a quota is an accepted image: the probe learns acceptance, and a
+        # "yes" too uncertain to accept counts against the candidate like a "no".
         known = [
-            (i, s, v[0])
+            (i, s, v[1])
             for i, s, v in zip(sent["image_id"], sent["score"], labels, strict=True)
             if v
         ]
@@ -276,7 +278,7 @@ def plan_round(
             else:
                 last = sent[sent["round"] == sent["round"].max()] if not sent.empty else sent
                 last_known = [verdict.get((concept, int(i))) for i in last["image_id"]]
-                right = sum(1 for v in last_known if v and v[0])
+                right = sum(1 for v in last_known if v and v[1])
                 seen = sum(1 for v in last_known if v)
                 prior = concept_rate.get(concept, 0.5) * settings.prior_strength
                 estimate = (prior + right) / (settings.prior_strength + seen)
