@@ -145,8 +145,8 @@ def test_rounds_fill_short_cells_and_state_why_each_stopped(rounds_project: Path
         "SELECT c.concept, c.bucket, COUNT(*) FROM candidates c WHERE c.round = 1 AND "
         "c.role = 'positive' GROUP BY 1, 2",
     )
-    later = {(c, b) for c, b in _rows(db, "SELECT DISTINCT concept, bucket FROM candidates "
-                                          "WHERE round > 1")}  # fmt: skip
+    later_sql = "SELECT DISTINCT concept, bucket FROM candidates WHERE round > 1"
+    later = {(c, b) for c, b in _rows(db, later_sql)}
     assert later and len(first) == len(cells)
     filled_later = [cell for cell in later if accepted.get(cell, 0) >= QUOTA]
     assert filled_later
