@@ -1169,7 +1169,7 @@ def _execute(
                     )
                 # Any failure here: stop queuing, let the HITs in flight land in the ledger,
                 # then raise it (below); nothing is swallowed.
-                except Exception as exc:
+                except Exception as exc:  # noqa: BLE001 (kept and re-raised after the wait)
                     fatal = exc
                     break
                 guard.take(per_hit)
