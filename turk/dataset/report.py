@@ -14,8 +14,8 @@ import pandas as pd
 from analysis.report import Report, ReportSettings, build_report
 from turk.candidates.tables import candidate_counts, candidate_rows, ranking_models
 from turk.collection.tables import bucket_ids
-from turk.crowd.spend import cell_money, work_cost
-from turk.crowd.tables import answer_dates, answers_by_cell
+from turk.crowd.spend import work_cost
+from turk.crowd.tables import answer_dates
 from turk.dataset.aggregators import DEFAULT_AGGREGATOR
 from turk.dataset.results import MIN_POSTERIOR, CrowdResults, crowd_results
 from turk.dataset.rounds import cell_table, round_table, stop_reasons
@@ -139,13 +139,7 @@ def ledger_report(
     )
     if quota is not None:
         report.summary.update(quota=quota, cells=cells, cells_at_quota=cells - len(short))
-        report.cells = cell_table(
-            ledger,
-            results,
-            quota=quota,
-            answers_by_cell=answers_by_cell(ledger, results.target),
-            dollars_by_cell=cell_money(ledger, results.target),
-        )
+        report.cells = cell_table(ledger, results, quota=quota)
         report.rounds = round_table(ledger, results)
         in_cells = int(report.cells["accepted"].sum()) if not report.cells.empty else 0
         report.summary["rounds"] = int(report.rounds["round"].max()) if len(report.rounds) else 0

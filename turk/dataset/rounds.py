@@ -38,7 +38,8 @@ import pandas as pd
 from turk.candidates.pool import candidate_vectors, latest_round, send_in_round
 from turk.candidates.tables import candidate_rows
 from turk.collection.tables import bucket_ids
-from turk.crowd.tables import YES
+from turk.crowd.spend import cell_money
+from turk.crowd.tables import answers_by_cell
 from turk.dataset.results import CrowdResults
 from turk.dataset.rules import STOP_REASONS, RoundSettings
 from turk.ledger import Ledger, utc_now
@@ -106,6 +107,15 @@ class RoundPlan:
     def picks(self) -> int:
         """Candidates chosen in all."""
         return sum(len(c.picks) for c in self.cells)
+
+
+def _cells(rows: pd.DataFrame) -> dict[tuple[str, int], pd.DataFrame]:
+    """The candidate rows of each concept x bucket cell, split once."""
+    out: dict[tuple[str, int], pd.DataFrame] = {}
+    for _, part in rows.groupby(["concept", "bucket"], sort=False):
+        first = part.iloc[0]
+        out[(str(first["concept"]), int(first["bucket"]))] = part
+    return out
 
 
 def _fill_size(p: np.ndarray, missing: int, chance: float) -> int:
@@ -200,11 +210,11 @@ def plan_round(
     number = latest_round(ledger) + 1
     rows = candidate_rows(ledger, role="positive", pool=True)
     items = results.items
-    verdict = {
-        (str(c), int(i)): (str(lbl) == YES, bool(a))
-        for c, i, lbl, a in zip(
-            items["concept"], items["image_id"], items["label"], items["accepted"], strict=True
-        )
+    # What fills a quota is an accepted image: the probe learns acceptance, and a "yes"
+    # too uncertain to accept counts against its candidate like a "no".
+    accepted_of = {
+        (str(c), int(i)): bool(a)
+        for c, i, a in zip(items["concept"], items["image_id"], items["accepted"], strict=True)
     }
     plan = RoundPlan(number, [])
     vectors: dict[int, np.ndarray] = {}
@@ -214,13 +224,11 @@ def plan_round(
     concept_rate: dict[str, float] = {}
     for concept, part in rows.groupby("concept", sort=True):
         sent = part[part["round"].notna()]
-        labels = [verdict.get((str(concept), int(i))) for i in sent["image_id"]]
-        # What fills a quota is an accepted image: the probe learns acceptance, and a
-        # "yes" too uncertain to accept counts against the candidate like a "no".
+        labels = [accepted_of.get((str(concept), int(i))) for i in sent["image_id"]]
         known = [
-            (i, s, v[1])
+            (i, s, v)
             for i, s, v in zip(sent["image_id"], sent["score"], labels, strict=True)
-            if v
+            if v is not None
         ]
         ys = np.asarray([v for _, _, v in known], dtype=np.float64)
         concept_rate[str(concept)] = float(ys.mean()) if len(ys) else 0.5
@@ -250,15 +258,16 @@ def plan_round(
         for i, p in zip(pool_ids, _probe_p(w, px), strict=True):
             p_by_item[(str(concept), i)] = float(p)
     labeled = bucket_ids(ledger, reserved=False)
+    cells = _cells(rows)
     spend_left = budget_left
     for concept in sorted(rows["concept"].unique().tolist()):
         for bucket in labeled:
-            part = rows[(rows["concept"] == concept) & (rows["bucket"] == bucket)]
+            part = cells.get((concept, bucket), rows.iloc[0:0])
             sent = part[part["round"].notna()]
             pool = part[part["round"].isna()].sort_values(["rank", "image_id"])
-            in_cell = [verdict.get((concept, int(i))) for i in sent["image_id"]]
-            accepted = sum(1 for v in in_cell if v and v[1])
-            verified = sum(1 for v in in_cell if v)
+            in_cell = [accepted_of.get((concept, int(i))) for i in sent["image_id"]]
+            accepted = sum(1 for v in in_cell if v)
+            verified = sum(1 for v in in_cell if v is not None)
             cell = CellPlan(
                 concept, int(bucket), accepted, verified, max(0, quota - accepted), len(pool)
             )
@@ -277,9 +286,9 @@ def plan_round(
                 ids, p = [ids[k] for k in order], p[order]
             else:
                 last = sent[sent["round"] == sent["round"].max()] if not sent.empty else sent
-                last_known = [verdict.get((concept, int(i))) for i in last["image_id"]]
-                right = sum(1 for v in last_known if v and v[1])
-                seen = sum(1 for v in last_known if v)
+                last_known = [accepted_of.get((concept, int(i))) for i in last["image_id"]]
+                right = sum(1 for v in last_known if v)
+                seen = sum(1 for v in last_known if v is not None)
                 prior = concept_rate.get(concept, 0.5) * settings.prior_strength
                 estimate = (prior + right) / (settings.prior_strength + seen)
                 p = np.full(len(ids), estimate)
@@ -410,22 +419,16 @@ def round_table(ledger: Ledger, results: CrowdResults) -> pd.DataFrame:
     return table
 
 
-def cell_table(
-    ledger: Ledger,
-    results: CrowdResults,
-    *,
-    quota: int,
-    answers_by_cell: dict[tuple[str, int], int],
-    dollars_by_cell: dict[tuple[str, int], Decimal],
-) -> pd.DataFrame:
+def cell_table(ledger: Ledger, results: CrowdResults, *, quota: int) -> pd.DataFrame:
     """One row per labeled cell: rounds, sent, answers, dollars, accepted and the stop.
+
+    Answers are those paid for on the cell's HITs (gold included); dollars what those
+    HITs committed, fees included (:func:`turk.crowd.spend.cell_money`).
 
     Args:
         ledger: The open ledger.
         results: The crowd's verdicts.
         quota: Accepted images wanted per cell.
-        answers_by_cell: Answers paid for per cell (gold included).
-        dollars_by_cell: Money committed on the cell's HITs, fees included.
 
     Returns:
         ``concept, bucket, rounds, sent, answers, dollars, accepted, overshoot,
@@ -437,14 +440,17 @@ def cell_table(
     accepted = results.items[results.items["accepted"]].groupby(["concept", "bucket"]).size()
     verdicts = results.items.set_index(["concept", "image_id"])["accepted"]
     stops = stop_reasons(ledger)
+    answers_paid = answers_by_cell(ledger, results.target)
+    committed = cell_money(ledger, results.target)
+    cells = _cells(rows)
     out = []
     for concept in sorted(rows["concept"].unique().tolist()):
         for bucket in bucket_ids(ledger, reserved=False):
-            part = rows[(rows["concept"] == concept) & (rows["bucket"] == bucket)]
             key = (str(concept), int(bucket))
+            part = cells.get(key, rows.iloc[0:0])
             got = int(accepted.get(key, 0))
-            answers = answers_by_cell.get(key, 0)
-            dollars = dollars_by_cell.get(key, Decimal("0.00"))
+            answers = answers_paid.get(key, 0)
+            dollars = committed.get(key, Decimal("0.00"))
             stop = stops.get(key)
             out.append(
                 {
@@ -499,8 +505,6 @@ def cells_now(ledger: Ledger, *, target: str | None = None) -> pd.DataFrame:
     Raises:
         StageError: Nothing ranked or answered yet.
     """
-    from turk.crowd.spend import cell_money
-    from turk.crowd.tables import answers_by_cell
     from turk.dataset.results import crowd_results
     from turk.errors import StageError
 
@@ -508,14 +512,7 @@ def cells_now(ledger: Ledger, *, target: str | None = None) -> pd.DataFrame:
     if last is None:
         raise StageError(f"{ledger.path}: nothing ranked yet; run 'turk rank' first")
     quota = int(last["settings"]["settings"]["images_per_class"])
-    results = crowd_results(ledger, target=target)
-    return cell_table(
-        ledger,
-        results,
-        quota=quota,
-        answers_by_cell=answers_by_cell(ledger, results.target),
-        dollars_by_cell=cell_money(ledger, results.target),
-    )
+    return cell_table(ledger, crowd_results(ledger, target=target), quota=quota)
 
 
 def format_cell_table(cells: pd.DataFrame) -> str:

@@ -367,9 +367,9 @@ class _Context:
     live: bool
     confirm: ConfirmFn | None
     progress: ProgressFactory
+    round_limit: int | None = None
     backend_obj: Any = None
     sandbox: Any = None
-    round_limit: int | None = None
 
     def backend(self) -> Any:
         """Connect to the target once; on local, start the sandbox when none listens."""
@@ -679,8 +679,11 @@ def _finish_round(ctx: _Context) -> StageOutcome | None:
         if outcome.status in ("partial", "waiting"):
             return StageOutcome("rounds", outcome.status, outcome.lines)
     # Extra assignments bought by review --extend open HITs again: answer and review them
-    # while workers answer at once (the local sandbox's simulated workers).
-    for _ in range(ctx.config.review.extend_step * 4 if ctx.config.review.extend else 0):
+    # while workers answer at once (the local sandbox's simulated workers), once per
+    # extension a HIT may still get.
+    r, hit_type = ctx.config.review, ctx.config.hit_type
+    room = hit_type.max_total_assignments - hit_type.max_assignments
+    for _ in range(-(-room // r.extend_step) if r.extend else 0):
         if published_hit_count(ctx.ledger, ctx.config.crowd.target, open_only=True) == 0:
             break
         for step in (_collect, _review):
@@ -700,12 +703,11 @@ def _finish_round(ctx: _Context) -> StageOutcome | None:
 def _rounds(ctx: _Context) -> StageOutcome:
     """Curation rounds until every cell stops (or ``round_limit`` more rounds ran)."""
     from turk.candidates.pool import latest_round
-    from turk.crowd.publish import hit_cost
     from turk.crowd.spend import target_spend
     from turk.dataset.results import crowd_results
     from turk.dataset.rounds import plan_round, record_round
     from turk.dataset.rules import STOP_REASONS
-    from turk.money import format_usd, round_cents
+    from turk.money import estimate_cost, format_usd, round_cents
 
     config = ctx.config
     if config.hits.task != "binary":
@@ -713,9 +715,10 @@ def _rounds(ctx: _Context) -> StageOutcome:
             "rounds", "done", ["multi-select HITs ask every class at once: one pass, no rounds"]
         )
     quota = int(_curation(config)["quota"])
-    per_item = hit_cost(config.hit_type) / Decimal(
-        max(1, round(config.hits.items_per_hit * (1 - config.gold.rate)))
-    )
+    regular = max(1, round(config.hits.items_per_hit * (1 - config.gold.rate)))
+    per_item = estimate_cost(
+        1, config.hit_type.reward, config.hit_type.max_assignments, items=regular
+    ).per_item or Decimal("0")
     lines: list[str] = []
     sent = 0
     while True:
@@ -1037,8 +1040,7 @@ def run_pipeline(
     """
     chosen, forced = select_stages(stages, start=start, until=until)
     ledger = Ledger(config.ledger)
-    ctx = _Context(config, ledger, live, confirm, progress or _no_progress)
-    ctx.round_limit = round_limit
+    ctx = _Context(config, ledger, live, confirm, progress or _no_progress, round_limit=round_limit)
     result = RunResult()
     with ledger, closing(ctx):
         _check_plan(config, ledger, chosen, forced)
