@@ -14,7 +14,24 @@ from turk.cli.console import console, err_console, progress_bar
 if TYPE_CHECKING:
     from turk.project.pipeline import RunResult, StageOutcome
 
-_PROJECT_HELP = "The project file (turk.yaml), or its folder. Default: ./turk.yaml or above."
+ProjectOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--project",
+        help="The project file (turk.yaml), or its folder. Default: ./turk.yaml or above.",
+        show_default=False,
+    ),
+]
+YesOption = Annotated[
+    bool, typer.Option("--yes", "-y", help="Do not ask before a production publish.")
+]
+LiveOption = Annotated[
+    bool,
+    typer.Option(
+        "--live",
+        help="Allow publishing on mturk (real money); turk.yaml needs crowd.live: true too.",
+    ),
+]
 
 
 @app.command("init")
@@ -64,19 +81,9 @@ def run_command(
         str | None,
         typer.Option("--from", help="Redo this stage and every later one.", show_default=False),
     ] = None,
-    yes: Annotated[
-        bool, typer.Option("--yes", "-y", help="Do not ask before a production publish.")
-    ] = False,
-    live: Annotated[
-        bool,
-        typer.Option(
-            "--live",
-            help="Allow publishing on mturk (real money); turk.yaml needs crowd.live: true too.",
-        ),
-    ] = False,
-    project: Annotated[
-        Path | None, typer.Option("--project", help=_PROJECT_HELP, show_default=False)
-    ] = None,
+    yes: YesOption = False,
+    live: LiveOption = False,
+    project: ProjectOption = None,
 ) -> None:
     """Run the pipeline from turk.yaml, skipping what is done and stopping before spending."""
     from turk.project.config import find_project, load_project
@@ -98,19 +105,9 @@ def run_command(
 
 @app.command("round")
 def round_command(
-    yes: Annotated[
-        bool, typer.Option("--yes", "-y", help="Do not ask before a production publish.")
-    ] = False,
-    live: Annotated[
-        bool,
-        typer.Option(
-            "--live",
-            help="Allow publishing on mturk (real money); turk.yaml needs crowd.live: true too.",
-        ),
-    ] = False,
-    project: Annotated[
-        Path | None, typer.Option("--project", help=_PROJECT_HELP, show_default=False)
-    ] = None,
+    yes: YesOption = False,
+    live: LiveOption = False,
+    project: ProjectOption = None,
 ) -> None:
     """Run one curation round by hand: choose the short cells' next candidates, send them,
     collect and review; 'turk run report export' then shows where every cell stands."""
@@ -197,9 +194,7 @@ def demo_command(
 @app.command("doctor")
 def doctor_command(
     ctx: typer.Context,
-    project: Annotated[
-        Path | None, typer.Option("--project", help=_PROJECT_HELP, show_default=False)
-    ] = None,
+    project: ProjectOption = None,
     skip_model: Annotated[
         bool, typer.Option("--skip-model", help="Do not load the configured model.")
     ] = False,
