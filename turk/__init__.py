@@ -7,7 +7,31 @@ embeddings, ranking) and ``analysis`` (aggregation, worker quality, certificatio
 reports, export).
 """
 
+from collections.abc import Callable
+from importlib import import_module
+from typing import Any
+
 __version__ = "0.1.0"
 """turk's version; pyproject.toml reads it from here (a literal: no metadata lookup)."""
 
 __all__ = ["__version__"]
+
+
+def _lazy_exports(package: str, exports: dict[str, str]) -> Callable[[str], Any]:
+    """Build a package's ``__getattr__`` that loads each exported name on first use.
+
+    Args:
+        package: The package's ``__name__``.
+        exports: ``{name: module that defines it}``.
+
+    Returns:
+        The module-level ``__getattr__`` (PEP 562).
+    """
+
+    def getattr_(name: str) -> Any:
+        module = exports.get(name)
+        if module is None:
+            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        return getattr(import_module(module), name)
+
+    return getattr_

@@ -11,8 +11,9 @@ The names below load their module on first use, so importing the package costs n
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from turk import _lazy_exports
 
 if TYPE_CHECKING:
     from turk.candidates.embed import (
@@ -53,8 +54,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'turk.candidates' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+__getattr__ = _lazy_exports(__name__, _EXPORTS)

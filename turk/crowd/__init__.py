@@ -17,8 +17,9 @@ of :mod:`turk.crowd.backend` (and ``turk --help``) does not pay for boto3.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from turk import _lazy_exports
 
 if TYPE_CHECKING:
     from turk.crowd.backend import (
@@ -94,8 +95,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'turk.crowd' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+__getattr__ = _lazy_exports(__name__, _EXPORTS)
