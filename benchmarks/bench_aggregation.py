@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from common import append_results, machine
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -115,19 +116,6 @@ def measure(method: str, data_path: Path, sub_tasks: int, repeats: int) -> dict[
     }
 
 
-def machine() -> str:
-    model = "unknown CPU"
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    import os
-
-    return f"{platform.machine()}, {os.cpu_count()} cores, {model}"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--child")
@@ -198,8 +186,7 @@ def main() -> None:
     text = "\n".join(lines) + "\n"
     print(text)
     if args.append:
-        with (ROOT / "benchmarks" / "RESULTS.md").open("a") as handle:
-            handle.write(text)
+        append_results(text)
 
 
 if __name__ == "__main__":

@@ -29,8 +29,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
-import platform
 import shutil
 import socket
 import sqlite3
@@ -41,23 +39,11 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from common import append_results, machine
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 WORK = ROOT / "benchmarks" / ".work" / "curation"
-
-
-def machine() -> str:
-    """CPU architecture, core count and CPU model of this machine."""
-    model = ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{platform.machine()}, {os.cpu_count()} cores, {model}"
 
 
 def _free_port() -> int:
@@ -248,8 +234,7 @@ def main() -> None:
     text = "\n".join(lines) + "\n"
     print(text)
     if not args.no_append:
-        with (ROOT / "benchmarks" / "RESULTS.md").open("a", encoding="utf-8") as fh:
-            fh.write(text)
+        append_results(text)
 
 
 if __name__ == "__main__":

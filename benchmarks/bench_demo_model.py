@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import csv
 import os
-import platform
 import statistics
 import sys
 import time
@@ -35,23 +34,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
+from common import append_results, machine
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 WORK = ROOT / "benchmarks" / ".work" / "demo_model"
-
-
-def machine() -> str:
-    """CPU architecture, core count and CPU model of this machine."""
-    model = ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{platform.machine()}, {os.cpu_count()} cores, {model}"
 
 
 def _rows(path: Path) -> list[dict[str, str]]:
@@ -203,8 +190,7 @@ def main() -> None:
     )
     print(text)
     if not args.no_append:
-        with (ROOT / "benchmarks" / "RESULTS.md").open("a", encoding="utf-8") as fh:
-            fh.write(text)
+        append_results(text)
 
 
 if __name__ == "__main__":

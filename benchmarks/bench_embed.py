@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import statistics
 import sys
@@ -30,6 +29,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
+from common import append_results
+from common import machine as cpu_machine
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -68,15 +69,8 @@ def make_jpegs(folder: Path, n: int) -> list[tuple[int, str]]:
 
 
 def machine() -> str:
-    model = ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    text = f"{platform.machine()}, {os.cpu_count()} cores, {model}"
+    """The machine line, with the GPU when one is there."""
+    text = cpu_machine()
     try:
         import torch
 
@@ -439,8 +433,7 @@ def main() -> None:
             "- baseline: torch DataLoader (same workers) + PIL + open_clip preprocess + "
             "encode_image + np.save\n" + "\n".join(lines) + "\n"
         )
-        with (ROOT / "benchmarks" / "RESULTS.md").open("a", encoding="utf-8") as fh:
-            fh.write(text)
+        append_results(text)
         if args.out is not None:
             args.out.write_text(text, encoding="utf-8")
 

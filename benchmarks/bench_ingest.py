@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import platform
 import shutil
 import statistics
@@ -36,11 +35,13 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from common import RESULTS, machine
+
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "benchmarks" / "RESULTS.md"
 
 _CHILD = r"""
 import json, os, resource, sqlite3, sys, time
+from common import RESULTS, machine
 kind, metadata, db = sys.argv[1], sys.argv[2], sys.argv[3]
 start = time.perf_counter()
 if kind == "pandas":
@@ -92,19 +93,6 @@ def make_metadata(rows: int, workdir: Path) -> Path:
     write_sample(out, n=rows, seed=0, metadata_only=True)
     print(f"sample --metadata-only --n {rows:,}: {time.perf_counter() - started:.1f} s")
     return out / "metadata.tsv"
-
-
-def machine() -> str:
-    """One line naming the machine: architecture, cores, CPU model."""
-    model = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{platform.machine()}, {os.cpu_count()} cores, {model}"
 
 
 def main() -> None:

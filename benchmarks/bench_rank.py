@@ -27,6 +27,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
+from common import append_results
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -208,8 +209,7 @@ def main() -> None:
             f"{' '.join(sys.argv[1:])}`\n- machine: {platform.machine()}, {os.cpu_count()} cores, "
             f"{model}\n{line}\n"
         )
-        with (ROOT / "benchmarks" / "RESULTS.md").open("a", encoding="utf-8") as fh:
-            fh.write(text)
+        append_results(text)
 
 
 if __name__ == "__main__":

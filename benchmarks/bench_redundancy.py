@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import os
 import platform
 import statistics
 import time
@@ -26,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from common import append_results, machine
 
 from analysis import (
     MajorityVote,
@@ -128,17 +128,6 @@ def replay_dataset(name: str, lines: list[str]) -> None:
     lines.append("")
 
 
-def machine() -> str:
-    model = "unknown CPU"
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    return f"{platform.machine()}, {os.cpu_count()} cores, {model}"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--append", action="store_true", help="append figures to RESULTS.md")
@@ -157,8 +146,7 @@ def main() -> None:
     text = "\n".join(lines) + "\n"
     print(text)
     if args.append:
-        with (ROOT / "benchmarks" / "RESULTS.md").open("a") as handle:
-            handle.write(text)
+        append_results(text)
 
 
 if __name__ == "__main__":

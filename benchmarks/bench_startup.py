@@ -23,6 +23,8 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from common import append_results
+
 ROOT = Path(__file__).resolve().parent.parent
 TARGET_S = 0.3
 
@@ -61,8 +63,7 @@ def main() -> None:
     )
     print(text)
     if not args.no_append:
-        with (ROOT / "benchmarks" / "RESULTS.md").open("a", encoding="utf-8") as fh:
-            fh.write(text)
+        append_results(text)
 
 
 if __name__ == "__main__":
