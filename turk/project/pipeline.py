@@ -368,6 +368,7 @@ class _Context:
     confirm: ConfirmFn | None
     progress: ProgressFactory
     round_limit: int | None = None
+    done: set[str] = field(default_factory=set)
     backend_obj: Any = None
     sandbox: Any = None
 
@@ -704,6 +705,7 @@ def _rounds(ctx: _Context) -> StageOutcome:
     """Curation rounds until every cell stops (or ``round_limit`` more rounds ran)."""
     from turk.candidates.pool import latest_round
     from turk.crowd.spend import target_spend
+    from turk.crowd.tables import published_hit_count
     from turk.dataset.results import crowd_results
     from turk.dataset.rounds import plan_round, record_round
     from turk.dataset.rules import STOP_REASONS
@@ -721,8 +723,14 @@ def _rounds(ctx: _Context) -> StageOutcome:
     ).per_item or Decimal("0")
     lines: list[str] = []
     sent = 0
+    # Right after this run's own publish, collect and review (and with nothing left open,
+    # as review --extend can leave) the last round is all in: no second pass over it.
+    just_reviewed = {"publish", "collect", "review"} <= ctx.done and not published_hit_count(
+        ctx.ledger, config.crowd.target, open_only=True
+    )
     while True:
-        waiting = _finish_round(ctx)
+        waiting = None if just_reviewed else _finish_round(ctx)
+        just_reviewed = False
         if waiting is not None:
             return StageOutcome("rounds", waiting.status, [*lines, *waiting.lines])
         if ctx.round_limit is not None and sent >= ctx.round_limit:
@@ -1047,6 +1055,8 @@ def run_pipeline(
         with ledger.run("run", {"stages": chosen, "forced": sorted(forced)}) as run:
             for name in chosen:
                 outcome = _run_stage(ctx, name, name in forced, run.id)
+                if outcome.status == "done":
+                    ctx.done.add(name)
                 run.add(outcome.status)
                 result.outcomes.append(outcome)
                 if on_stage is not None:
