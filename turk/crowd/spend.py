@@ -129,16 +129,15 @@ def batch_money(
         for name, value in amounts.items():
             entry[name] += value
 
-    where, params = "", []
-    if target is not None:
-        where += " AND h.target=?"
-        params.append(target)
+    # Unqualified, "target" is the column of each query's own table (hits, actions).
+    only = " AND target=?" if target is not None else ""
+    params = (target,) if target is not None else ()
     for h in rows(
         ledger.conn,
         "SELECT target, batch_id, reward, max_assignments, (SELECT COUNT(*) FROM assignments a "
         "WHERE a.target=h.target AND a.hit_key=h.hit_key AND a.status='Approved') AS approved "
-        f"FROM hits h WHERE (h.hit_id IS NOT NULL OR h.sent_at IS NOT NULL){where}",
-        tuple(params),
+        f"FROM hits h WHERE (h.hit_id IS NOT NULL OR h.sent_at IS NOT NULL){only}",
+        params,
     ):
         reward, n = Decimal(str(h["reward"])), int(h["max_assignments"])
         per = assignment_cost(reward, n)
@@ -157,8 +156,8 @@ def batch_money(
         "h.hit_key=s.hit_key WHERE s.target=x.target AND s.assignment_id=x.assignment_id LIMIT 1), "
         "(SELECT h.batch_id FROM hits h WHERE h.target=x.target AND h.hit_id=x.hit_id LIMIT 1), "
         "'') AS batch_id FROM actions x WHERE x.kind IN ('bonus', 'extend') "
-        f"AND x.status IN ('intent', 'done'){where.replace('h.', 'x.')}",
-        tuple(params),
+        f"AND x.status IN ('intent', 'done'){only}",
+        params,
     ):
         key = (str(a["target"]), str(a["batch_id"]))
         amount = Decimal(str(a["amount"] or "0"))
