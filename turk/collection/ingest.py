@@ -59,6 +59,7 @@ from retrieval.collection import (
     decode_metadata,
     open_collection,
 )
+from turk.collection.tables import id_chunks
 from turk.ledger import Ledger
 from turk.migrations import MIGRATIONS
 
@@ -533,10 +534,8 @@ def image_metadata(ledger: Ledger, ids: Iterable[int]) -> dict[int, dict[str, An
         :data:`retrieval.collection.METADATA_FIELDS` (text URL-decoded as
         :func:`retrieval.collection.decode_metadata` does) and ``bucket``.
     """
-    wanted = sorted({int(i) for i in ids})
     out: dict[int, dict[str, Any]] = {}
-    for start in range(0, len(wanted), 500):
-        chunk = wanted[start : start + 500]
+    for chunk in id_chunks(ids):
         marks = ", ".join("?" for _ in chunk)
         for row in ledger.conn.execute(f"{_METADATA_SQL} WHERE i.id IN ({marks})", chunk):
             record = decode_metadata(dict(zip(_METADATA_COLUMNS, row, strict=True)))

@@ -14,6 +14,7 @@ from turk.ledger import Ledger
 
 __all__ = [
     "bucket_ids",
+    "id_chunks",
     "image_buckets",
     "image_count",
     "image_files",
@@ -89,8 +90,16 @@ def local_image_files(ledger: Ledger) -> list[tuple[int, str]]:
     ]
 
 
-def _chunks(ids: Iterable[int]) -> Iterator[list[int]]:
-    ordered = sorted(set(ids))
+def id_chunks(ids: Iterable[int]) -> Iterator[list[int]]:
+    """Split image ids into sorted, distinct runs small enough for one ``IN (...)``.
+
+    Args:
+        ids: Image ids, in any order, repeats allowed.
+
+    Returns:
+        The runs, in id order.
+    """
+    ordered = sorted({int(i) for i in ids})
     for start in range(0, len(ordered), _CHUNK):
         yield ordered[start : start + _CHUNK]
 
@@ -106,7 +115,7 @@ def image_files(ledger: Ledger, ids: Iterable[int]) -> dict[int, str | None]:
         ``{image id: local path or None}``.
     """
     found: dict[int, str | None] = {}
-    for chunk in _chunks(ids):
+    for chunk in id_chunks(ids):
         marks = ",".join("?" * len(chunk))
         for image_id, path in ledger.conn.execute(
             f"SELECT id, local_path FROM images WHERE id IN ({marks})", chunk
@@ -129,7 +138,7 @@ def image_buckets(ledger: Ledger, ids: Iterable[int] | None = None) -> dict[int,
     if ids is None:
         return {int(i): int(b) for i, b in ledger.conn.execute(sql)}
     found: dict[int, int] = {}
-    for chunk in _chunks(ids):
+    for chunk in id_chunks(ids):
         marks = ",".join("?" * len(chunk))
         for i, b in ledger.conn.execute(f"{sql} AND id IN ({marks})", chunk):
             found[int(i)] = int(b)
