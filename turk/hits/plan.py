@@ -5,7 +5,8 @@ same HITs, the same items in the same positions and the same keys, so ``publish`
 be rerun after any crash and recognise what it already sent.
 
 - *binary* batches: one per concept and bucket, over the concept's ``positive``
-  candidates; each HIT asks about one concept.
+  candidates of curation round 1; each HIT asks about one concept. A later round's
+  candidates make one batch per concept across buckets (``binary-<concept>-r<N>``).
 - *multi* batches: one per bucket, over every candidate of the bucket (positives of
   the chosen concepts and the background picks, each image once); each image is shown
   with every class name.
@@ -500,6 +501,7 @@ def plan_hits(
                 [(i, a) for i, a in answers.items() if a == "no"],
             ]
             mine = [c for c in candidates if c.concept == concept and c.role == "positive"]
+            asked_buckets = set(known_buckets)
             for bucket in known_buckets:
                 regular = [c for c in mine if c.bucket == bucket and c.round == 1]
                 if regular:
@@ -509,7 +511,7 @@ def plan_hits(
             # full HITs for the few candidates each short cell still needs, and never a
             # change to an earlier round's HITs (their keys hash their items).
             for sent_in in sorted({c.round for c in mine if c.round > 1}):
-                regular = [c for c in mine if c.round == sent_in and c.bucket in set(known_buckets)]
+                regular = [c for c in mine if c.round == sent_in and c.bucket in asked_buckets]
                 if regular:
                     name = f"binary-{_slug(concept)}-r{sent_in}"
                     batches.append((name, concept, None, regular, pools))
