@@ -775,13 +775,7 @@ def load_project(path: str | os.PathLike[str], *, check_files: bool = True) -> P
         export_dir=r.path("export.dir", "dataset") or file.parent / "dataset",
         export_link=r.choice("export.link", "hardlink", ("hardlink", "symlink", "copy")),
         export_test_fraction=r.number("export.test_fraction", 0.33, 0.0, 0.9),
-        rounds=RoundSettings(
-            max_rounds=r.integer("rounds.max_rounds", 1, 1, 100),
-            min_yield=r.number("rounds.min_yield", 0.1, 0.0, 1.0),
-            fill_chance=r.number("rounds.fill_chance", 0.8, 0.5, 1.0, open_ends=True),
-            rerank=r.boolean("rounds.rerank", True),
-            min_labels=r.integer("rounds.min_labels", 5, 1, 10_000),
-        ),
+        rounds=_rounds(r),
         raw=data,
     )
     if budget is not None:
@@ -797,6 +791,17 @@ def load_project(path: str | os.PathLike[str], *, check_files: bool = True) -> P
         for key, missing in missing_files(config):
             raise r.fail(key, f"{config.rel(missing)} does not exist; create it or fix the path")
     return config
+
+
+def _rounds(r: _Reader) -> RoundSettings:
+    d = RoundSettings()
+    return RoundSettings(
+        max_rounds=r.integer("rounds.max_rounds", d.max_rounds, 1, 100),
+        min_yield=r.number("rounds.min_yield", d.min_yield, 0.0, 1.0),
+        fill_chance=r.number("rounds.fill_chance", d.fill_chance, 0.5, 1.0, open_ends=True),
+        rerank=r.boolean("rounds.rerank", d.rerank),
+        min_labels=r.integer("rounds.min_labels", d.min_labels, 1, 10_000),
+    )
 
 
 def _replace(model: ModelSettings, **changes: Any) -> ModelSettings:
