@@ -293,11 +293,6 @@ def _precision_row(
     posterior = accepted["posterior"].astype(float)
     estimate = float(posterior.mean()) if len(posterior) else math.nan
     sources = sorted(set(marked["source"].dropna().astype(str))) if audited else []
-    needed = (
-        certify.required_sample_size_finite(len(accepted), settings.target, settings.confidence)
-        if len(accepted)
-        else certify.required_sample_size(settings.target, settings.confidence, 0)
-    )
     return {
         "concept": str(concept),
         "bucket": str(bucket),
@@ -315,7 +310,7 @@ def _precision_row(
         "status": _status(cert.lower_bound, upper, audited, settings.target),
         "audit_id": int(marked["audit_id"].iloc[0]) if audited else None,
         "audit_source": "+".join(sources),
-        "zero_error_sample_needed": min(needed, len(accepted)) if len(accepted) else needed,
+        "zero_error_sample_needed": _sample_needed(len(accepted), settings, 0),
     }
 
 
