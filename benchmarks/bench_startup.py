@@ -14,8 +14,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -23,7 +21,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from common import append_results
+from common import append_results, machine
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGET_S = 0.3
@@ -51,11 +49,10 @@ def main() -> None:
         bare_s.append(_timed([sys.executable, "-c", "pass"]))
     median_help, median_bare = statistics.median(help_s), statistics.median(bare_s)
     verdict = "met" if median_help < TARGET_S else "MISSED"
-    cpu = platform.processor() or platform.machine()
     text = (
         f"\n## turk --help start-up ({datetime.now(UTC):%Y-%m-%d %H:%M} UTC)\n\n"
         f"- command: `python benchmarks/bench_startup.py --runs {args.runs}`\n"
-        f"- machine: {platform.machine()}, {os.cpu_count()} cores, {cpu}\n"
+        f"- machine: {machine()}\n"
         f"- `turk --help`: median {median_help:.3f} s (min {min(help_s):.3f}, max "
         f"{max(help_s):.3f}); bare `python -c pass`: median {median_bare:.3f} s; turk adds "
         f"{median_help - median_bare:.3f} s\n"
