@@ -240,4 +240,3 @@ def load_strings(
             f"{STRINGS_DIR / 'en.yaml'} and translate it"
         )
     return Strings(file.stem, file, {str(k): str(v) for k, v in data.items()})
-
