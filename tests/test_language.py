@@ -419,3 +419,24 @@ def test_migration_41_fills_older_hits_from_their_pages(tmp_path: Path) -> None:
         got = dict(ledger.conn.execute("SELECT hit_key, language FROM hits").fetchall())
         assert got == {"a": "en", "b": None}
         assert languages_by_cell(ledger, "local") == {("bus", 1): {"en": 1, UNDETERMINED: 1}}
+
+
+@pytest.mark.slow
+def test_turk_run_publishes_a_chinese_project(cli: CliRunner, sample_project: Path) -> None:
+    from tests.fixtures.project import edit_yaml
+    from turk.project.pipeline import stage_settings
+
+    path = sample_project / "turk.yaml"
+    # English projects keep the publish fingerprint they had before hits.language.
+    assert "hits.language" not in stage_settings(load_project(path), "publish")
+    edit_yaml(path, "hits.language", "zh-Hans")
+    assert stage_settings(load_project(path), "publish")["hits.language"] == "zh-Hans"
+    result = cli("run", "--project", sample_project, "--until", "publish")
+    assert result.exit_code == 0, result.stderr
+    with Ledger(sample_project / "turk.db") as ledger:
+        languages = ledger.conn.execute("SELECT DISTINCT language FROM hits").fetchall()
+        pages = ledger.conn.execute("SELECT question_xml FROM hits").fetchall()
+        cells = languages_by_cell(ledger, "local")
+    assert languages == [("zh-Hans",)]
+    assert pages and all('<html lang="zh-Hans">' in page for (page,) in pages)
+    assert cells and all(set(counts) == {"zh-Hans"} for counts in cells.values())
