@@ -53,6 +53,7 @@ from turk.crowd.lock import crowd_lock
 from turk.crowd.records import annotation, iso, parse_annotation, request_token, rows
 from turk.crowd.spend import BudgetGuard, TargetSpend, target_spend
 from turk.errors import ConfigError, CrowdError, InputError, MoneyError, StageError
+from turk.hits.language import DEFAULT_LANGUAGE
 from turk.hits.plan import HitPlan
 from turk.ledger import Ledger, utc_now
 from turk.money import estimate_cost, format_usd, parse_amount
@@ -1295,7 +1296,7 @@ def plan_for_publish(
     concepts: list[str] | None = None,
     buckets: list[int] | None = None,
     template_dir: Path | None = None,
-    language: str = "en",
+    language: str = DEFAULT_LANGUAGE,
 ) -> list[HitPlan]:
     """Plan the HITs for a target and validate each as MTurk would; call no service.
 

@@ -2,6 +2,7 @@
 
 :mod:`~turk.hits.plan` lays out items and gold into HITs, :mod:`~turk.hits.html` and
 :mod:`~turk.hits.instructions` render them from the templates and instruction sets,
+in the language of a strings catalogue (:mod:`~turk.hits.language`),
 :mod:`~turk.hits.render` validates plans and writes ``turk render`` (the dry run of
 publish). The area reads candidates and images and owns only ``hit_secret``.
 Commands: :mod:`turk.cli.commands.hits`.

@@ -184,6 +184,8 @@ def stage_settings(config: ProjectConfig, name: str) -> dict[str, Any]:
     if name == "rank":
         return {"concepts": _file_digest(c.concepts)}
     if name == "publish":
+        from turk.hits.language import DEFAULT_LANGUAGE
+
         instructions = Path(c.hits.instructions)
         return {
             "crowd.target": c.crowd.target,
@@ -197,7 +199,7 @@ def stage_settings(config: ProjectConfig, name: str) -> dict[str, Any]:
             "hits.seed": c.hits.seed,
             # Named only when not English, so projects from before HITs had a language
             # keep their fingerprint (and their stages done).
-            **({"hits.language": c.hits.language} if c.hits.language != "en" else {}),
+            **({"hits.language": c.hits.language} if c.hits.language != DEFAULT_LANGUAGE else {}),
             "gold.file": _file_digest(c.gold.file),
             "gold.rate": c.gold.rate,
             "hit_type": _jsonable(c.hit_type),
