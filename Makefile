@@ -22,11 +22,12 @@ $(VENV)/.installed-test: $(VENV)/.installed pyproject.toml constraints.txt
 install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test
 
-# Debian's chromium for the browser tests (Playwright drives it; no browser download).
+# Debian's chromium for the browser tests (Playwright drives it; no browser download),
+# and a small CJK font (1.6 MB) so Chinese HIT pages show characters, not boxes.
 browser:
-	@command -v chromium >/dev/null 2>&1 || { \
-	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
-	  else echo "chromium is missing: run 'sudo apt-get install -y chromium' (browser tests are skipped without it)"; fi; }
+	@{ command -v chromium && fc-list :lang=zh | grep -q .; } >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-wqy-microhei >/dev/null; \
+	  else echo "chromium or a CJK font is missing: run 'sudo apt-get install -y chromium fonts-wqy-microhei' (browser tests are skipped without chromium)"; fi; }
 
 demo: install
 	$(VENV)/bin/turk demo --out demo-out

@@ -60,6 +60,8 @@ def test_starter_project_loads_with_defaults_and_paths_relative_to_the_file(
         ("budget", 0.10, "budget: $0.10 cannot pay for one HIT"),
         ("budget", -3, "budget: -3 is not an amount"),
         ("hits", ["task"], "hits: expected a mapping of keys, got a list"),
+        ("hits.language", "fr", "hits.language: no strings catalogue fr.yaml in "),
+        ("hits.language", "zh", "hits.language: 'zh' names no script; use zh-Hans"),
         ("hit_type.max_total_assignments", 12, "MTurk cannot extend a HIT"),
         ("collection.metadata", None, "collection.metadata: missing"),
     ],

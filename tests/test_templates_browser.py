@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from urllib.parse import quote
 
 import pytest
@@ -14,7 +15,9 @@ from turk.ledger import Ledger
 pytestmark = pytest.mark.browser
 
 
-def _plans(cl: CandidateLedger, server: HitPageServer, task: str) -> list[HitPlan]:
+def _plans(
+    cl: CandidateLedger, server: HitPageServer, task: str, language: str = "en"
+) -> list[HitPlan]:
     plans = plan_hits(
         cl.ledger,
         task=task,
@@ -22,6 +25,7 @@ def _plans(cl: CandidateLedger, server: HitPageServer, task: str) -> list[HitPla
         gold=cl.gold,
         gold_rate=0.2,
         image_base_url=f"{server.url}/media",
+        language=language,
     )
     write_media(plans, server.media_dir)
     return plans
@@ -199,3 +203,74 @@ def test_fragment_works_inside_a_host_form(page, candidate_ledger, hit_page_serv
     send.click()
     posted = _posted(hit_page_server)
     assert posted == {"assignmentId": "HOST", **{i.field: "yes" for i in plan.items}}
+
+
+def _chinese_set(folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "ex.svg").write_text('<svg xmlns="http://www.w3.org/2000/svg"/>')
+    for concept, name in (("bus", "公共汽车"), ("camera", "相机")):
+        (folder / f"{concept}.md").write_text(
+            "---\n"
+            f"concept: {concept}\n"
+            f"definition: 一种{name}。\n"
+            f"counts: [街上的{name}]\n"
+            "examples:\n  positive: [{image: ex.svg, caption: 示例图片}]\n"
+            "---\n"
+            f"只有图片中出现{name}时才回答**是**。\n",
+            encoding="utf-8",
+        )
+    return folder
+
+
+def test_chinese_hit_renders_answers_by_keyboard_and_submits(
+    page, candidate_ledger, hit_page_server, tmp_path
+) -> None:
+    plans = plan_hits(
+        candidate_ledger.ledger,
+        items_per_hit=6,
+        gold=candidate_ledger.gold,
+        gold_rate=0.2,
+        image_base_url=f"{hit_page_server.url}/media",
+        instruction_set=_chinese_set(tmp_path / "zh"),
+        language="zh-Hans",
+    )
+    write_media(plans, hit_page_server.media_dir)
+    plan = plans[0]
+    _open(page, hit_page_server, plan, "A7")
+    assert page.evaluate("() => document.documentElement.lang") == "zh-Hans"
+    assert page.title() == "bus：每张图片回答是或否"
+    assert (
+        page.locator(".turk-question").inner_text()
+        == "每张图片：是否显示了bus？回答所有图片后提交。"
+    )
+    assert page.locator(".turk-keys").inner_text().startswith("按键：y/1 是，n/2 否")
+    assert page.locator("summary").inner_text() == "说明"
+    assert "只有图片中出现公共汽车时才回答是。" in page.locator(".turk-concept").inner_text()
+    first = page.locator("[data-item='item-0'] label")
+    assert [first.nth(i).inner_text().strip() for i in range(2)] == ["是", "否"]
+    submit = page.locator("button[type=submit]")
+    assert submit.inner_text() == "提交" and submit.is_disabled()
+    n = len(plan.items)
+    status = page.locator("[data-status]")
+    assert status.inner_text() == f"已回答 0 / {n}；回答所有图片后才能提交"
+    page.locator("[data-item='item-0']").focus()
+    keys = ["y", "n", "1", "2", "y", "n"][:n]
+    for key in keys:
+        page.keyboard.press(key)
+    assert status.inner_text() == f"已回答 {n} / {n}"
+    # no script error (the browser's own favicon request may 404)
+    assert [e for e in page.console_errors if "Failed to load resource" not in e] == []
+    images = page.locator("[data-item] img")
+    assert min(images.nth(i).evaluate("i => i.naturalWidth") for i in range(n)) > 0
+    submit.click()
+    expected = {"y": "yes", "1": "yes", "n": "no", "2": "no"}
+    answers = {f"item-{i}": expected[k] for i, k in enumerate(keys)}
+    assert _posted(hit_page_server) == {"assignmentId": "A7", **answers}
+
+
+def test_chinese_preview_says_so_in_chinese(page, candidate_ledger, hit_page_server) -> None:
+    plan = _plans(candidate_ledger, hit_page_server, "multi", language="zh-Hans")[0]
+    _open(page, hit_page_server, plan, "ASSIGNMENT_ID_NOT_AVAILABLE")
+    assert page.locator("[data-banner]").inner_text() == "预览：接受此任务后才能作答和提交。"
+    assert page.locator("[data-item] input[type=checkbox]:not([disabled])").count() == 0
+    assert "以上都不是" in page.locator("[data-item='item-0']").inner_text()

@@ -53,6 +53,7 @@ from turk.crowd.lock import crowd_lock
 from turk.crowd.records import annotation, iso, parse_annotation, request_token, rows
 from turk.crowd.spend import BudgetGuard, TargetSpend, target_spend
 from turk.errors import ConfigError, CrowdError, InputError, MoneyError, StageError
+from turk.hits.language import DEFAULT_LANGUAGE
 from turk.hits.plan import HitPlan
 from turk.ledger import Ledger, utc_now
 from turk.money import estimate_cost, format_usd, parse_amount
@@ -951,13 +952,14 @@ def _write_intents(
                 ht.auto_approval_delay_s,
                 cost,
                 plan.question_xml,
+                plan.language,
             )
             ledger.conn.execute(
                 "INSERT OR IGNORE INTO hits (target, batch_id, hit_key, token, annotation, "
                 "task, concept, bucket, labels, reward, max_assignments, "
                 "max_total_assignments, lifetime_s, auto_approval_delay_s, cost, "
-                "question_xml, created_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "question_xml, language, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     target,
                     plan.batch_id,
@@ -972,7 +974,7 @@ def _write_intents(
             ledger.conn.execute(
                 "UPDATE hits SET batch_id=?, task=?, concept=?, bucket=?, labels=?, reward=?, "
                 "max_assignments=?, max_total_assignments=?, lifetime_s=?, "
-                "auto_approval_delay_s=?, cost=?, question_xml=? "
+                "auto_approval_delay_s=?, cost=?, question_xml=?, language=? "
                 "WHERE target=? AND hit_key=? AND sent_at IS NULL AND hit_id IS NULL",
                 (*values, target, plan.hit_key),
             )
@@ -1294,6 +1296,7 @@ def plan_for_publish(
     concepts: list[str] | None = None,
     buckets: list[int] | None = None,
     template_dir: Path | None = None,
+    language: str = DEFAULT_LANGUAGE,
 ) -> list[HitPlan]:
     """Plan the HITs for a target and validate each as MTurk would; call no service.
 
@@ -1310,6 +1313,7 @@ def plan_for_publish(
         concepts: Only these concepts.
         buckets: Only these buckets.
         template_dir: Folder overriding the packaged templates.
+        language: Language of the pages' own words (BCP 47 tag, e.g. ``zh-Hans``).
 
     Returns:
         The validated plans.
@@ -1329,6 +1333,7 @@ def plan_for_publish(
         concepts=concepts,
         buckets=buckets,
         template_dir=template_dir,
+        language=language,
     )
     for plan in plans:
         validate_plan(plan)

@@ -24,12 +24,14 @@ from turk.ledger import Ledger
 __all__ = [
     "NO",
     "NONE",
+    "UNDETERMINED",
     "YES",
     "action_count",
     "answer_count",
     "answer_dates",
     "answer_targets",
     "answers_by_cell",
+    "languages_by_cell",
     "load_answers",
     "published_hit_count",
     "resolve_target",
@@ -42,6 +44,8 @@ NO = "no"
 """The binary label meaning "it does not"."""
 NONE = "none"
 """The multi-select answer meaning "none of the classes"."""
+UNDETERMINED = "und"
+"""BCP 47's tag for a language not recorded (a HIT whose page declared none)."""
 
 
 def task_id(concept: str, image_id: int) -> str:
@@ -286,3 +290,52 @@ def answer_dates(ledger: Ledger, target: str) -> tuple[str, str]:
         (target,),
     ).fetchone()
     return str(first or ""), str(last or "")
+
+
+def languages_by_cell(ledger: Ledger, target: str) -> dict[tuple[str, int], dict[str, int]]:
+    """Count the published HITs of each concept x bucket cell by the language they showed.
+
+    The language is the one the HIT's own words were in (``hits.language``: its
+    question, answers, keyboard legend and Submit); the instruction set's text is the
+    project's own. A binary HIT counts for its cell, a later round's HIT (no bucket of
+    its own) for each bucket its regular images come from, a multi-select HIT for every
+    class it offered in its bucket.
+
+    Args:
+        ledger: The open ledger.
+        target: The crowd target.
+
+    Returns:
+        ``{(concept, bucket): {language: HITs}}`` with BCP 47 tags (``en``,
+        ``zh-Hans``; :data:`UNDETERMINED` where a HIT recorded none); cells without a
+        published HIT are absent.
+    """
+    rows = ledger.conn.execute(
+        "SELECT hit_key, task, concept, bucket, labels, language FROM hits "
+        "WHERE target = ? AND hit_id IS NOT NULL",
+        (target,),
+    ).fetchall()
+    spread = ledger.conn.execute(
+        "SELECT DISTINCT i.hit_key, i.image_id FROM hit_items i JOIN hits h ON "
+        "h.target = i.target AND h.hit_key = i.hit_key WHERE i.target = ? AND "
+        "h.hit_id IS NOT NULL AND h.bucket IS NULL AND i.is_gold = 0",
+        (target,),
+    ).fetchall()
+    bucket_of = image_buckets(ledger, [int(image_id) for _, image_id in spread])
+    buckets_of_hit: dict[str, set[int]] = {}
+    for hit_key, image_id in spread:
+        if int(image_id) in bucket_of:
+            buckets_of_hit.setdefault(str(hit_key), set()).add(int(bucket_of[int(image_id)]))
+    out: dict[tuple[str, int], dict[str, int]] = {}
+    for hit_key, task, concept, bucket, labels, language in rows:
+        if task == "multi":
+            concepts = [c for c in json.loads(labels or "[]") if c != NONE]
+        else:
+            concepts = [concept] if concept is not None else []
+        buckets = {int(bucket)} if bucket is not None else buckets_of_hit.get(str(hit_key), set())
+        for name in concepts:
+            for where in buckets:
+                counts = out.setdefault((str(name), where), {})
+                tag = str(language) if language else UNDETERMINED
+                counts[tag] = counts.get(tag, 0) + 1
+    return out

@@ -2,6 +2,7 @@
 
 :mod:`~turk.hits.plan` lays out items and gold into HITs, :mod:`~turk.hits.html` and
 :mod:`~turk.hits.instructions` render them from the templates and instruction sets,
+in the language of a strings catalogue (:mod:`~turk.hits.language`),
 :mod:`~turk.hits.render` validates plans and writes ``turk render`` (the dry run of
 publish), :mod:`~turk.hits.batch` turns a batch into a template plus one row per HIT.
 The area reads candidates and images and owns only ``hit_secret``.

@@ -3,11 +3,14 @@
 Templates are rendered with autoescape on and ``StrictUndefined``: every value from
 outside (concept names, instructions, URLs) is escaped, and a variable a template uses
 but is not given is an error that names the template file, its line and the variable.
-The HTML follows the HIT HTML contract of ``docs/design.md``.
+The HTML follows the HIT HTML contract of ``docs/design.md``. Every word the pages
+show comes from the language's strings catalogue (:mod:`turk.hits.language`): templates
+read it as ``t``, the page script as one JSON object (:func:`script_json`).
 """
 
 from __future__ import annotations
 
+import json
 import re
 import traceback
 from collections.abc import Sequence
@@ -16,10 +19,12 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+from markupsafe import Markup
 
 from hit_templates import TEMPLATES_DIR
 from turk.errors import TemplateError
 from turk.hits.instructions import Instruction
+from turk.hits.language import Strings, fill, load_strings
 
 HTML_QUESTION_NS = (
     "http://mechanicalturk.amazonaws.com/AWSMechanicalTurkDataSchemas/2011-11-11/HTMLQuestion.xsd"
@@ -31,6 +36,17 @@ FRAME_HEIGHT = 0
 
 TASK_TEMPLATES = {"binary": "binary.html.j2", "multi": "multi.html.j2"}
 """Template file per task."""
+
+SCRIPT_KEYS = ("preview", "outside_hit", "status", "status_incomplete")
+"""Catalogue keys the page script shows (banners and the answered count)."""
+
+_SCRIPT_ESCAPES = {
+    "<": "\\u003c",
+    ">": "\\u003e",
+    "&": "\\u0026",
+    "\u2028": "\\u2028",
+    "\u2029": "\\u2029",
+}
 
 
 @dataclass(frozen=True)
@@ -59,12 +75,32 @@ def environment(template_dir: Path | None = None) -> jinja2.Environment:
         An environment with autoescape on and ``StrictUndefined``.
     """
     folders = [str(template_dir)] if template_dir is not None else []
-    return jinja2.Environment(
+    env = jinja2.Environment(
         loader=jinja2.FileSystemLoader([*folders, str(TEMPLATES_DIR)]),
         autoescape=True,
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=False,
     )
+    env.filters["fill"] = fill
+    return env
+
+
+def script_json(value: object) -> Markup:
+    """Write a value as JSON that is safe inside an HTML ``<script>`` element.
+
+    ``<``, ``>`` and ``&`` are escaped (no ``</script>`` or comment opener can close
+    the element early) and so are U+2028/U+2029 (line ends to older JavaScript);
+    other characters stay as they are, so Chinese text costs its UTF-8 bytes rather
+    than six per character against the 64 KB Question limit.
+
+    Args:
+        value: Anything :func:`json.dumps` takes.
+
+    Returns:
+        The JSON as markup, ready for ``{{ ... }}`` in a script.
+    """
+    text = json.dumps(value, ensure_ascii=False, sort_keys=True)
+    return Markup(re.sub("[<>&\u2028\u2029]", lambda m: _SCRIPT_ESCAPES[m.group(0)], text))
 
 
 def _where(exc: BaseException, fallback: str) -> str:
@@ -104,9 +140,14 @@ def render_template(env: jinja2.Environment, name: str, context: dict[str, Any])
             r"has no attribute '([^']+)'", message
         )
         variable = found.group(1) if found else message
+        if "Strings object" in message:
+            raise TemplateError(
+                f"{_where(exc, name)}: unknown string 't.{variable}'; the strings are the "
+                "keys of hit_templates/strings/en.yaml"
+            ) from None
         raise TemplateError(
             f"{_where(exc, name)}: unknown variable {variable!r}; the template may use only "
-            "task, concept, classes, instructions, items, standalone"
+            + ", ".join(sorted(context))
         ) from None
 
 
@@ -149,6 +190,7 @@ def render_hit(
     image_base_url: str,
     template_dir: Path | None = None,
     env: jinja2.Environment | None = None,
+    strings: Strings | None = None,
 ) -> RenderedHit:
     """Render one HIT as a document, a fragment and HTMLQuestion XML.
 
@@ -161,6 +203,8 @@ def render_hit(
         image_base_url: Base URL of the media folder (for example images).
         template_dir: Folder overriding the packaged templates.
         env: A ready environment (saves building one per HIT).
+        strings: The words of the page (:func:`turk.hits.language.load_strings`); None
+            is English.
 
     Returns:
         The :class:`RenderedHit`.
@@ -171,6 +215,7 @@ def render_hit(
     if task not in TASK_TEMPLATES:
         raise TemplateError(f"--task: {task!r} is not a task; use binary or multi")
     env = env or environment(template_dir)
+    strings = strings if strings is not None else load_strings(template_dir=template_dir)
     url_for = {
         ex.media_name: media_url(image_base_url, ex.media_name)
         for ins in instructions
@@ -182,6 +227,9 @@ def render_hit(
         "classes": list(classes),
         "instructions": [_instruction_context(ins, url_for) for ins in instructions],
         "items": [{"field": field, "url": url} for field, url in item_urls],
+        "language": strings.language,
+        "t": strings,
+        "script_strings": script_json({key: strings[key] for key in SCRIPT_KEYS}),
     }
     if task == "binary":
         context["concept"] = concept

@@ -40,6 +40,7 @@ from turk.collection.tables import bucket_ids, image_files
 from turk.errors import ConfigError, InputError, StageError
 from turk.hits.html import environment, media_url, render_hit
 from turk.hits.instructions import Instruction, load_instruction_set, resolve_set
+from turk.hits.language import DEFAULT_LANGUAGE, Strings, load_strings
 from turk.ledger import Ledger
 
 TASKS = ("binary", "multi")
@@ -99,7 +100,8 @@ class HitPlan:
         hit_key: Stable key, ``<batch_id>-<index:04d>``; unique in the ledger.
         batch_id: ``<task>-<concept slug>-b<bucket>-<digest>`` (binary) or
             ``multi-b<bucket>-<digest>``; the digest covers the batch's inputs, so a
-            batch planned from other candidates, gold or options gets other keys.
+            batch planned from other candidates, gold, options or language gets
+            other keys.
         task: ``binary`` or ``multi``.
         concept: The concept asked about (binary), else None.
         bucket: The time bucket; None for a later curation round's HIT, which asks
@@ -110,6 +112,7 @@ class HitPlan:
         fragment: The bare HTML fragment for annotation servers with their own form.
         classes: Class names offered (multi-select), else empty.
         media: Every file the page loads from the image base URL (items, examples).
+        language: BCP 47 tag of the language the page's own words are in.
     """
 
     hit_key: str
@@ -123,6 +126,7 @@ class HitPlan:
     fragment: str
     classes: tuple[str, ...]
     media: tuple[MediaFile, ...]
+    language: str = DEFAULT_LANGUAGE
 
 
 @dataclass(frozen=True)
@@ -429,6 +433,7 @@ def plan_hits(
     concepts: list[str] | None = None,
     buckets: list[int] | None = None,
     template_dir: Path | None = None,
+    language: str = DEFAULT_LANGUAGE,
 ) -> list[HitPlan]:
     """Plan and render every HIT for the ledger's ranked candidates.
 
@@ -444,16 +449,20 @@ def plan_hits(
             covers every concept.
         concepts: Only these concepts (binary: the batches; multi: the classes).
         buckets: Only these buckets.
-        template_dir: Folder overriding the packaged HIT templates.
+        template_dir: Folder overriding the packaged HIT templates (its ``strings/``
+            may add languages).
+        language: BCP 47 tag of the language of the pages' own words (``en``,
+            ``zh-Hans``; :mod:`turk.hits.language`).
 
     Returns:
         The HITs, batch by batch (concepts then buckets in order), each rendered.
 
     Raises:
-        ConfigError: A bad option (task, sizes, rate, unknown concept or bucket).
+        ConfigError: A bad option (task, sizes, rate, unknown concept, bucket or
+            language).
         StageError: No candidates ranked yet.
         InputError: A gold file problem, or too few gold images for the rate.
-        TemplateError: An instruction file or template is unusable.
+        TemplateError: An instruction file, template or strings catalogue is unusable.
     """
     if task not in TASKS:
         raise ConfigError(f"--task: {task!r} is not a task; use binary or multi")
@@ -461,6 +470,7 @@ def plan_hits(
         raise ConfigError(f"--items-per-hit: {items_per_hit} must be 1 or more")
     if not 0 <= gold_rate <= MAX_GOLD_RATE:
         raise ConfigError(f"--gold-rate: {gold_rate} must be between 0 and {MAX_GOLD_RATE}")
+    strings = load_strings(language, template_dir)
     candidates = _load_candidates(ledger)
     positive_concepts = sorted({c.concept for c in candidates if c.role == "positive"})
     if concepts:
@@ -545,19 +555,22 @@ def plan_hits(
         rng = random.Random(f"{seed}|{name}")
         ordered = sorted(regular, key=lambda c: (c.rank, c.image_id))
         rng.shuffle(ordered)
-        batch_id = f"{name}-" + _digest(
-            {
-                "task": task,
-                "concept": batch_concept,
-                "classes": chosen if task == "multi" else None,
-                "bucket": batch_bucket,
-                "items": [c.image_id for c in ordered],
-                "gold": pools,
-                "rate": rate,
-                "per_hit": items_per_hit,
-                "seed": seed,
-            }
-        )
+        inputs: dict[str, object] = {
+            "task": task,
+            "concept": batch_concept,
+            "classes": chosen if task == "multi" else None,
+            "bucket": batch_bucket,
+            "items": [c.image_id for c in ordered],
+            "gold": pools,
+            "rate": rate,
+            "per_hit": items_per_hit,
+            "seed": seed,
+        }
+        # English batches keep the keys they had before pages had a language, so a
+        # ledger's published English HITs are still recognised and never sent twice.
+        if strings.language != DEFAULT_LANGUAGE:
+            inputs["language"] = strings.language
+        batch_id = f"{name}-" + _digest(inputs)
         layout = _layout(ordered, pools, rate, items_per_hit, rng, where)
         shown = (
             [instructions[batch_concept]]
@@ -579,6 +592,7 @@ def plan_hits(
                     image_base_url=image_base_url,
                     instructions=shown,
                     env=env,
+                    strings=strings,
                 )
             )
     return plans
@@ -598,6 +612,7 @@ def _build_plan(
     image_base_url: str,
     instructions: list[Instruction],
     env: jinja2.Environment,
+    strings: Strings,
 ) -> HitPlan:
     hit_key = f"{batch_id}-{index:04d}"
     items: list[HitItem] = []
@@ -622,6 +637,7 @@ def _build_plan(
         item_urls=[(i.field, media_url(image_base_url, f"{i.token}.jpg")) for i in items],
         image_base_url=image_base_url,
         env=env,
+        strings=strings,
     )
     media = [MediaFile(f"{i.token}.jpg", Path(i.local_path)) for i in items if i.local_path]
     for ins in instructions:
@@ -640,4 +656,5 @@ def _build_plan(
         fragment=rendered.fragment,
         classes=tuple(classes),
         media=tuple(dict.fromkeys(media)),
+        language=strings.language,
     )

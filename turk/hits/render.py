@@ -21,12 +21,25 @@ from defusedxml import DefusedXmlException
 
 from turk.errors import TemplateError
 from turk.hits.html import HTML_QUESTION_NS
+from turk.hits.language import DEFAULT_LANGUAGE
 from turk.hits.plan import HitPlan, plan_hits
 from turk.ledger import Ledger
 from turk.money import CostEstimate, estimate_cost, format_usd
 
 MAX_QUESTION_BYTES = 65535
 """MTurk's limit on a HIT's Question (64 KB)."""
+
+
+def question_bytes(question_xml: str) -> int:
+    """Return a Question's size as MTurk counts it against :data:`MAX_QUESTION_BYTES`.
+
+    Args:
+        question_xml: The HTMLQuestion XML.
+
+    Returns:
+        Its length in UTF-8 bytes (a Chinese character is three, not one).
+    """
+    return len(question_xml.encode("utf-8"))
 
 
 class _FormScan(HTMLParser):
@@ -37,11 +50,14 @@ class _FormScan(HTMLParser):
         self.items: list[str] = []
         self.inputs: dict[str, list[tuple[str, str]]] = {}
         self.form: dict[str, str | None] | None = None
+        self.lang: str | None = None
         self.images_in_item: dict[str, int] = {}
         self._open_item: list[str] = []
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         a = dict(attrs)
+        if tag == "html" and self.lang is None:
+            self.lang = a.get("lang") or ""
         if tag == "form" and a.get("id") == "turk-form":
             self.form = a
         if a.get("data-item") is not None:
@@ -70,7 +86,7 @@ def plan_problems(plan: HitPlan) -> list[str]:
         One message per problem (empty when the HIT is fine).
     """
     problems: list[str] = []
-    size = len(plan.question_xml.encode("utf-8"))
+    size = question_bytes(plan.question_xml)
     if size > MAX_QUESTION_BYTES:
         problems.append(
             f"Question is {size:,} bytes, over MTurk's limit of {MAX_QUESTION_BYTES:,}; "
@@ -100,6 +116,11 @@ def plan_problems(plan: HitPlan) -> list[str]:
             problems.append(f"form posts to {action!r}, not .../mturk/externalSubmit")
         if scan.form.get("data-task") != plan.task:
             problems.append(f"form data-task is {scan.form.get('data-task')!r}, not {plan.task!r}")
+    if scan.lang is not None and scan.lang.lower() != plan.language.lower():
+        problems.append(
+            f"the page says <html lang={scan.lang!r}> but its words are {plan.language!r}; "
+            'write <html lang="{{ language }}"> in the template'
+        )
     if "assignmentId" not in scan.inputs:
         problems.append("no hidden assignmentId field")
     expected_fields = [item.field for item in plan.items]
@@ -292,6 +313,7 @@ def dry_run(
     concepts: list[str] | None = None,
     buckets: list[int] | None = None,
     template_dir: Path | None = None,
+    language: str = DEFAULT_LANGUAGE,
 ) -> DryRunReport:
     """Plan, validate, price and (optionally) write the HITs; call no service.
 
@@ -313,6 +335,7 @@ def dry_run(
         concepts: Only these concepts.
         buckets: Only these buckets.
         template_dir: Folder overriding the packaged templates.
+        language: Language of the pages' own words (BCP 47 tag).
 
     Returns:
         The :class:`DryRunReport`.
@@ -333,6 +356,7 @@ def dry_run(
         concepts=concepts,
         buckets=buckets,
         template_dir=template_dir,
+        language=language,
     )
     for plan in plans:
         validate_plan(plan)
@@ -350,7 +374,7 @@ def dry_run(
         items=items,
         gold_items=gold_items,
         batches=len({p.batch_id for p in plans}),
-        largest_question_bytes=max((len(p.question_xml.encode()) for p in plans), default=0),
+        largest_question_bytes=max((question_bytes(p.question_xml) for p in plans), default=0),
         cost=cost,
         out_dir=out_dir,
         files=files,

@@ -25,7 +25,7 @@ from turk.collection.buckets import DEFAULT_COUNT, DEFAULT_RESERVE
 from turk.crowd.backend import DEFAULT_LOCAL_ENDPOINT, SANDBOX_STATE_FILE, TARGETS
 from turk.dataset.aggregators import AGGREGATORS, DEFAULT_AGGREGATOR
 from turk.dataset.rules import RoundSettings
-from turk.errors import ConfigError, MoneyError
+from turk.errors import ConfigError, MoneyError, TemplateError
 
 PROJECT_FILE = "turk.yaml"
 """Name of the project file inside a project folder."""
@@ -48,7 +48,7 @@ _SCHEMA: dict[str, Any] = {
     "buckets": {"scheme", "count", "ranges", "reserve"},
     "model": {"name", "pretrained", "device", "batch_size", "workers"},
     "concepts": None,
-    "hits": {"task", "items_per_hit", "instructions", "templates", "seed"},
+    "hits": {"task", "items_per_hit", "instructions", "templates", "seed", "language"},
     "hit_type": {
         "title",
         "description",
@@ -179,6 +179,8 @@ class HitSettings:
         instructions: Instruction set folder or packaged set name.
         templates: Folder overriding the packaged HIT templates, or None.
         seed: Seed of item order and gold positions.
+        language: BCP 47 tag of the language of the HIT pages' own words (``en``,
+            ``zh-Hans``, or a ``strings/<code>.yaml`` of ``templates``).
     """
 
     task: str = "binary"
@@ -186,6 +188,7 @@ class HitSettings:
     instructions: str = "instructions"
     templates: Path | None = None
     seed: int = 0
+    language: str = "en"
 
 
 QUALIFIED_ACCURACY = (0.85, 0.98)
@@ -714,6 +717,7 @@ def load_project(path: str | os.PathLike[str], *, check_files: bool = True) -> P
         instructions=instructions,
         templates=r.path("hits.templates", None),
         seed=r.integer("hits.seed", 0, 0),
+        language=_language(r),
     )
 
     hit_type, qualifications = _hit_type(r, HitTypeConfig, QualificationConfig)
@@ -808,6 +812,18 @@ def _replace(model: ModelSettings, **changes: Any) -> ModelSettings:
     from dataclasses import replace
 
     return replace(model, **changes)
+
+
+def _language(r: _Reader) -> str:
+    """``hits.language``: a language with a complete strings catalogue, as its file spells it."""
+    from turk.hits.language import DEFAULT_LANGUAGE, load_strings
+
+    key = "hits.language"
+    language = r.string(key, DEFAULT_LANGUAGE) or DEFAULT_LANGUAGE
+    try:
+        return load_strings(language, r.path("hits.templates", None), option=key).language
+    except (ConfigError, TemplateError) as exc:
+        raise r.fail(key, str(exc).removeprefix(f"{key}: ")) from None
 
 
 def _reserve(r: _Reader) -> tuple[int, ...]:

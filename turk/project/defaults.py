@@ -49,6 +49,8 @@ def command_defaults(config: ProjectConfig) -> dict[str, dict[str, Any]]:
         "gold_rate": gold.rate,
         "seed": hits.seed,
         "instructions": hits.instructions,
+        "language": hits.language,
+        "templates": hits.templates,
     }
     budget = {"budget": _text(config.budget)} if config.budget is not None else {}
     certify = {
@@ -91,7 +93,6 @@ def command_defaults(config: ProjectConfig) -> dict[str, dict[str, Any]]:
         },
         "render": {
             **layout,
-            "templates": hits.templates,
             "reward": str(config.hit_type.reward),
             "max_assignments": config.hit_type.max_assignments,
         },

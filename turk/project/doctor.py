@@ -443,6 +443,7 @@ def check_templates(config: ProjectConfig) -> Finding:
     """
     from turk.hits.html import render_hit
     from turk.hits.instructions import load_instruction_set, resolve_set
+    from turk.hits.language import load_strings
 
     try:
         concepts = _concept_names(config)
@@ -460,6 +461,7 @@ def check_templates(config: ProjectConfig) -> Finding:
             item_urls=urls,
             image_base_url="http://127.0.0.1/media/",
             template_dir=config.hits.templates,
+            strings=load_strings(config.hits.language, config.hits.templates),
         )
     except USER_ERRORS as exc:
         return Finding(
@@ -480,7 +482,7 @@ def check_templates(config: ProjectConfig) -> Finding:
         "templates",
         OK,
         f"{len(concepts)} concepts have instructions in {config.rel(folder)}; "
-        f"{config.hits.task} HIT pages render",
+        f"{config.hits.task} HIT pages render in {config.hits.language}",
     )
 
 

@@ -184,6 +184,8 @@ def stage_settings(config: ProjectConfig, name: str) -> dict[str, Any]:
     if name == "rank":
         return {"concepts": _file_digest(c.concepts)}
     if name == "publish":
+        from turk.hits.language import DEFAULT_LANGUAGE
+
         instructions = Path(c.hits.instructions)
         return {
             "crowd.target": c.crowd.target,
@@ -195,6 +197,9 @@ def stage_settings(config: ProjectConfig, name: str) -> dict[str, Any]:
             else c.hits.instructions,
             "hits.templates": _file_digest(c.hits.templates),
             "hits.seed": c.hits.seed,
+            # Named only when not English, so projects from before HITs had a language
+            # keep their fingerprint (and their stages done).
+            **({"hits.language": c.hits.language} if c.hits.language != DEFAULT_LANGUAGE else {}),
             "gold.file": _file_digest(c.gold.file),
             "gold.rate": c.gold.rate,
             "hit_type": _jsonable(c.hit_type),
@@ -549,6 +554,7 @@ def _publish(ctx: _Context) -> StageOutcome:
         seed=config.hits.seed,
         instruction_set=config.hits.instructions,
         template_dir=config.hits.templates,
+        language=config.hits.language,
     )
     publish_config = PublishConfig(
         hit_type=config.hit_type, qualifications=config.qualifications, source=str(config.path)

@@ -88,6 +88,7 @@ hits:
   items_per_hit: 12              # images per HIT, gold included
   instructions: instructions     # one <concept>.md per concept (the workers read them)
   templates: null                # folder overriding the packaged HIT templates
+  language: en                   # the HIT pages' words: en | zh-Hans (docs/languages.md)
   seed: 0
 
 hit_type:                        # what workers see in the marketplace

@@ -13,7 +13,13 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from turk.cli.app import app, open_ledger
-from turk.cli.commands.hits import BucketOption, ConceptOption, InstructionsOption
+from turk.cli.commands.hits import (
+    BucketOption,
+    ConceptOption,
+    InstructionsOption,
+    LanguageOption,
+    TemplatesOption,
+)
 from turk.cli.console import console, err_console, progress_bar
 from turk.crowd.backend import DEFAULT_LOCAL_ENDPOINT
 
@@ -183,6 +189,8 @@ def publish_command(
     ] = 0.1,
     seed: Annotated[int, typer.Option("--seed", help="Seed for order and gold placement.")] = 0,
     instructions: InstructionsOption = None,
+    templates: TemplatesOption = None,
+    language: LanguageOption = "en",
     concept: ConceptOption = None,
     bucket: BucketOption = None,
     image_base_url: Annotated[
@@ -238,6 +246,8 @@ def publish_command(
                 instruction_set=instructions,
                 concepts=concept,
                 buckets=bucket,
+                template_dir=templates,
+                language=language,
             )
         for line in rendered.lines():
             console.print(f"publish --dry-run: {line}")
@@ -256,6 +266,8 @@ def publish_command(
             instruction_set=instructions,
             concepts=concept,
             buckets=bucket,
+            template_dir=templates,
+            language=language,
         )
 
         def show(prepared: PublishPlan) -> None:

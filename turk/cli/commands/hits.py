@@ -27,6 +27,28 @@ ConceptOption = Annotated[
 ]
 """``--concept``, shared by render and publish."""
 
+LanguageOption = Annotated[
+    str,
+    typer.Option(
+        "--language",
+        help="Language of the HIT pages' own words (question, Yes/No, keys, Submit), as a "
+        "BCP 47 tag: en, zh-Hans, or a strings/<tag>.yaml of --templates "
+        "(docs/languages.md).",
+    ),
+]
+"""``--language``, shared by render and publish."""
+
+TemplatesOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--templates",
+        help="Folder of templates overriding the packaged ones (same file names; "
+        "strings/<tag>.yaml adds a language).",
+        show_default=False,
+    ),
+]
+"""``--templates``, shared by render and publish."""
+
 BucketOption = Annotated[
     list[int] | None,
     typer.Option("--bucket", help="Only this bucket (repeat for more).", show_default=False),
@@ -87,14 +109,8 @@ def render_command(
             "under --out so the pages show their images.",
         ),
     ] = "media",
-    templates: Annotated[
-        Path | None,
-        typer.Option(
-            "--templates",
-            help="Folder of templates overriding the packaged ones (same file names).",
-            show_default=False,
-        ),
-    ] = None,
+    templates: TemplatesOption = None,
+    language: LanguageOption = "en",
     seed: Annotated[int, typer.Option("--seed", help="Seed for order and gold placement.")] = 0,
 ) -> None:
     """Render, validate and price the HITs, and write their HTML; call no service."""
@@ -122,6 +138,7 @@ def render_command(
             concepts=concept,
             buckets=bucket,
             template_dir=templates,
+            language=language,
         )
     for line in report.lines():
         console.print(f"render: {line}")
