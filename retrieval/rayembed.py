@@ -379,7 +379,7 @@ def embed_on_ray(
         batch_size=1,
         num_cpus=shape.num_cpus,
         num_gpus=shape.num_gpus,
-        compute=ray.data.ActorPoolStrategy(min_size=1, max_size=shape.actors),
+        compute=ray.data.ActorPoolStrategy(size=shape.actors),
     )
     rows = iter(dataset.iter_rows())
     while True:

@@ -20,6 +20,7 @@ from retrieval.demomodel import demo_model_paths
 from retrieval.errors import ModelError
 from retrieval.rayembed import pool_shape, resolve_device
 from retrieval.shards import read_shard
+from tests.fixtures.project import edit_yaml
 from turk.candidates.embed import (
     RAY_INSTALL_HINT,
     plan_embedding,
@@ -230,3 +231,19 @@ def test_pool_never_holds_every_cpu_and_gpu_actors_take_one_gpu_each():
     assert resolve_device("auto", 8) == "cuda" and resolve_device("auto", 0) == "cpu"
     with pytest.raises(ModelError, match="no GPUs"):
         resolve_device("cuda", 0)
+
+
+@pytest.mark.ray
+@pytest.mark.xdist_group("ray")
+def test_turk_run_embeds_on_ray_when_the_project_says_so(cli, sample_project, ray_cluster):
+    edit_yaml(sample_project / "turk.yaml", "embed.engine", "ray")
+    edit_yaml(sample_project / "turk.yaml", "model.device", "cpu")
+    result = cli("run", "--project", sample_project, "--until", "rank")
+    assert result.exit_code == 0, result.stderr
+    assert "(engine ray)" in result.stdout
+    db = sample_project / "turk.db"
+    with sqlite3.connect(db) as conn:
+        (settings,) = conn.execute("SELECT settings FROM runs WHERE command='embed'").fetchone()
+        (embedded,) = conn.execute("SELECT SUM(count) FROM embedding_shards").fetchone()
+        (candidates,) = conn.execute("SELECT COUNT(*) FROM candidates").fetchone()
+    assert '"engine": "ray"' in settings and embedded == 150 and candidates > 0
