@@ -356,6 +356,8 @@ def embed_on_ray(
     shape = pool_shape(resolved, float(resources.get("CPU", 0)), gpus, actors)
     if not tasks:
         return resolved, shape
+    if shape.actors > len(tasks):  # an actor without a shard only loads the model
+        shape = PoolShape(len(tasks), shape.num_cpus, shape.num_gpus)
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False
     context.print_on_execution_start = False
