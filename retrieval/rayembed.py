@@ -246,8 +246,8 @@ def connect(address: str | None = None, **init_options: Any) -> Iterator[Any]:
 
     Args:
         address: ``auto`` (the running cluster), ``ray://host:10001``, ``host:6379``,
-            ``local`` (a new local cluster), or None (``$RAY_ADDRESS``, else a new local
-            cluster).
+            ``local`` (a new local cluster), or None (``$RAY_ADDRESS``, a cluster
+            started on this machine with ``ray start``, else a new local cluster).
         **init_options: More ``ray.init`` options (``num_cpus``, ``_temp_dir``...).
 
     Yields:

@@ -510,7 +510,8 @@ def run_ray_embedding(
         ledger: The ledger (written only here, by this process).
         plan: From :func:`plan_ray_embedding`.
         address: The cluster: ``auto``, ``ray://host:10001``, ``host:6379``, or None for
-            ``$RAY_ADDRESS`` or else a new local cluster of this machine's CPUs and GPUs.
+            Ray's default: ``$RAY_ADDRESS``, a cluster started here with ``ray start``,
+            else a new local cluster of this machine's CPUs and GPUs.
         device: ``auto`` (CUDA when the cluster has GPUs), ``cpu`` or ``cuda``.
         precision: ``auto``, ``fp32``, ``fp16`` or ``bf16`` (CUDA only).
         batch_size: Images per encoder call.

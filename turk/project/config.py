@@ -177,7 +177,8 @@ class EmbedSettings:
     Attributes:
         engine: ``local`` (this process) or ``ray`` (a Ray cluster; ``turk[ray]``).
         address: The Ray cluster (``auto``, ``ray://host:10001``), or None for
-            ``$RAY_ADDRESS`` or else a new local cluster.
+            Ray's default (``$RAY_ADDRESS``, a cluster started here with ``ray start``,
+            else a new local cluster).
         actors: Ray actors (model copies) at once, or None for one per GPU / CPU.
         out: Folder or fsspec URL for the shards, or None for ``embeddings/`` beside
             the ledger.

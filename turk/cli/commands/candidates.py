@@ -100,7 +100,8 @@ def embed_command(
         typer.Option(
             "--address",
             help="With --engine ray: the cluster (auto, ray://HOST:10001, HOST:6379); "
-            "default $RAY_ADDRESS, else a new local cluster of this machine.",
+            "default $RAY_ADDRESS, a cluster started here with 'ray start', else a new "
+            "local cluster of this machine.",
             show_default=False,
         ),
     ] = None,
