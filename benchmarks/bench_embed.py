@@ -8,10 +8,17 @@ the CPU; batched nvJPEG decode and GPU resize on CUDA). Same model, same images,
 run. On the CPU the ceiling is PIL decoding alone with the same workers
 (:func:`retrieval.embed.decode_only`), reported as a ratio.
 
+With ``--engine ray`` it measures the Ray engine (:func:`retrieval.rayembed.embed_on_ray`:
+one Ray Data task per shard, actors that load the model once) against the in-process
+path (``embed_images`` with the same number of decode workers) on the same images and
+shards, on a local Ray cluster started once for the benchmark: Ray's overhead is
+``1 - ray / in-process`` throughput, each run including the actors' start and model load.
+
 Usage::
 
     .venv/bin/python benchmarks/bench_embed.py --mode cpu            # here: tiny + ViT-B-32
     .venv/bin/python benchmarks/bench_embed.py --mode gpu --n 20000  # on a CUDA machine
+    .venv/bin/python benchmarks/bench_embed.py --engine ray          # Ray vs in-process, CPU
 
 Prints the figures and appends them to ``benchmarks/RESULTS.md`` (``--no-append`` not to).
 """
@@ -360,15 +367,148 @@ def bench(model: str, items, device: str, batch: int, workers: int, repeats: int
     return med
 
 
+def bench_ray(args: argparse.Namespace) -> None:
+    """Ray engine vs in-process path: same images, same shards, same model and workers."""
+    import tempfile
+
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    import ray
+
+    from retrieval.embed import embed_images
+    from retrieval.rayembed import ShardTask, connect, embed_on_ray
+
+    gpu = args.mode == "gpu"
+    device = "cuda" if gpu else "cpu"
+    n = args.n or (20_000 if gpu else 2400)
+    workers = args.workers if args.workers is not None else (os.cpu_count() or 2)
+    repeats = args.repeats or 3
+    shard_size = args.shard_size
+    batch = 1024 if gpu else 128
+    items = make_jpegs(WORK / "jpegs", n)
+    config = WORK / "bench-tiny.json"
+    config.parent.mkdir(parents=True, exist_ok=True)
+    config.write_text(json.dumps(TINY))
+    model = str(config) if args.model == "tiny" else args.model
+    encoder = load(args.model, device, WORK)
+    tasks = [
+        ShardTask(
+            k, [i for i, _ in items[s : s + shard_size]], [p for _, p in items[s : s + shard_size]]
+        )
+        for k, s in enumerate(range(0, n, shard_size))
+    ]
+    temp = tempfile.mkdtemp(prefix="turk-bench-ray-", dir="/tmp")
+    started = time.perf_counter()
+    options = {"_temp_dir": temp} if not gpu else {}
+    if not gpu:
+        options.update(num_cpus=os.cpu_count() or 2, num_gpus=0)
+    results: dict[str, list[float]] = {"local": [], "ray": [], "first": []}
+    with connect(None, **options):
+        init_seconds = time.perf_counter() - started
+        resources = ray.cluster_resources()
+        # One short warm-up of each: page cache, Ray's worker processes.
+        embed_images(
+            items[:shard_size], encoder, WORK / "warm", shard_size=shard_size, workers=workers
+        )
+        embed_on_ray(
+            tasks[:2],
+            model=model,
+            pretrained=None,
+            out_dir=str(WORK / "warm-ray"),
+            device=device,
+            batch_size=batch,
+            workers=workers,
+            actors=args.actors,
+        )
+        shape = None
+        for _ in range(repeats):
+            shutil.rmtree(WORK / "local", ignore_errors=True)
+            start = time.perf_counter()
+            summary = embed_images(
+                items,
+                encoder,
+                WORK / "local",
+                shard_size=shard_size,
+                batch_size=batch,
+                workers=workers,
+            )
+            results["local"].append(summary.images / (time.perf_counter() - start))
+            shutil.rmtree(WORK / "ray", ignore_errors=True)
+            arrivals: list[tuple[float, int]] = []
+            start = time.perf_counter()
+            _, shape = embed_on_ray(
+                tasks,
+                model=model,
+                pretrained=None,
+                out_dir=str(WORK / "ray"),
+                device=device,
+                batch_size=batch,
+                workers=workers,
+                actors=args.actors,
+                on_shard=lambda meta, seen=arrivals: seen.append(
+                    (time.perf_counter(), meta.files.count)
+                ),
+            )
+            done = sum(count for _, count in arrivals)
+            results["ray"].append(done / (time.perf_counter() - start))
+            assert done == n, done
+            results["first"].append(arrivals[0][0] - start)
+            print(
+                f"local {results['local'][-1]:,.0f} ray {results['ray'][-1]:,.0f} images/s",
+                flush=True,
+            )
+    shutil.rmtree(temp, ignore_errors=True)
+    med = {k: statistics.median(v) for k, v in results.items() if v}
+    ratio = med["ray"] / med["local"]
+    overhead = f"Ray overhead {100 * (1 - ratio):.0f}%" if ratio < 1 else "no overhead: Ray faster"
+    assert shape is not None
+    line = (
+        f"- {args.model} (random weights) on {device}, {n} JPEGs 500x375 in {len(tasks)} shards "
+        f"of {shard_size}, batch {batch}: in-process ({workers} decode workers) "
+        f"{med['local']:,.0f} images/s, Ray ({shape.actors} actors x {shape.num_cpus:g} CPU, "
+        f"{int(resources.get('CPU', 0))}-CPU local cluster) {med['ray']:,.0f} images/s, ratio "
+        f"{ratio:.2f}x ({overhead}), each Ray run including its actors' start and model "
+        f"load (first shard registered after {med['first']:.1f} s); ray.init "
+        f"{init_seconds:.1f} s once "
+        f"[runs in-process {', '.join(f'{v:,.0f}' for v in results['local'])}; Ray "
+        + ", ".join(f"{v:,.0f}" for v in results["ray"])
+        + "]"
+    )
+    print(line, flush=True)
+    if not args.no_append:
+        stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+        command = "python benchmarks/bench_embed.py " + " ".join(sys.argv[1:])
+        text = (
+            f"\n## Embedding on Ray vs in-process, {args.mode} ({stamp})\n\n"
+            f"- command: `{command}`\n- machine: {machine()}\n"
+            f"- baseline: the in-process path (`embed_images`, same images, shards, model "
+            f"and decode workers)\n{line}\n"
+        )
+        append_results(text)
+        if args.out is not None:
+            args.out.write_text(text, encoding="utf-8")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--mode", choices=["cpu", "gpu"], default="cpu")
+    parser.add_argument(
+        "--engine",
+        choices=["local", "ray"],
+        default="local",
+        help="ray: the Ray engine against the in-process path",
+    )
+    parser.add_argument("--shard-size", type=int, default=200, help="images per shard (ray)")
+    parser.add_argument("--actors", type=int, default=None, help="Ray actors (ray)")
+    parser.add_argument("--model", default="tiny", help="tiny or an open_clip name (ray)")
     parser.add_argument("--n", type=int, default=None, help="JPEGs (default 600 cpu, 20000 gpu)")
     parser.add_argument("--workers", type=int, default=None)
     parser.add_argument("--repeats", type=int, default=None)
     parser.add_argument("--no-append", action="store_true")
     parser.add_argument("--out", type=Path, default=None, help="also write the section here")
     args = parser.parse_args()
+    if args.engine == "ray":
+        bench_ray(args)
+        return
     gpu = args.mode == "gpu"
     n = args.n or (20_000 if gpu else 600)
     workers = args.workers if args.workers is not None else (os.cpu_count() or 2)

@@ -30,7 +30,6 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from itertools import islice
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -38,7 +37,7 @@ import numpy as np
 from retrieval.decode import DecodedBatch, ImageSource, decode_task, decode_to_square
 from retrieval.decode import failure_reason as _failure_reason
 from retrieval.processes import ignore_interrupts
-from retrieval.shards import ShardFiles, write_shard
+from retrieval.shards import ShardFiles, ShardLocation, write_shard
 
 if TYPE_CHECKING:
     from retrieval.encoder import ClipEncoder
@@ -546,7 +545,7 @@ class _EncoderThreads:
 def embed_images(
     items: Iterable[tuple[int, ImageSource]],
     encoder: ClipEncoder,
-    out_dir: Path,
+    out_dir: ShardLocation,
     *,
     first_shard: int = 0,
     shard_size: int = DEFAULT_SHARD_SIZE,
@@ -565,7 +564,7 @@ def embed_images(
             the encoded bytes. Read lazily.
         encoder: The loaded :class:`~retrieval.encoder.ClipEncoder`; its device picks
             the decode path (nvJPEG on CUDA, PIL worker processes on CPU).
-        out_dir: The model's embeddings folder.
+        out_dir: The model's embeddings folder: a path, or an fsspec URL.
         first_shard: Number of the first shard written.
         shard_size: Images per shard (embedded + failed).
         batch_size: Images per encoder call.

@@ -25,7 +25,14 @@ from retrieval.modelnames import DEFAULT_MODEL, DEFAULT_PRETRAINED, model_slug
 
 _CONFIG_KEYS = ("embed_dim", "vision_cfg", "text_cfg")
 
-__all__ = ["DEFAULT_MODEL", "DEFAULT_PRETRAINED", "ClipEncoder", "load_encoder", "model_slug"]
+__all__ = [
+    "DEFAULT_MODEL",
+    "DEFAULT_PRETRAINED",
+    "ClipEncoder",
+    "check_model",
+    "load_encoder",
+    "model_slug",
+]
 
 
 def resolve_device(device: str) -> str:
@@ -292,30 +299,23 @@ class ClipEncoder:
         return positive.astype(np.float32)
 
 
-def load_encoder(
-    model: str = DEFAULT_MODEL,
-    pretrained: str | None = DEFAULT_PRETRAINED,
-    device: str = "auto",
-    precision: str = "auto",
-) -> ClipEncoder:
-    """Load an open_clip model with its weights the normal open_clip way.
+def check_model(model: str, pretrained: str | None) -> str:
+    """Check a model and its weights can be loaded here, without loading them.
+
+    What :func:`load_encoder` checks first; a driver that sends the model to workers
+    elsewhere (``turk embed --engine ray``) calls it to fail early with the same message.
 
     Args:
-        model: open_clip model name, or the path of an open_clip model config JSON
-            (registered with open_clip under the file's stem).
-        pretrained: Pretrained tag, path of a local weights file, or None for random
-            weights (useful only for tests and speed measurements).
-        device: ``auto``, ``cpu`` or ``cuda``.
-        precision: ``auto`` (fp16 on CUDA, fp32 on CPU), ``fp32``, ``fp16`` or ``bf16``.
+        model: open_clip model name or model config JSON path.
+        pretrained: Pretrained tag, weights file path, or None.
 
     Returns:
-        The :class:`ClipEncoder`.
+        The open_clip model name.
 
     Raises:
-        ModelError: Unknown model, missing or wrong-architecture weights, weights that
-            are not in the local cache and cannot be downloaded, CUDA absent.
+        ModelError: Unknown model, missing weights file or unknown tag.
+        WeightsUnavailableError: A tag whose weights are not cached and cannot be fetched.
     """
-    resolved = resolve_device(device)
     name = model_name_for(model)
     if pretrained is not None:
         looks_like_path = os.sep in pretrained or Path(pretrained).suffix != ""
@@ -340,6 +340,34 @@ def load_encoder(
                 model=name,
                 pretrained=pretrained,
             )
+    return name
+
+
+def load_encoder(
+    model: str = DEFAULT_MODEL,
+    pretrained: str | None = DEFAULT_PRETRAINED,
+    device: str = "auto",
+    precision: str = "auto",
+) -> ClipEncoder:
+    """Load an open_clip model with its weights the normal open_clip way.
+
+    Args:
+        model: open_clip model name, or the path of an open_clip model config JSON
+            (registered with open_clip under the file's stem).
+        pretrained: Pretrained tag, path of a local weights file, or None for random
+            weights (useful only for tests and speed measurements).
+        device: ``auto``, ``cpu`` or ``cuda``.
+        precision: ``auto`` (fp16 on CUDA, fp32 on CPU), ``fp32``, ``fp16`` or ``bf16``.
+
+    Returns:
+        The :class:`ClipEncoder`.
+
+    Raises:
+        ModelError: Unknown model, missing or wrong-architecture weights, weights that
+            are not in the local cache and cannot be downloaded, CUDA absent.
+    """
+    resolved = resolve_device(device)
+    name = check_model(model, pretrained)
     if precision == "auto":
         precision = "fp16" if resolved.startswith("cuda") else "fp32"
     dtypes = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}

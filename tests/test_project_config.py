@@ -64,6 +64,10 @@ def test_starter_project_loads_with_defaults_and_paths_relative_to_the_file(
         ("hits.language", "zh", "hits.language: 'zh' names no script; use zh-Hans"),
         ("hit_type.max_total_assignments", 12, "MTurk cannot extend a HIT"),
         ("collection.metadata", None, "collection.metadata: missing"),
+        ("embed.engine", "dask", "embed.engine: 'dask' is not one of local, ray"),
+        ("embed.engine", "Ray", "(did you mean 'ray'?)"),
+        ("embed.address", "auto", "embed.address: applies to the ray engine only"),
+        ("embed.actors", 0, "embed.actors: 0 is out of range"),
     ],
 )
 def test_bad_project_file_names_key_and_fix(
@@ -140,3 +144,17 @@ def test_absolute_and_home_paths(starter_project: Path, monkeypatch: pytest.Monk
     assert config.concepts == starter_project / "concepts.yaml"
     assert config.ledger == starter_project / "state" / "ledger.db"
     assert os.fspath(config.report_dir).startswith(os.fspath(starter_project))
+
+
+def test_embed_section_engine_and_shard_location(starter_project: Path) -> None:
+    path = starter_project / "turk.yaml"
+    assert load_project(path).embed.engine == "local"
+    edit_yaml(path, "embed.engine", "ray")
+    edit_yaml(path, "embed.address", "ray://head:10001")
+    edit_yaml(path, "embed.actors", 8)
+    edit_yaml(path, "embed.out", "shared/embeddings")
+    embed = load_project(path).embed
+    assert (embed.engine, embed.address, embed.actors) == ("ray", "ray://head:10001", 8)
+    assert embed.out == str(starter_project / "shared" / "embeddings")
+    edit_yaml(path, "embed.out", "s3://bucket/embeddings")
+    assert load_project(path).embed.out == "s3://bucket/embeddings"

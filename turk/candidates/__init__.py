@@ -19,10 +19,13 @@ if TYPE_CHECKING:
     from turk.candidates.embed import (
         EmbedPlan,
         EmbedReport,
+        RayEmbedPlan,
         load_embeddings,
         plan_embedding,
+        plan_ray_embedding,
         registered_shards,
         run_embedding,
+        run_ray_embedding,
     )
     from turk.candidates.preview import preview_ledger
     from turk.candidates.rank import RankReport, embedded_model, rank_ledger
@@ -30,6 +33,9 @@ if TYPE_CHECKING:
 _EXPORTS: dict[str, str] = {
     "EmbedPlan": "turk.candidates.embed",
     "EmbedReport": "turk.candidates.embed",
+    "RayEmbedPlan": "turk.candidates.embed",
+    "plan_ray_embedding": "turk.candidates.embed",
+    "run_ray_embedding": "turk.candidates.embed",
     "load_embeddings": "turk.candidates.embed",
     "plan_embedding": "turk.candidates.embed",
     "registered_shards": "turk.candidates.embed",
@@ -44,13 +50,16 @@ __all__ = [
     "EmbedPlan",
     "EmbedReport",
     "RankReport",
+    "RayEmbedPlan",
     "embedded_model",
     "load_embeddings",
     "plan_embedding",
+    "plan_ray_embedding",
     "preview_ledger",
     "rank_ledger",
     "registered_shards",
     "run_embedding",
+    "run_ray_embedding",
 ]
 
 

@@ -47,6 +47,7 @@ _SCHEMA: dict[str, Any] = {
     "collection.filters": {"photos_only", "valid_date", "min_bytes", "min_edge", "max_aspect"},
     "buckets": {"scheme", "count", "ranges", "reserve"},
     "model": {"name", "pretrained", "device", "batch_size", "workers"},
+    "embed": {"engine", "address", "actors", "out"},
     "concepts": None,
     "hits": {"task", "items_per_hit", "instructions", "templates", "seed", "language"},
     "hit_type": {
@@ -167,6 +168,26 @@ class ModelSettings:
         """Whether ``pretrained`` is a weights file rather than a pretrained tag."""
         text = self.pretrained or ""
         return os.sep in text or Path(text).suffix in {".pt", ".pth", ".bin", ".safetensors"}
+
+
+@dataclass(frozen=True)
+class EmbedSettings:
+    """Where ``turk embed`` runs and writes (``embed``; see docs/scale.md).
+
+    Attributes:
+        engine: ``local`` (this process) or ``ray`` (a Ray cluster; ``turk[ray]``).
+        address: The Ray cluster (``auto``, ``ray://host:10001``), or None for
+            Ray's default (``$RAY_ADDRESS``, a cluster started here with ``ray start``,
+            else a new local cluster).
+        actors: Ray actors (model copies) at once, or None for one per GPU / CPU.
+        out: Folder or fsspec URL for the shards, or None for ``embeddings/`` beside
+            the ledger.
+    """
+
+    engine: str = "local"
+    address: str | None = None
+    actors: int | None = None
+    out: str | None = None
 
 
 @dataclass(frozen=True)
@@ -323,6 +344,7 @@ class ProjectConfig:
         buckets: Time bucket scheme.
         model: CLIP model.
         concepts: Concepts file.
+        embed: Where embedding runs and writes its shards.
         hits: HIT layout.
         hit_type: HIT type (title, reward, durations, assignments).
         qualifications: Worker requirements.
@@ -359,6 +381,7 @@ class ProjectConfig:
     export_link: str = "hardlink"
     export_test_fraction: float = 0.33
     rounds: RoundSettings = field(default_factory=RoundSettings)
+    embed: EmbedSettings = field(default_factory=EmbedSettings)
     raw: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -780,6 +803,7 @@ def load_project(path: str | os.PathLike[str], *, check_files: bool = True) -> P
         export_link=r.choice("export.link", "hardlink", ("hardlink", "symlink", "copy")),
         export_test_fraction=r.number("export.test_fraction", 0.33, 0.0, 0.9),
         rounds=_rounds(r),
+        embed=_embed(r),
         raw=data,
     )
     if budget is not None:
@@ -795,6 +819,22 @@ def load_project(path: str | os.PathLike[str], *, check_files: bool = True) -> P
         for key, missing in missing_files(config):
             raise r.fail(key, f"{config.rel(missing)} does not exist; create it or fix the path")
     return config
+
+
+def _embed(r: _Reader) -> EmbedSettings:
+    from turk.candidates.embed import ENGINES
+
+    engine = r.choice("embed.engine", "local", ENGINES)
+    address = r.string("embed.address", None)
+    actors = r.integer("embed.actors", None, 1, 100_000)
+    if engine != "ray":
+        for key, value in (("embed.address", address), ("embed.actors", actors)):
+            if value is not None:
+                raise r.fail(key, "applies to the ray engine only; set embed.engine: ray")
+    out = r.string("embed.out", None)
+    if out is not None and "://" not in out:
+        out = str(r.path("embed.out", None))
+    return EmbedSettings(engine=engine, address=address, actors=actors, out=out)
 
 
 def _rounds(r: _Reader) -> RoundSettings:

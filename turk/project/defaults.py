@@ -26,6 +26,15 @@ def _text(value: object) -> str | None:
     return None if value is None else str(value)
 
 
+def _embed_options(config: ProjectConfig) -> dict[str, Any]:
+    embed = config.embed
+    options: dict[str, Any] = {"engine": embed.engine}
+    for key in ("address", "actors", "out"):
+        if getattr(embed, key) is not None:
+            options[key] = getattr(embed, key)
+    return options
+
+
 def command_defaults(config: ProjectConfig) -> dict[str, dict[str, Any]]:
     """Map a project's settings to the option defaults of each command.
 
@@ -84,6 +93,7 @@ def command_defaults(config: ProjectConfig) -> dict[str, dict[str, Any]]:
             "device": model.device,
             "batch_size": model.batch_size,
             "workers": model.workers,
+            **_embed_options(config),
         },
         "rank": {
             "concepts": config.concepts,

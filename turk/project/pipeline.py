@@ -475,21 +475,51 @@ def _weights_named_in(config: ProjectConfig) -> Iterator[None]:
 
 def _embed(ctx: _Context) -> StageOutcome:
     from retrieval.demomodel import describe_model
-    from turk.candidates.embed import plan_embedding, run_embedding
+    from turk.candidates.embed import (
+        plan_embedding,
+        plan_ray_embedding,
+        run_embedding,
+        run_ray_embedding,
+    )
 
-    m = ctx.config.model
+    m, e = ctx.config.model, ctx.config.embed
     with _weights_named_in(ctx.config):
-        plan = plan_embedding(ctx.ledger, model=m.name, pretrained=m.pretrained, device=m.device)
-        with ctx.progress("embed", plan.total, "images") as advance:
-            report = run_embedding(
-                ctx.ledger, plan, batch_size=m.batch_size, workers=m.workers, on_progress=advance
+        if e.engine == "ray":
+            ray_plan = plan_ray_embedding(
+                ctx.ledger, model=m.name, pretrained=m.pretrained, out=e.out
             )
+            folder = ray_plan.folder
+            with ctx.progress("embed", ray_plan.total, "images") as advance:
+                report = run_ray_embedding(
+                    ctx.ledger,
+                    ray_plan,
+                    address=e.address,
+                    device=m.device,
+                    batch_size=m.batch_size,
+                    workers=m.workers,
+                    actors=e.actors,
+                    on_progress=advance,
+                )
+        else:
+            plan = plan_embedding(
+                ctx.ledger, model=m.name, pretrained=m.pretrained, device=m.device, out=e.out
+            )
+            folder = plan.folder
+            with ctx.progress("embed", plan.total, "images") as advance:
+                report = run_embedding(
+                    ctx.ledger,
+                    plan,
+                    batch_size=m.batch_size,
+                    workers=m.workers,
+                    on_progress=advance,
+                )
+    where = str(folder) if isinstance(folder, str) else ctx.config.rel(folder)
     lines = [
         f"model: {describe_model(m.name, m.pretrained)}",
         f"{report.images:,} images embedded, {report.failed:,} failed, "
-        f"{report.already_done:,} done before; {report.shards} new shards in "
-        f"{ctx.config.rel(plan.folder)}",
-        f"{report.device}: {report.images_per_second:,.0f} images/s",
+        f"{report.already_done:,} done before; {report.shards} new shards in {where}",
+        f"{report.device}: {report.images_per_second:,.0f} images/s"
+        + (" (engine ray)" if e.engine == "ray" else ""),
     ]
     return StageOutcome("embed", "done", lines)
 

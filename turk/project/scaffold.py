@@ -81,6 +81,10 @@ model:
 {model}  device: auto                   # auto | cpu | cuda
   batch_size: 256
 
+embed:
+  engine: local                  # local | ray (every GPU of a Ray cluster: docs/scale.md)
+  out: null                      # shard folder or URL (s3://...); null: embeddings/
+
 concepts: concepts.yaml          # concepts and prompts (docs/prompts.md)
 
 hits:

@@ -86,10 +86,48 @@ def embed_command(
             metavar="[TAR]...",
         ),
     ] = None,
+    engine: Annotated[
+        str,
+        typer.Option(
+            "--engine",
+            help="local: this process and its decode workers; ray: one Ray Data task per "
+            "shard on a Ray cluster, every GPU of it (needs pip install 'turk[ray]'; "
+            "see docs/scale.md).",
+        ),
+    ] = "local",
+    address: Annotated[
+        str | None,
+        typer.Option(
+            "--address",
+            help="With --engine ray: the cluster (auto, ray://HOST:10001, HOST:6379); "
+            "default $RAY_ADDRESS, a cluster started here with 'ray start', else a new "
+            "local cluster of this machine.",
+            show_default=False,
+        ),
+    ] = None,
+    actors: Annotated[
+        int | None,
+        typer.Option(
+            "--actors",
+            min=1,
+            help="With --engine ray: model copies at once (default one per GPU, or one "
+            "per CPU without GPUs).",
+            show_default=False,
+        ),
+    ] = None,
+    out: Annotated[
+        str | None,
+        typer.Option(
+            "--out",
+            help="Folder or fsspec URL (s3://bucket/embeddings) for the shards; on a "
+            "cluster, storage every node shares. Default: embeddings/ beside the ledger.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Embed the ledger's images with CLIP into resumable shards beside the ledger."""
     from retrieval.tarshards import expand_shard_pattern
-    from turk.candidates.embed import plan_embedding, run_embedding
+    from turk.candidates.embed import ENGINES, plan_embedding, run_embedding
 
     if more_tars and not tar:
         raise typer.BadParameter(
@@ -101,30 +139,60 @@ def embed_command(
         for name in expand_shard_pattern(pattern)
     ]
 
+    if engine not in ENGINES:
+        raise typer.BadParameter(f"--engine {engine!r}: use {' or '.join(ENGINES)}")
+    if engine == "local" and (address is not None or actors is not None):
+        raise typer.BadParameter("--address and --actors go with --engine ray")
+
     with open_ledger(ctx) as ledger:
-        plan = plan_embedding(
-            ledger,
-            model=model,
-            pretrained=_weights(pretrained),
-            device=device,
-            precision=dtype,
-            tar_paths=tar_paths,
-        )
-        with _progress("embed", plan.total, "images") as advance:
-            report = run_embedding(
+        if engine == "ray":
+            from turk.candidates.embed import plan_ray_embedding, run_ray_embedding
+
+            ray_plan = plan_ray_embedding(
                 ledger,
-                plan,
-                batch_size=batch_size,
-                workers=workers,
+                model=model,
+                pretrained=_weights(pretrained),
                 shard_size=shard_size,
-                on_progress=advance,
+                out=out,
+                tar_paths=tar_paths,
             )
+            with _progress("embed", ray_plan.total, "images") as advance:
+                report = run_ray_embedding(
+                    ledger,
+                    ray_plan,
+                    address=address,
+                    device=device,
+                    precision=dtype,
+                    batch_size=batch_size,
+                    workers=workers,
+                    actors=actors,
+                    on_progress=advance,
+                )
+        else:
+            plan = plan_embedding(
+                ledger,
+                model=model,
+                pretrained=_weights(pretrained),
+                device=device,
+                precision=dtype,
+                tar_paths=tar_paths,
+                out=out,
+            )
+            with _progress("embed", plan.total, "images") as advance:
+                report = run_embedding(
+                    ledger,
+                    plan,
+                    batch_size=batch_size,
+                    workers=workers,
+                    shard_size=shard_size,
+                    on_progress=advance,
+                )
     unmatched = f", {report.tar_unmatched} tar samples not in the ledger" if tar else ""
     console.print(
         f"embed: {report.images:,} images in {report.shards} new shards "
         f"({report.images_per_second:,.0f} images/s on {report.device}), "
         f"{report.failed} unreadable (recorded), {report.already_done:,} already done"
-        f"{unmatched}; embeddings/{report.slug}"
+        f"{unmatched}; {out.rstrip('/') + '/' if out else 'embeddings/'}{report.slug}"
     )
 
 
