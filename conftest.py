@@ -10,4 +10,5 @@ pytest_plugins = [
     "tests.fixtures.crowd",
     "tests.fixtures.analysis",
     "tests.fixtures.project",
+    "tests.fixtures.turkle",
 ]

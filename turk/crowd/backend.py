@@ -6,7 +6,8 @@ API targets, which differ only in endpoint and guards; the others have their own
 =================  ===========================================================
 ``local``          the project's MTurk-compatible server on loopback (default)
 ``turkle``         a Turkle server for an in-house team (nobody is paid through turk)
-``handoff``        files for a labelling vendor or MTurk's requester web UI (exported and imported by hand)
+``handoff``        files for a labelling vendor or MTurk's requester web UI
+                   (exported and imported by hand)
 ``mturk-sandbox``  Amazon's requester sandbox (no money moves)
 ``mturk``          Amazon's production marketplace (real money; needs ``--live``)
 =================  ===========================================================

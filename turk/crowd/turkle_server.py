@@ -88,7 +88,7 @@ class TurkleServer:
     @property
     def url(self) -> str:
         """The server's base URL (loopback when it listens on every address)."""
-        host = "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host  # noqa: S104
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host
         return f"http://{host}:{self.port}"
 
     @property
@@ -130,7 +130,7 @@ class TurkleServer:
             raise ConfigError(
                 "Turkle is not installed: pip install 'turk[turkle]' (or turkle==3.1.0)"
             )
-        probe = "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host  # noqa: S104
+        probe = "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host
         if _answers(probe, self.port):
             raise ConfigError(
                 f"port {self.port}: something already listens there; pass --port with a free one"
@@ -146,7 +146,7 @@ class TurkleServer:
         env["TURK_TURKLE_HOSTS"] = ",".join(self.hosts)
         log = self.log_path or self.state_dir / "server.log"
         with open(log, "ab") as out:
-            self._process = subprocess.Popen(  # noqa: S603 (our own script, fixed arguments)
+            self._process = subprocess.Popen(
                 [
                     sys.executable,
                     str(SITE_DIR / "turk_turkle_serve.py"),
