@@ -39,9 +39,11 @@ from turk.crowd.backend import (
     QUAL_LOCALE,
     QUAL_NUMBER_APPROVED,
     QUAL_PERCENT_APPROVED,
+    TURKLE,
     CrowdBackend,
     DuplicateRequestError,
     HitInfo,
+    HitPage,
     HitTypeSpec,
     QualificationRequirement,
 )
@@ -53,6 +55,7 @@ from turk.crowd.lock import crowd_lock
 from turk.crowd.records import annotation, iso, parse_annotation, request_token, rows
 from turk.crowd.spend import BudgetGuard, TargetSpend, target_spend
 from turk.errors import ConfigError, CrowdError, InputError, MoneyError, StageError
+from turk.hits.batch import batch_templates
 from turk.hits.plan import HitPlan
 from turk.ledger import Ledger, utc_now
 from turk.money import estimate_cost, format_usd, parse_amount
@@ -488,14 +491,15 @@ def image_base_url(target: str, endpoint_url: str, given: str | None) -> str:
     """
     if given:
         base = given
-    elif target == LOCAL:
+    elif target in (LOCAL, TURKLE):
+        # The local sandbox and 'turk turkle serve --media' serve the media folder.
         base = endpoint_url.rstrip("/") + "/media/"
     else:
         raise ConfigError(
             f"--image-base-url is required for target {target}: sync the ledger's media/ "
             "folder to a public https location (e.g. an S3 bucket) and pass its URL"
         )
-    if target != LOCAL and not base.startswith("https://"):
+    if target not in (LOCAL, TURKLE) and not base.startswith("https://"):
         raise ConfigError(
             f"--image-base-url {base}: MTurk pages load only https images; use an https URL"
         )
@@ -930,6 +934,23 @@ def stage_media(plan: HitPlan, media_dir: Path) -> int:
     return written
 
 
+def hit_page(plan: HitPlan) -> HitPage:
+    """Return a HIT's page as a batch server takes it: its batch's template and its row.
+
+    Args:
+        plan: The planned HIT.
+
+    Returns:
+        The bare fragment with ``${image_url_<k>}`` placeholders and the HIT's escaped
+        values (:func:`turk.hits.batch.batch_templates`).
+
+    Raises:
+        TemplateError: The page cannot be made a safe template.
+    """
+    (template,) = batch_templates([plan])
+    return HitPage(name=template.name, template=template.html, row=template.rows[0])
+
+
 def _write_intents(
     ledger: Ledger, config: PublishConfig, todo: Sequence[HitPlan], target: str
 ) -> None:
@@ -1114,7 +1135,7 @@ def _execute(
     stop_error: str | None = None
     counter_lock = threading.Lock()
 
-    def send(plan: HitPlan, hit_type_id: str) -> HitInfo:
+    def send(plan: HitPlan, hit_type_id: str, page: HitPage | None) -> HitInfo:
         row = intents[plan.hit_key]
         try:
             return backend.create_hit(
@@ -1124,6 +1145,7 @@ def _execute(
                 lifetime_s=int(row["lifetime_s"]),
                 annotation=str(row["annotation"]),
                 token=str(row["token"]),
+                page=page,
             )
         except DuplicateRequestError as exc:
             with counter_lock:
@@ -1158,6 +1180,7 @@ def _execute(
                     break
                 try:
                     stage_media(plan, prepared.media_dir)
+                    page = hit_page(plan) if target == TURKLE else None
                     hit_type_id = _hit_type_for(
                         ledger,
                         backend,
@@ -1180,7 +1203,7 @@ def _execute(
                         "WHERE target=? AND hit_key=?",
                         (utc_now(), hit_type_id, target, plan.hit_key),
                     )
-                in_flight[pool.submit(send, plan, hit_type_id)] = plan
+                in_flight[pool.submit(send, plan, hit_type_id, page)] = plan
                 position += 1
             if not in_flight:
                 break

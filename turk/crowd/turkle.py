@@ -60,10 +60,13 @@ from turk.crowd.backend import (
 )
 from turk.errors import ConfigError, CrowdError
 
-__all__ = ["TOKEN_ENV", "TurkleBackend", "connect_turkle", "turkle_token"]
+__all__ = ["TOKEN_ENV", "URL_ENV", "TurkleBackend", "connect_turkle", "turkle_token"]
 
 TOKEN_ENV = "TURKLE_TOKEN"
 """The environment variable holding the Turkle API token unless the config names another."""
+
+URL_ENV = "TURKLE_URL"
+"""The environment variable a command falls back to for the Turkle server's URL."""
 
 ANNOTATION_COLUMN = "turk_annotation"
 """Input column every task carries: turk's annotation of the HIT (seen in Turkle's CSVs)."""
@@ -390,7 +393,7 @@ class TurkleBackend:
             hit_type_id=self._project_types.get(project_id, ""),
             status=status,
             max_assignments=maximum,
-            available=max(0, maximum - finished) if status == "Assignable" else 0,
+            available=max(0, maximum - finished),
             pending=0,
             completed=0,
             annotation=annotation,

@@ -36,6 +36,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from turk.crowd.backend import TURKLE
 from turk.errors import ConfigError, CrowdError, MoneyError, StageError
 from turk.ledger import Ledger, utc_now
 from turk.project.config import ProjectConfig, check_budget
@@ -374,15 +375,19 @@ class _Context:
 
     def backend(self) -> Any:
         """Connect to the target once; on local, start the sandbox when none listens."""
-        from turk.crowd.boto import connect
+        from turk.crowd.targets import open_backend
 
         if self.backend_obj is not None:
             return self.backend_obj
         crowd = self.config.crowd
         if crowd.target == "local":
             self._ensure_sandbox()
-        self.backend_obj = connect(
-            crowd.target, endpoint_url=crowd.endpoint, profile=crowd.profile, live=self.live
+        self.backend_obj = open_backend(
+            crowd.target,
+            endpoint_url=crowd.endpoint,
+            profile=crowd.profile,
+            live=self.live,
+            token_env=crowd.token_env,
         )
         return self.backend_obj
 
@@ -605,6 +610,11 @@ def _collect(ctx: _Context) -> StageOutcome:
     if workers is not None:
         from turk.crowd.local import run_simulated_workers
 
+        token = None
+        if config.crowd.target == TURKLE:
+            from turk.crowd.turkle import turkle_token
+
+            token = turkle_token(config.crowd.token_env)
         with ctx.progress("simulated workers", None, "HITs") as advance:
             result = run_simulated_workers(
                 backend.endpoint_url,
@@ -615,6 +625,7 @@ def _collect(ctx: _Context) -> StageOutcome:
                 spammers=workers.spammers,
                 clickers=workers.clickers,
                 on_progress=advance,
+                turkle_token=token,
             )
         lines.append(
             f"{result.workers} simulated workers submitted {result.submitted} assignments "

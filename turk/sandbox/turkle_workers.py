@@ -135,9 +135,10 @@ class TurkleAnnotator:
             data=data,
             headers={"Referer": f"{self.url.rstrip('/')}{path}"},
         )
-        return posted.status_code == 302 and _ASSIGNMENT.search(
-            posted.headers.get("location", "")
-        ) is None
+        return (
+            posted.status_code == 302
+            and _ASSIGNMENT.search(posted.headers.get("location", "")) is None
+        )
 
 
 def _csrf(page: str, where: str) -> str:

@@ -1,6 +1,6 @@
 """Commands of the crowd area: ``turk publish``, ``collect``, ``review``, ``status``, ``expire``.
 
-Each opens the ledger and the target's backend (:func:`turk.crowd.boto.connect`), calls
+Each opens the ledger and the target's backend (:func:`turk.crowd.targets.open_backend`), calls
 the library (:mod:`turk.crowd.publish`, :mod:`turk.crowd.collect`, :mod:`turk.crowd.review`,
 :mod:`turk.crowd.status`) and prints a summary.
 """
@@ -18,14 +18,15 @@ from turk.cli.console import console, err_console, progress_bar
 from turk.crowd.backend import DEFAULT_LOCAL_ENDPOINT
 
 if TYPE_CHECKING:
-    from turk.crowd.boto import BotoBackend
+    from turk.crowd.backend import CrowdBackend
 
 TargetOption = Annotated[
     str,
     typer.Option(
         "--target",
-        help="Crowd target: local (the 'turk sandbox serve' server), mturk-sandbox "
-        "(Amazon's sandbox, no money) or mturk (production, real money).",
+        help="Crowd target: local (the 'turk sandbox serve' server), turkle (a Turkle "
+        "server; nobody is paid through turk), mturk-sandbox (Amazon's sandbox, no money) "
+        "or mturk (production, real money).",
     ),
 ]
 EndpointOption = Annotated[
@@ -33,7 +34,8 @@ EndpointOption = Annotated[
     typer.Option(
         "--endpoint-url",
         help="Requester API endpoint overriding the target's (for local: where "
-        f"'turk sandbox serve' listens; default {DEFAULT_LOCAL_ENDPOINT}).",
+        f"'turk sandbox serve' listens; default {DEFAULT_LOCAL_ENDPOINT}; for turkle: "
+        "the Turkle server, default $TURKLE_URL, token from $TURKLE_TOKEN).",
         show_default=False,
     ),
 ]
@@ -75,10 +77,10 @@ def _connect(
     *,
     live: bool = False,
     pool: int = 32,
-) -> BotoBackend:
-    from turk.crowd.boto import connect
+) -> CrowdBackend:
+    from turk.crowd.targets import open_backend
 
-    return connect(
+    return open_backend(
         target,
         endpoint_url=endpoint_url,
         profile=profile,
