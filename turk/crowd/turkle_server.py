@@ -173,13 +173,23 @@ class TurkleServer:
 
     def wait(self) -> int:
         """Wait until the server exits (for ``turk turkle serve``); return its status."""
+        import signal
+
         if self._process is None:
             return 0
+
+        def interrupt(signum: int, frame: object) -> None:
+            raise KeyboardInterrupt
+
+        # A terminated 'turk turkle serve' takes its server down with it.
+        previous = signal.signal(signal.SIGTERM, interrupt)
         try:
             return self._process.wait()
         except KeyboardInterrupt:
             self.stop()
             return 0
+        finally:
+            signal.signal(signal.SIGTERM, previous)
 
     def stop(self) -> None:
         """Stop the server (the state folder keeps everything)."""

@@ -598,3 +598,69 @@ def expire_command(
         f"expire: {report.expired} HITs expired, {report.deleted} deleted, "
         f"{len(report.kept)} kept on {target}"
     )
+
+
+turkle_app = typer.Typer(
+    name="turkle",
+    help="A Turkle server for your own annotators (nobody is paid through turk).",
+    no_args_is_help=True,
+)
+app.add_typer(turkle_app)
+
+
+@turkle_app.command("serve")
+def turkle_serve_command(
+    port: Annotated[int, typer.Option("--port", min=1, max=65535, help="TCP port.")] = 8770,
+    host: Annotated[
+        str,
+        typer.Option("--host", help="Interface to bind: loopback, or 0.0.0.0 for the lab's LAN."),
+    ] = "127.0.0.1",
+    state: Annotated[
+        Path,
+        typer.Option(
+            "--state", help="Folder of Turkle's database and secrets; kept across restarts."
+        ),
+    ] = Path("turkle-state"),
+    media: Annotated[
+        Path | None,
+        typer.Option(
+            "--media",
+            help="Folder served at /media/: the project's media/ folder, which publish fills "
+            "with the images the HITs show.",
+            show_default=False,
+        ),
+    ] = None,
+    allowed_host: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--allowed-host",
+            help="A host name annotators reach the server by (repeatable; loopback always).",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Run Turkle (turk's minimal Django site) until Ctrl-C; print where its token is.
+
+    The first start creates the database and an admin account; the account's password
+    and API token are written to owner-only files in the state folder, never printed.
+    """
+    from turk.crowd.turkle_server import TurkleServer
+
+    if media is not None:
+        media.mkdir(parents=True, exist_ok=True)
+    server = TurkleServer(
+        state, port=port, host=host, media_dir=media, hosts=tuple(allowed_host or ())
+    ).start()
+    console.print(f"Turkle at {server.url}/ (admin pages {server.url}/admin/)")
+    console.print(
+        f"admin account '{server.admin}': password in {server.password_path}, "
+        f"API token in {server.token_path}"
+    )
+    console.print(
+        f"point turk at it: crowd.target: turkle, crowd.turkle.url: {server.url}, and "
+        f'export TURKLE_TOKEN="$(cat {server.token_path})"'
+    )
+    if media is not None:
+        console.print(f"serving {media} at {server.url}/media/")
+    console.print("Ctrl-C stops it.")
+    raise typer.Exit(server.wait())
