@@ -46,6 +46,7 @@ from turk.crowd.backend import (
     HitPage,
     HitTypeSpec,
     QualificationRequirement,
+    pays_workers,
 )
 from turk.crowd.hit_type import (
     check_hit_type,
@@ -53,7 +54,7 @@ from turk.crowd.hit_type import (
 )
 from turk.crowd.lock import crowd_lock
 from turk.crowd.records import annotation, iso, parse_annotation, request_token, rows
-from turk.crowd.spend import BudgetGuard, TargetSpend, target_spend
+from turk.crowd.spend import NOT_PAID, BudgetGuard, TargetSpend, target_spend
 from turk.errors import ConfigError, CrowdError, InputError, MoneyError, StageError
 from turk.hits.batch import batch_templates
 from turk.hits.plan import HitPlan
@@ -571,11 +572,20 @@ class PublishPlan:
         """Return the estimate as lines for the caller to show before anything is sent."""
         ht = self.config.hit_type
         est = estimate_cost(self.affordable, ht.reward, ht.max_assignments)
-        lines = [
+        head = (
             f"target {self.target}: {len(self.plans)} HITs planned, "
             f"{len(self.hit_keys_done)} already published"
             + (f" ({self.reconciled} found on the target)" if self.reconciled else "")
-            + f", {len(self.to_publish)} to publish",
+            + f", {len(self.to_publish)} to publish"
+        )
+        if not pays_workers(self.target):
+            return [
+                head,
+                f"{ht.max_assignments} assignments per HIT; {NOT_PAID}: no reward, fee or "
+                "budget applies",
+            ]
+        lines = [
+            head,
             f"reward {format_usd(ht.reward)} x {ht.max_assignments} assignments per HIT, "
             f"fee {est.fee_rate * 100:.0f}% (min $0.01): {format_usd(self.per_hit)} per HIT",
             f"cost of this publish: {format_usd(est.rewards)} rewards + "
@@ -720,10 +730,10 @@ def prepare_publish(
     published = _published_keys(ledger, target)
     done = {k for k in keys if k in published}
     todo = [p for p in plans if p.hit_key not in done]
-    per_hit = hit_cost(config.hit_type)
+    per_hit = hit_cost(config.hit_type) if pays_workers(target) else Decimal("0")
     spend = target_spend(ledger, target)
     affordable = len(todo)
-    if budget is not None:
+    if budget is not None and per_hit > 0:
         room = budget - spend.committed
         affordable = min(len(todo), int(room // per_hit) if room > 0 else 0)
         if todo and affordable == 0:
@@ -811,6 +821,8 @@ class PublishReport:
 
     def money_line(self) -> str:
         """Committed now, and committed, spent and left on the target, as one line."""
+        if not pays_workers(self.target):
+            return f"target {self.target}: {NOT_PAID}"
         left = (
             f", {format_usd(max(Decimal('0'), self.budget - self.committed))} left of "
             f"{format_usd(self.budget)}"

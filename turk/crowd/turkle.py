@@ -137,6 +137,16 @@ def _parse_csv_time(text: str) -> datetime | None:
         return None
 
 
+def _ascii(text: str, *, html: bool = False) -> str:
+    """``text`` in ASCII: HTML character references (``html``), else accents dropped."""
+    if html:
+        return text.encode("ascii", "xmlcharrefreplace").decode("ascii")
+    import unicodedata
+
+    folded = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
+    return folded
+
+
 def _answer_value(value: str) -> str:
     """A results-CSV answer as MTurk sends it: a multi-valued field joined with ``|``."""
     if value.startswith("[") and value.endswith("]"):
@@ -266,7 +276,7 @@ class TurkleBackend:
         hours = max(1, -(-spec.assignment_duration_s // 3600)) if spec else 24
         groups = self._required_groups(spec) if spec else []
         body = {
-            "name": f"{title} · {page.name} [{key}]"[-1024:],
+            "name": _ascii(f"{title} - {page.name}")[:980] + f" [{key}]",
             "html_template": page.template,
             "filename": f"{page.name}.html",
             "assignments_per_task": 1,
@@ -348,7 +358,11 @@ class TurkleBackend:
             buffer = io.StringIO()
             writer = csv.writer(buffer, lineterminator="\n")
             writer.writerow([*columns, ANNOTATION_COLUMN])
-            writer.writerow([*(page.row[c] for c in columns), annotation])
+            # Values are HTML already: a character reference shows the same character, and
+            # keeps Turkle's CSV answers ASCII (see _results).
+            writer.writerow(
+                [*(_ascii(page.row[c], html=True) for c in columns), _ascii(annotation, html=True)]
+            )
             spec = self._specs.get(hit_type_id)
             until = datetime.now(UTC) + timedelta(seconds=lifetime_s)
             body = {
@@ -445,9 +459,7 @@ class TurkleBackend:
         """
         if not hit_id.isdigit():
             raise CrowdError(f"ListAssignmentsForHIT {hit_id}: no such HIT on Turkle")
-        text = self._request(
-            "ListAssignmentsForHIT", hit_id, "GET", f"/api/batches/{hit_id}/results/"
-        ).text
+        text = self._results(hit_id)
         if "Submitted" not in statuses or not text.strip():
             return
         for row in csv.DictReader(io.StringIO(text)):
@@ -467,6 +479,51 @@ class TurkleBackend:
                 accept_time=_parse_csv_time(str(row.get("AcceptTime", ""))),
                 submit_time=_parse_csv_time(str(row.get("SubmitTime", ""))),
             )
+
+    def _results(self, hit_id: str) -> str:
+        """A batch's results CSV, whole.
+
+        Turkle 3.1 sends the CSV with a Content-Length counted in characters, not bytes,
+        so a CSV holding non-ASCII text (an answer in another script) arrives cut short.
+        Such an answer is read again to the end of the stream, which Django's server
+        sends whole; the connection is closed either way so no leftover bytes remain.
+        """
+        path = f"/api/batches/{hit_id}/results/"
+        response = self._request(
+            "ListAssignmentsForHIT", hit_id, "GET", path, headers={"Connection": "close"}
+        )
+        text = response.text
+        if len(text) == len(response.content):
+            return text
+        return self._read_to_end(path)
+
+    def _read_to_end(self, path: str) -> str:
+        import socket
+        import ssl
+        from urllib.parse import urlparse
+
+        parsed = urlparse(self.endpoint_url)
+        host = parsed.hostname or "127.0.0.1"
+        port = parsed.port or (443 if parsed.scheme == "https" else 80)
+        token = self._http.headers["Authorization"]
+        request = (
+            f"GET {parsed.path.rstrip('/')}{path} HTTP/1.0\r\nHost: {parsed.netloc}\r\n"
+            f"Authorization: {token}\r\nConnection: close\r\n\r\n"
+        ).encode()
+        with socket.create_connection((host, port), timeout=30) as raw:
+            sock = (
+                ssl.create_default_context().wrap_socket(raw, server_hostname=host)
+                if parsed.scheme == "https"
+                else raw
+            )
+            sock.sendall(request)
+            chunks = []
+            while chunk := sock.recv(65536):
+                chunks.append(chunk)
+        head, _, body = b"".join(chunks).partition(b"\r\n\r\n")
+        if b" 200 " not in head.split(b"\r\n", 1)[0]:
+            raise CrowdError(f"ListAssignmentsForHIT {path}: Turkle refused the results")
+        return body.decode("utf-8")
 
     def get_assignment(self, assignment_id: str) -> AssignmentInfo:
         """Return one assignment (Turkle lists them per batch only: found by scanning)."""

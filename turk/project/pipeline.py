@@ -36,7 +36,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from turk.crowd.backend import TURKLE
+from turk.crowd.backend import TURKLE, pays_workers
 from turk.errors import ConfigError, CrowdError, MoneyError, StageError
 from turk.ledger import Ledger, utc_now
 from turk.project.config import ProjectConfig, check_budget
@@ -671,7 +671,9 @@ def _review(ctx: _Context) -> StageOutcome:
         f"approved {report.approved}, rejected {report.rejected}, left {report.left} "
         f"(too little gold seen), blocked {report.blocked}",
     ]
-    if report.bonuses or report.extended:
+    if report.bonuses and not pays_workers(ctx.config.crowd.target):
+        lines.append(f"{report.bonuses} bonus decisions recorded (not paid through turk)")
+    elif report.bonuses or report.extended:
         lines.append(
             f"bonuses {report.bonuses} ({format_usd(report.bonus_total)}), extended "
             f"{report.extended} HITs ({format_usd(report.extension_total)})"
