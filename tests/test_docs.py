@@ -34,7 +34,9 @@ def test_cli_reference_is_up_to_date() -> None:
 
 
 def test_guide_pages_exist_and_links_resolve() -> None:
-    pages = ["tutorial", "yfcc100m", "mturk", "prompts", "certification", "cli", "design"]
+    pages = [
+        "tutorial", "yfcc100m", "mturk", "turkle", "prompts", "certification", "cli", "design"
+    ]  # fmt: skip
     readme = README.read_text(encoding="utf-8")
     for page in pages:
         assert (DOCS / f"{page}.md").is_file(), page
