@@ -242,7 +242,7 @@ def test_submitted_work_is_approved_and_bonused_once(target: ContractTarget) -> 
     if target.target == TURKLE:
         pytest.skip(
             "Turkle has no review and pays nobody: approve, reject and bonus are decisions "
-            "in turk's ledger only (test_turkle_run checks them end to end)"
+            "in turk's ledger only (tests/test_turkle.py checks them in a whole turk run)"
         )
     hit_id, first, second = _two_submitted(target, "work")
     target.backend.approve(first)
