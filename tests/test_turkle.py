@@ -220,3 +220,81 @@ def test_turkle_run_verifies_and_exports_with_annotators_in_turkles_pages(
         assert api and all(b["completed"] for b in api)
     finally:
         server.stop()
+
+
+def test_turkle_serve_prints_where_the_secrets_are_never_the_token(tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from turk.crowd.turkle_server import _answers
+
+    port = free_port()
+    state = tmp_path / "state"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    command = [sys.executable, "-m", "turk", "turkle", "serve", "--port", str(port)]
+    process = subprocess.Popen(
+        [*command, "--state", str(state), "--media", str(tmp_path / "media")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
+    try:
+        assert process.stdout is not None
+        lines = []
+        for line in process.stdout:
+            lines.append(line)
+            if "Ctrl-C" in line:
+                break
+        text = "".join(lines)
+        assert f"http://127.0.0.1:{port}" in text, text
+        token = (state / "token").read_text(encoding="utf-8").strip()
+        password = (state / "admin-password").read_text(encoding="utf-8").strip()
+        assert token not in text and password not in text
+        assert str(state / "token") in text and "TURKLE_TOKEN" in text
+        for secret in ("token", "admin-password", "secret_key"):
+            assert (state / secret).stat().st_mode & 0o077 == 0, secret
+        backend = connect_turkle(f"http://127.0.0.1:{port}", token, timeout=10.0)
+        assert backend.balance() is None
+        (tmp_path / "media" / "a.txt").write_text("served")
+        assert httpx.get(f"http://127.0.0.1:{port}/media/a.txt").text == "served"
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=20)
+    deadline = time.monotonic() + 10
+    while _answers("127.0.0.1", port) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _answers("127.0.0.1", port), "the Turkle server outlived 'turk turkle serve'"
+
+
+def test_turkle_settings_are_checked_where_they_are_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from turk.crowd.targets import open_backend
+    from turk.crowd.turkle import turkle_token
+    from turk.errors import ConfigError
+    from turk.project.config import load_project
+    from turk.project.scaffold import init_project
+
+    folder = tmp_path / "p"
+    init_project(folder, from_sample=True, n=120, image_size=(48, 36))
+    config = folder / "turk.yaml"
+    edit_yaml(config, "crowd.target", "turkle")
+    edit_yaml(config, "crowd.endpoint", None)
+    with pytest.raises(ConfigError, match=r"crowd\.turkle\.url"):
+        load_project(config)
+    edit_yaml(config, "crowd.turkle", {"url": "http://127.0.0.1:9", "token_env": "LAB_TOKEN"})
+    loaded = load_project(config)  # simulated workers are allowed on Turkle
+    assert loaded.crowd.endpoint == "http://127.0.0.1:9" and loaded.crowd.token_env == "LAB_TOKEN"
+    assert loaded.crowd.simulated_workers is not None
+    monkeypatch.delenv("LAB_TOKEN", raising=False)
+    with pytest.raises(ConfigError, match="LAB_TOKEN holds no Turkle API token"):
+        open_backend("turkle", endpoint_url=loaded.crowd.endpoint, token_env="LAB_TOKEN")
+    monkeypatch.setenv("LAB_TOKEN", " abc ")
+    assert turkle_token("LAB_TOKEN") == "abc"
+    edit_yaml(config, "crowd.target", "local")
+    with pytest.raises(ConfigError, match="only means something for target turkle"):
+        load_project(config)
