@@ -179,7 +179,14 @@ class TurkleBackend:
         self.max_attempts = max(1, max_attempts)
         self._http = httpx.Client(
             base_url=self.endpoint_url,
-            headers={"Authorization": f"Token {token}", "Accept": "application/json"},
+            # One request per connection: Django's server sends a reply's headers and body
+            # in two writes, so a kept-alive connection waits out the peer's delayed ACK
+            # (40 ms a call on Linux; 3x slower than a fresh loopback connection).
+            headers={
+                "Authorization": f"Token {token}",
+                "Accept": "application/json",
+                "Connection": "close",
+            },
             timeout=timeout,
         )
         self._lock = threading.Lock()
@@ -486,12 +493,10 @@ class TurkleBackend:
         Turkle 3.1 sends the CSV with a Content-Length counted in characters, not bytes,
         so a CSV holding non-ASCII text (an answer in another script) arrives cut short.
         Such an answer is read again to the end of the stream, which Django's server
-        sends whole; the connection is closed either way so no leftover bytes remain.
+        sends whole; every request closes its connection, so no leftover bytes remain.
         """
         path = f"/api/batches/{hit_id}/results/"
-        response = self._request(
-            "ListAssignmentsForHIT", hit_id, "GET", path, headers={"Connection": "close"}
-        )
+        response = self._request("ListAssignmentsForHIT", hit_id, "GET", path)
         text = response.text
         if len(text) == len(response.content):
             return text

@@ -50,9 +50,8 @@ def ensure_accounts(url: str, token: str, usernames: Sequence[str], password: st
     Raises:
         SandboxError: The API refused.
     """
-    with httpx.Client(
-        base_url=url.rstrip("/"), headers={"Authorization": f"Token {token}"}, timeout=30
-    ) as api:
+    headers = {"Authorization": f"Token {token}", "Connection": "close"}
+    with httpx.Client(base_url=url.rstrip("/"), headers=headers, timeout=30) as api:
         for name in usernames:
             found = api.get(f"/api/users/username/{name}/")
             if found.status_code == 200:
@@ -80,7 +79,11 @@ class TurkleAnnotator:
 
     def _client(self) -> httpx.Client:
         if self.http is None:
-            self.http = httpx.Client(base_url=self.url.rstrip("/"), timeout=30)
+            # Connection: close, as turk.crowd.turkle explains (Django's server and
+            # delayed ACKs); the session lives in the cookies.
+            self.http = httpx.Client(
+                base_url=self.url.rstrip("/"), timeout=30, headers={"Connection": "close"}
+            )
             page = self.http.get("/login/")
             page.raise_for_status()
             posted = self.http.post(
