@@ -148,6 +148,9 @@ def ledger_report(
     if quota is not None:
         report.summary.update(quota=quota, cells=cells, cells_at_quota=cells - len(short))
         report.cells = cell_table(ledger, results, quota=quota)
+        if not paid:
+            for column in ("dollars", "dollars_per_accepted"):
+                report.cells[column] = "not paid"
         report.rounds = round_table(ledger, results)
         in_cells = int(report.cells["accepted"].sum()) if not report.cells.empty else 0
         report.summary["rounds"] = int(report.rounds["round"].max()) if len(report.rounds) else 0

@@ -557,11 +557,13 @@ def status_command(
         console.print(f"status: {spend.describe(cap)}")
     console.print(format_status_table(found), highlight=False, soft_wrap=True)
     if cells:
+        from turk.crowd.backend import pays_workers
         from turk.dataset.rounds import cells_now, format_cell_table
 
         with open_ledger(ctx, create=False) as ledger:
             table = cells_now(ledger, target=target)
-        console.print(format_cell_table(table), highlight=False, soft_wrap=True)
+        paid = all(pays_workers(m.target) for m in money)
+        console.print(format_cell_table(table, paid=paid), highlight=False, soft_wrap=True)
 
 
 @app.command("expire")
