@@ -11,4 +11,5 @@ pytest_plugins = [
     "tests.fixtures.analysis",
     "tests.fixtures.project",
     "tests.fixtures.raycluster",
+    "tests.fixtures.turkle",
 ]

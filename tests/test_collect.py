@@ -8,7 +8,7 @@ import pytest
 
 from tests.fixtures.crowd import CrowdProject
 from tests.fixtures.sandbox import submit_work
-from turk.crowd.answers import ItemSpec, parse_answer
+from turk.crowd.answers import ItemSpec, answers_xml, parse_answer, read_fields
 from turk.crowd.collect import collect
 from turk.crowd.publish import (
     execute_publish,
@@ -236,3 +236,17 @@ def test_collect_money_is_not_touched(crowd_project):
     collect(project.ledger, project.backend)
     assert project.backend.balance() == balance
     assert isinstance(balance, Decimal)
+
+
+def test_answers_from_a_results_csv_read_back_as_the_sandbox_writes_them() -> None:
+    from turk.sandbox.market import answer_xml
+
+    fields = {"item-0": "yes", "item-1": 'a & <b> "c"', "note": "caf\u00e9 \x01\U0001f600"}
+    xml = answers_xml(fields)
+    # The same document the MTurk double writes for the same posted form.
+    assert xml == answer_xml(list(fields.items()))
+    assert read_fields(xml) == [
+        ("item-0", "yes"),
+        ("item-1", 'a & <b> "c"'),
+        ("note", "caf\u00e9 \U0001f600"),
+    ]

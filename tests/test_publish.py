@@ -123,8 +123,8 @@ def test_unknown_target_is_refused(cli, crowd_project):
     result = cli("--db", crowd_project.db_path, "publish", "--target", "mturk-prod")
     assert result.exit_code == 1
     assert (
-        "--target 'mturk-prod': unknown crowd target; use one of local, mturk-sandbox, mturk"
-        in (result.stderr)
+        "--target 'mturk-prod': unknown crowd target; use one of "
+        "local, turkle, handoff, mturk-sandbox, mturk" in (result.stderr)
     )
 
 

@@ -37,6 +37,7 @@ COMMAND_ORDER = (
     "report",
     "export",
     "sandbox",
+    "turkle",
 )
 """Commands in the order ``turk --help`` lists them: set-up, then the pipeline's order
 (:func:`turk.cli.commands` sorts the registered commands by it)."""

@@ -1,7 +1,9 @@
 """The crowd: HITs on a target, the work done on them, and the money it costs.
 
 :mod:`~turk.crowd.backend` defines the backend interface and the targets;
-:mod:`~turk.crowd.boto` implements it once, through boto3, for every target.
+:mod:`~turk.crowd.boto` implements it through boto3 for the MTurk API targets,
+:mod:`~turk.crowd.turkle` over a Turkle server's REST API (:mod:`~turk.crowd.turkle_server`
+runs one), and :mod:`~turk.crowd.targets` opens the one a target needs.
 :mod:`~turk.crowd.publish` (``turk publish``: guards, plan, validate, price, confirm,
 send), :mod:`~turk.crowd.collect`, :mod:`~turk.crowd.review`, :mod:`~turk.crowd.status`
 (``turk status``, ``turk expire``) and :mod:`~turk.crowd.adaptive` work through it;

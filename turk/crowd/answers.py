@@ -9,8 +9,10 @@ kept with their raw value and a flag.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from xml.sax.saxutils import escape
 
 NONE_LABEL = "none"
 """Multi-select answer meaning "none of the classes"."""
@@ -84,6 +86,43 @@ class ParseResult:
     status: str
     answers: list[ParsedAnswer] = field(default_factory=list)
     flag: str | None = None
+
+
+ANSWER_NAMESPACE = (
+    "http://mechanicalturk.amazonaws.com/AWSMechanicalTurkDataSchemas/2005-10-01/"
+    "QuestionFormAnswers.xsd"
+)
+"""The namespace of MTurk's QuestionFormAnswers documents."""
+
+_XML_INVALID = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def answers_xml(fields: Mapping[str, str]) -> str:
+    """Write form answers from a batch results CSV as MTurk's QuestionFormAnswers XML.
+
+    Targets that report answers as ``Answer.<field>`` columns (Turkle, a vendor's CSV)
+    go through this, so the rest of turk reads every target's answers the same way:
+    one ``Answer`` per field in the given order, values XML-escaped, characters XML
+    cannot hold dropped (as the MTurk double writes them).
+
+    Args:
+        fields: Value per form field (``item-0`` ...), without the ``Answer.`` prefix.
+
+    Returns:
+        The XML document, as :func:`read_fields` reads it.
+    """
+    parts = [
+        '<?xml version="1.0" encoding="UTF-8" standalone="no"?>\n',
+        f'<QuestionFormAnswers xmlns="{ANSWER_NAMESPACE}">',
+    ]
+    for name, value in fields.items():
+        parts.append(
+            f"<Answer><QuestionIdentifier>{escape(_XML_INVALID.sub('', name))}"
+            f"</QuestionIdentifier><FreeText>{escape(_XML_INVALID.sub('', value))}"
+            "</FreeText></Answer>"
+        )
+    parts.append("</QuestionFormAnswers>")
+    return "".join(parts)
 
 
 def read_fields(xml_text: str) -> list[tuple[str, str]]:

@@ -1,10 +1,13 @@
 """The crowd-backend interface: what publish, collect and review need from a crowd service.
 
-One small interface, one implementation (:class:`turk.crowd.boto.BotoBackend`) for the
-three targets, which differ only in endpoint and guards:
+One small interface. :class:`turk.crowd.boto.BotoBackend` implements it for the MTurk
+API targets, which differ only in endpoint and guards; the others have their own:
 
 =================  ===========================================================
 ``local``          the project's MTurk-compatible server on loopback (default)
+``turkle``         a Turkle server for an in-house team (nobody is paid through turk)
+``handoff``        files for a labelling vendor or MTurk's requester web UI
+                   (exported and imported by hand)
 ``mturk-sandbox``  Amazon's requester sandbox (no money moves)
 ``mturk``          Amazon's production marketplace (real money; needs ``--live``)
 =================  ===========================================================
@@ -15,7 +18,7 @@ keeps them per target and nothing from one target is ever sent to another.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -26,8 +29,20 @@ from turk.errors import ConfigError, CrowdError
 LOCAL = "local"
 MTURK_SANDBOX = "mturk-sandbox"
 MTURK = "mturk"
-TARGETS: tuple[str, ...] = (LOCAL, MTURK_SANDBOX, MTURK)
+TURKLE = "turkle"
+HANDOFF = "handoff"
+TARGETS: tuple[str, ...] = (LOCAL, TURKLE, HANDOFF, MTURK_SANDBOX, MTURK)
 """Every crowd target turk knows, in order of increasing consequence."""
+
+UNPAID_TARGETS: tuple[str, ...] = (TURKLE, HANDOFF)
+"""Targets through which turk pays nobody: approvals, rejections and bonuses are recorded
+as decisions in the ledger only, and no spend is shown or counted against the budget."""
+
+
+def pays_workers(target: str) -> bool:
+    """Whether turk moves money on ``target`` (False for Turkle and vendor hand-offs)."""
+    return target not in UNPAID_TARGETS
+
 
 DEFAULT_LOCAL_ENDPOINT = "http://127.0.0.1:8765"
 SANDBOX_STATE_FILE = "sandbox.db"
@@ -128,6 +143,25 @@ class HitTypeSpec:
     assignment_duration_s: int
     auto_approval_delay_s: int
     qualifications: tuple[QualificationRequirement, ...] = ()
+
+
+@dataclass(frozen=True)
+class HitPage:
+    """A HIT's page for servers that wrap it in their own form (Turkle).
+
+    The MTurk API takes the whole page as ``question_xml``; a batch server takes one
+    template per batch and a row of values per HIT, substitutes the values as they are,
+    and adds its own form and Submit button (:mod:`turk.hits.batch`).
+
+    Attributes:
+        name: The batch template's name (``<batch_id>`` or ``<batch_id>-n<items>``).
+        template: The bare HIT fragment with ``${variable}`` placeholders.
+        row: This HIT's value per variable, already HTML-escaped.
+    """
+
+    name: str
+    template: str
+    row: Mapping[str, str]
 
 
 @dataclass(frozen=True)
@@ -259,8 +293,13 @@ class CrowdBackend(Protocol):
         lifetime_s: int,
         annotation: str,
         token: str,
+        page: HitPage | None = None,
     ) -> HitInfo:
-        """Create a HIT; raise :class:`DuplicateRequestError` if ``token`` was seen."""
+        """Create a HIT; raise :class:`DuplicateRequestError` if ``token`` was seen.
+
+        ``page`` is the HIT's batch-template form, for targets that cannot take
+        ``question_xml`` (Turkle needs it; the MTurk API targets ignore it).
+        """
         ...
 
     def get_hit(self, hit_id: str) -> HitInfo:
@@ -286,7 +325,7 @@ class CrowdBackend(Protocol):
         ...
 
     def approve(self, assignment_id: str, feedback: str | None = None) -> None:
-        """Approve a submitted assignment (pays the worker)."""
+        """Approve a submitted assignment (pays the worker; a no-op on unpaid targets)."""
         ...
 
     def reject(self, assignment_id: str, feedback: str) -> None:

@@ -32,10 +32,11 @@ from turk.crowd.backend import (
     CallStats,
     DuplicateRequestError,
     HitInfo,
+    HitPage,
     HitTypeSpec,
     check_target,
 )
-from turk.errors import CrowdError, MoneyError
+from turk.errors import ConfigError, CrowdError, MoneyError
 
 if TYPE_CHECKING:
     from mypy_boto3_mturk import MTurkClient
@@ -294,8 +295,9 @@ class BotoBackend:
         lifetime_s: int,
         annotation: str,
         token: str,
+        page: HitPage | None = None,
     ) -> HitInfo:
-        """Create a HIT of a HIT type with an idempotency token."""
+        """Create a HIT of a HIT type with an idempotency token (``page`` is not sent)."""
         self._guard("CreateHITWithHITType")
         out = self._call(
             "CreateHITWithHITType",
@@ -521,6 +523,11 @@ def connect(
     from botocore.exceptions import ProfileNotFound
 
     check_target(target)
+    if target not in ENDPOINTS:
+        raise ConfigError(
+            f"target {target} does not speak the MTurk API; open it with "
+            "turk.crowd.targets.open_backend"
+        )
     url = endpoint_url or ENDPOINTS[target]
     config = Config(
         region_name=REGION,

@@ -369,7 +369,11 @@ def _store_hit(
                 report.refused += 1
             if flag:
                 report.flags.append(f"{assignment.assignment_id} ({hit['hit_key']}): {flag}")
-        elif previous != assignment.status:
+        elif previous != assignment.status and not (
+            # A decision is never undone: a target without review (Turkle) reports every
+            # assignment as Submitted, and turk's decision in the ledger stands.
+            previous in ("Approved", "Rejected") and assignment.status == "Submitted"
+        ):
             with ledger.conn:
                 ledger.conn.execute(
                     "UPDATE assignments SET status=?, approval_time=COALESCE(?, approval_time), "

@@ -101,11 +101,12 @@ def run_simulated_workers(
     spammers: float = 0.0,
     clickers: float = 0.0,
     on_progress: Callable[[int], None] | None = None,
+    turkle_token: str | None = None,
 ) -> Any:
-    """Let simulated workers answer every HIT they can take at the local sandbox.
+    """Let simulated workers answer every HIT they can take at the local sandbox or Turkle.
 
     Args:
-        endpoint: The sandbox's URL.
+        endpoint: The sandbox's URL, or the Turkle server's when ``turkle_token`` is given.
         truth: The sample's ``truth.csv``.
         n: Number of workers.
         seed: Seed of their choices.
@@ -114,11 +115,29 @@ def run_simulated_workers(
         spammers: Share of workers answering at random.
         clickers: Share of workers always answering yes.
         on_progress: Called with the number of HITs just done.
+        turkle_token: An admin's API token of the Turkle server at ``endpoint``: the
+            workers are then Turkle users working in Turkle's own pages
+            (:mod:`turk.sandbox.turkle_workers`; their accounts are made with it).
 
     Returns:
         The workers' run result (:class:`turk.sandbox.workers.WorkersResult`).
     """
     from turk.sandbox.workers import CROWD_ACCURACY, run_workers
+
+    if turkle_token is not None:
+        from turk.sandbox.turkle_workers import run_turkle_workers
+
+        return run_turkle_workers(
+            endpoint,
+            turkle_token,
+            truth,
+            n=n,
+            seed=seed,
+            accuracy=CROWD_ACCURACY if accuracy is None else accuracy,
+            spammers=spammers,
+            clickers=clickers,
+            on_progress=on_progress,
+        )
 
     return run_workers(
         endpoint,

@@ -39,11 +39,14 @@ from turk.crowd.backend import (
     QUAL_LOCALE,
     QUAL_NUMBER_APPROVED,
     QUAL_PERCENT_APPROVED,
+    TURKLE,
     CrowdBackend,
     DuplicateRequestError,
     HitInfo,
+    HitPage,
     HitTypeSpec,
     QualificationRequirement,
+    pays_workers,
 )
 from turk.crowd.hit_type import (
     check_hit_type,
@@ -51,8 +54,9 @@ from turk.crowd.hit_type import (
 )
 from turk.crowd.lock import crowd_lock
 from turk.crowd.records import annotation, iso, parse_annotation, request_token, rows
-from turk.crowd.spend import BudgetGuard, TargetSpend, target_spend
+from turk.crowd.spend import NOT_PAID, BudgetGuard, TargetSpend, target_spend
 from turk.errors import ConfigError, CrowdError, InputError, MoneyError, StageError
+from turk.hits.batch import batch_templates
 from turk.hits.language import DEFAULT_LANGUAGE
 from turk.hits.plan import HitPlan
 from turk.ledger import Ledger, utc_now
@@ -489,14 +493,15 @@ def image_base_url(target: str, endpoint_url: str, given: str | None) -> str:
     """
     if given:
         base = given
-    elif target == LOCAL:
+    elif target in (LOCAL, TURKLE):
+        # The local sandbox and 'turk turkle serve --media' serve the media folder.
         base = endpoint_url.rstrip("/") + "/media/"
     else:
         raise ConfigError(
             f"--image-base-url is required for target {target}: sync the ledger's media/ "
             "folder to a public https location (e.g. an S3 bucket) and pass its URL"
         )
-    if target != LOCAL and not base.startswith("https://"):
+    if target not in (LOCAL, TURKLE) and not base.startswith("https://"):
         raise ConfigError(
             f"--image-base-url {base}: MTurk pages load only https images; use an https URL"
         )
@@ -568,11 +573,20 @@ class PublishPlan:
         """Return the estimate as lines for the caller to show before anything is sent."""
         ht = self.config.hit_type
         est = estimate_cost(self.affordable, ht.reward, ht.max_assignments)
-        lines = [
+        head = (
             f"target {self.target}: {len(self.plans)} HITs planned, "
             f"{len(self.hit_keys_done)} already published"
             + (f" ({self.reconciled} found on the target)" if self.reconciled else "")
-            + f", {len(self.to_publish)} to publish",
+            + f", {len(self.to_publish)} to publish"
+        )
+        if not pays_workers(self.target):
+            return [
+                head,
+                f"{ht.max_assignments} assignments per HIT; {NOT_PAID}: no reward, fee or "
+                "budget applies",
+            ]
+        lines = [
+            head,
             f"reward {format_usd(ht.reward)} x {ht.max_assignments} assignments per HIT, "
             f"fee {est.fee_rate * 100:.0f}% (min $0.01): {format_usd(self.per_hit)} per HIT",
             f"cost of this publish: {format_usd(est.rewards)} rewards + "
@@ -717,10 +731,10 @@ def prepare_publish(
     published = _published_keys(ledger, target)
     done = {k for k in keys if k in published}
     todo = [p for p in plans if p.hit_key not in done]
-    per_hit = hit_cost(config.hit_type)
+    per_hit = hit_cost(config.hit_type) if pays_workers(target) else Decimal("0")
     spend = target_spend(ledger, target)
     affordable = len(todo)
-    if budget is not None:
+    if budget is not None and per_hit > 0:
         room = budget - spend.committed
         affordable = min(len(todo), int(room // per_hit) if room > 0 else 0)
         if todo and affordable == 0:
@@ -808,6 +822,8 @@ class PublishReport:
 
     def money_line(self) -> str:
         """Committed now, and committed, spent and left on the target, as one line."""
+        if not pays_workers(self.target):
+            return f"target {self.target}: {NOT_PAID}"
         left = (
             f", {format_usd(max(Decimal('0'), self.budget - self.committed))} left of "
             f"{format_usd(self.budget)}"
@@ -929,6 +945,23 @@ def stage_media(plan: HitPlan, media_dir: Path) -> int:
         os.replace(partial, dest)
         written += 1
     return written
+
+
+def hit_page(plan: HitPlan) -> HitPage:
+    """Return a HIT's page as a batch server takes it: its batch's template and its row.
+
+    Args:
+        plan: The planned HIT.
+
+    Returns:
+        The bare fragment with ``${image_url_<k>}`` placeholders and the HIT's escaped
+        values (:func:`turk.hits.batch.batch_templates`).
+
+    Raises:
+        TemplateError: The page cannot be made a safe template.
+    """
+    (template,) = batch_templates([plan])
+    return HitPage(name=template.name, template=template.html, row=template.rows[0])
 
 
 def _write_intents(
@@ -1116,7 +1149,7 @@ def _execute(
     stop_error: str | None = None
     counter_lock = threading.Lock()
 
-    def send(plan: HitPlan, hit_type_id: str) -> HitInfo:
+    def send(plan: HitPlan, hit_type_id: str, page: HitPage | None) -> HitInfo:
         row = intents[plan.hit_key]
         try:
             return backend.create_hit(
@@ -1126,6 +1159,7 @@ def _execute(
                 lifetime_s=int(row["lifetime_s"]),
                 annotation=str(row["annotation"]),
                 token=str(row["token"]),
+                page=page,
             )
         except DuplicateRequestError as exc:
             with counter_lock:
@@ -1160,6 +1194,7 @@ def _execute(
                     break
                 try:
                     stage_media(plan, prepared.media_dir)
+                    page = hit_page(plan) if target == TURKLE else None
                     hit_type_id = _hit_type_for(
                         ledger,
                         backend,
@@ -1182,7 +1217,7 @@ def _execute(
                         "WHERE target=? AND hit_key=?",
                         (utc_now(), hit_type_id, target, plan.hit_key),
                     )
-                in_flight[pool.submit(send, plan, hit_type_id)] = plan
+                in_flight[pool.submit(send, plan, hit_type_id, page)] = plan
                 position += 1
             if not in_flight:
                 break

@@ -17,6 +17,11 @@ Spent is what has been paid: approved assignments (reward plus fee) and bonuses 
 The definition is deliberately a cap on exposure, not an estimate of the final bill:
 an expired HIT's unused assignments, and rejected work, stay counted.
 
+On a target through which turk pays nobody (:func:`turk.crowd.backend.pays_workers`:
+Turkle, vendor hand-offs) nothing is money: HITs and bonus decisions are counted, their
+amounts are not, the budget counts nothing for them and every line says
+:data:`NOT_PAID` instead of an amount.
+
 What the collected work costs (:func:`work_cost`: rewards and fees of every assignment
 not rejected, bonuses paid and their fees) is the report's cost line; every sum of money
 over the ledger is written here, on the formulas of :mod:`turk.money`.
@@ -28,6 +33,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
+from turk.crowd.backend import pays_workers
 from turk.crowd.records import rows
 from turk.errors import MoneyError
 from turk.ledger import Ledger
@@ -37,6 +43,9 @@ if TYPE_CHECKING:
     from analysis.report import CostSummary
 
 ZERO = Decimal("0.00")
+
+NOT_PAID = "not paid through turk"
+"""What money lines say for a target through which turk pays nobody."""
 
 
 @dataclass(frozen=True)
@@ -72,6 +81,8 @@ class TargetSpend:
 
     def describe(self, budget: Decimal | None) -> str:
         """Return one line: committed, spent and left on the target."""
+        if not pays_workers(self.target):
+            return f"target {self.target}: {NOT_PAID} (nothing counts against the budget)"
         left = self.left(budget)
         cap = (
             f"budget {format_usd(budget)}, {format_usd(left)} left"
@@ -140,6 +151,10 @@ def batch_money(
         params,
     ):
         reward, n = Decimal(str(h["reward"])), int(h["max_assignments"])
+        if not pays_workers(str(h["target"])):
+            # Nobody is paid through this target: the HIT counts, its money does not.
+            add((str(h["target"]), str(h["batch_id"])), hits=1)
+            continue
         per = assignment_cost(reward, n)
         add(
             (str(h["target"]), str(h["batch_id"])),
@@ -161,6 +176,11 @@ def batch_money(
     ):
         key = (str(a["target"]), str(a["batch_id"]))
         amount = Decimal(str(a["amount"] or "0"))
+        if not pays_workers(key[0]):
+            if a["kind"] == "bonus":
+                paid = a["status"] == "done"
+                add(key, bonuses=1, bonuses_paid=int(paid))
+            continue
         if a["kind"] == "bonus":
             paid = a["status"] == "done"
             add(
@@ -278,6 +298,8 @@ def work_cost(ledger: Ledger, target: str) -> CostSummary:
     """
     from analysis.report import CostSummary
 
+    if not pays_workers(target):
+        return CostSummary(rewards=ZERO, fees=ZERO, assignments=0)
     rows = ledger.conn.execute(
         "SELECT h.reward, h.max_assignments, COUNT(*) FROM assignments a "
         "JOIN hits h ON h.target = a.target AND h.hit_key = a.hit_key "

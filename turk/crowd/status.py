@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from turk.crowd.backend import CrowdBackend
+from turk.crowd.backend import CrowdBackend, pays_workers
 from turk.crowd.lock import crowd_lock
 from turk.crowd.records import finish_action, mark_sent, record_intent, request_token, rows
 from turk.crowd.spend import batch_money
@@ -164,8 +164,8 @@ def format_status_table(statuses: list[BatchStatus]) -> str:
             str(st.approved),
             str(st.rejected),
             str(st.flagged),
-            format_usd(st.spent),
-            format_usd(st.committed),
+            format_usd(st.spent) if pays_workers(st.target) else "not paid",
+            format_usd(st.committed) if pays_workers(st.target) else "not paid",
             st.next_deadline or "-",
         )
 

@@ -14,6 +14,7 @@ import pandas as pd
 from analysis.report import Report, ReportSettings, build_report
 from turk.candidates.tables import candidate_counts, candidate_rows, ranking_models
 from turk.collection.tables import bucket_ids
+from turk.crowd.backend import pays_workers
 from turk.crowd.spend import work_cost
 from turk.crowd.tables import answer_dates
 from turk.dataset.aggregators import DEFAULT_AGGREGATOR
@@ -103,6 +104,13 @@ def ledger_report(
             "Some audit verdicts were read from a known truth file (sample collection), "
             "not given by a person; certificates built on them show 'truth' as their source.",
         )
+    paid = pays_workers(results.target)
+    if not paid:
+        notes = (
+            *notes,
+            f"Target {results.target}: nobody is paid through turk; approvals, rejections "
+            "and bonuses are decisions in the ledger only, and no cost is shown.",
+        )
     if results.skipped:
         detail = ", ".join(f"{n} {why}" for why, n in sorted(results.skipped.items()))
         notes = (*notes, f"Answer rows left out of the aggregation: {detail}.")
@@ -133,13 +141,16 @@ def ledger_report(
         results.answers.loc[on_items, ["task", "worker", "label"]],
         workers=results.workers,
         audits=audits,
-        cost=work_cost(ledger, results.target),
+        cost=work_cost(ledger, results.target) if paid else None,
         gold_by_concept=results.gold_by_concept,
         settings=settings,
     )
     if quota is not None:
         report.summary.update(quota=quota, cells=cells, cells_at_quota=cells - len(short))
         report.cells = cell_table(ledger, results, quota=quota)
+        if not paid:
+            for column in ("dollars", "dollars_per_accepted"):
+                report.cells[column] = "not paid"
         report.rounds = round_table(ledger, results)
         in_cells = int(report.cells["accepted"].sum()) if not report.cells.empty else 0
         report.summary["rounds"] = int(report.rounds["round"].max()) if len(report.rounds) else 0

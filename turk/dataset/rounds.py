@@ -515,17 +515,23 @@ def cells_now(ledger: Ledger, *, target: str | None = None) -> pd.DataFrame:
     return cell_table(ledger, crowd_results(ledger, target=target), quota=quota)
 
 
-def format_cell_table(cells: pd.DataFrame) -> str:
+def format_cell_table(cells: pd.DataFrame, *, paid: bool = True) -> str:
     """Render :func:`cell_table` as aligned text, with a total row.
 
     Args:
         cells: The cell table.
+        paid: Whether its target pays workers through turk; when not, the money
+            columns say so instead of showing amounts.
 
     Returns:
         The table, without a final newline.
     """
-    from turk.money import format_usd, round_cents
+    from turk.money import format_usd as _usd
+    from turk.money import round_cents
     from turk.text import format_table
+
+    def format_usd(amount: Decimal) -> str:
+        return _usd(amount) if paid else "not paid"
 
     header = (
         "concept",

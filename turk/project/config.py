@@ -22,7 +22,13 @@ import yaml
 
 from retrieval.modelnames import DEFAULT_PRETRAINED, parse_pretrained
 from turk.collection.buckets import DEFAULT_COUNT, DEFAULT_RESERVE
-from turk.crowd.backend import DEFAULT_LOCAL_ENDPOINT, SANDBOX_STATE_FILE, TARGETS
+from turk.crowd.backend import (
+    DEFAULT_LOCAL_ENDPOINT,
+    LOCAL,
+    SANDBOX_STATE_FILE,
+    TARGETS,
+    TURKLE,
+)
 from turk.dataset.aggregators import AGGREGATORS, DEFAULT_AGGREGATOR
 from turk.dataset.rules import RoundSettings
 from turk.errors import ConfigError, MoneyError, TemplateError
@@ -79,7 +85,9 @@ _SCHEMA: dict[str, Any] = {
         "image_base_url",
         "sandbox_state",
         "simulated_workers",
+        "turkle",
     },
+    "crowd.turkle": {"url", "token_env"},
     "crowd.simulated_workers": {"truth", "n", "seed", "accuracy", "spammers", "clickers"},
     "gold": {"file", "rate"},
     "review": {
@@ -225,7 +233,7 @@ workers err more on hard negatives, traps and small objects (``HARD_ERROR_FACTOR
 
 @dataclass(frozen=True)
 class SimulatedWorkers:
-    """Simulated workers answering on the local sandbox (``crowd.simulated_workers``).
+    """Simulated workers on the local sandbox or Turkle (``crowd.simulated_workers``).
 
     Attributes:
         truth: Truth file (``image,concept,file``) they perceive images through.
@@ -249,13 +257,16 @@ class CrowdSettings:
     """Where HITs go (``crowd``).
 
     Attributes:
-        target: ``local``, ``mturk-sandbox`` or ``mturk``.
-        endpoint: Requester endpoint; for ``local`` the sandbox URL.
+        target: ``local``, ``turkle``, ``mturk-sandbox`` or ``mturk``.
+        endpoint: Requester endpoint; for ``local`` the sandbox URL, for ``turkle`` the
+            Turkle server's URL (``crowd.turkle.url``).
         profile: AWS profile, or None for the standard credential chain.
         live: Production allowed by the project (``turk run --live`` is needed too).
         image_base_url: Where the media folder is served (required for Amazon targets).
         sandbox_state: State file of the local sandbox ``turk run`` starts.
-        simulated_workers: Simulated workers on the local sandbox, or None.
+        simulated_workers: Simulated workers on the local sandbox or Turkle, or None.
+        token_env: For ``turkle``: the environment variable holding the API token
+            (None: ``TURKLE_TOKEN``). The token itself is never in the config.
     """
 
     target: str = "local"
@@ -265,6 +276,7 @@ class CrowdSettings:
     image_base_url: str | None = None
     sandbox_state: Path | None = None
     simulated_workers: SimulatedWorkers | None = None
+    token_env: str | None = None
 
 
 @dataclass(frozen=True)
@@ -941,26 +953,39 @@ def _crowd(r: _Reader) -> CrowdSettings:
         raise r.fail(
             "crowd.endpoint", f"{endpoint!r} is not a URL; write e.g. {DEFAULT_LOCAL_ENDPOINT}"
         )
+    token_env = None
+    if target == TURKLE:
+        endpoint = r.string("crowd.turkle.url", None) or endpoint
+        if endpoint is None or not endpoint.startswith(("http://", "https://")):
+            raise r.fail(
+                "crowd.turkle.url",
+                "missing or not a URL; write the Turkle server's address, e.g. "
+                "http://127.0.0.1:8770 ('turk turkle serve' prints it)",
+            )
+        token_env = r.string("crowd.turkle.token_env", None)
+    elif r.has("crowd.turkle"):
+        raise r.fail("crowd.turkle", f"only means something for target turkle, not {target!r}")
     live = r.boolean("crowd.live", False)
     if live and target != "mturk":
         raise r.fail(
             "crowd.live", f"only means something for target mturk, not {target!r}; remove it"
         )
     base = r.string("crowd.image_base_url", None)
-    if target != "local" and base is None:
+    if target not in (LOCAL, TURKLE) and base is None:
         raise r.fail(
             "crowd.image_base_url",
             f"missing; target {target} loads images from a public https URL where the "
             "ledger's media/ folder is synced (see docs/mturk.md)",
         )
-    if base is not None and target != "local" and not base.startswith("https://"):
+    if base is not None and target not in (LOCAL, TURKLE) and not base.startswith("https://"):
         raise r.fail("crowd.image_base_url", f"{base!r}: MTurk pages load only https images")
     workers = None
     if r.has("crowd.simulated_workers"):
-        if target != "local":
+        if target not in (LOCAL, TURKLE):
             raise r.fail(
                 "crowd.simulated_workers",
-                f"simulated workers answer only on the local sandbox, not {target}; remove it",
+                f"simulated workers answer only on the local sandbox or Turkle, not {target}; "
+                "remove it",
             )
         truth = r.path("crowd.simulated_workers.truth", None)
         if truth is None:
@@ -997,6 +1022,7 @@ def _crowd(r: _Reader) -> CrowdSettings:
         image_base_url=base,
         sandbox_state=r.path("crowd.sandbox_state", None),
         simulated_workers=workers,
+        token_env=token_env,
     )
 
 

@@ -19,6 +19,7 @@ from typing import Any
 
 import yaml
 
+from turk.crowd.backend import TURKLE
 from turk.errors import USER_ERRORS, ConfigError, LedgerError
 from turk.project.config import ProjectConfig, load_project, missing_files
 
@@ -332,6 +333,8 @@ def check_credentials(config: ProjectConfig) -> Finding:
     crowd = config.crowd
     if crowd.target == "local":
         return Finding("aws", OK, "target local needs no AWS credentials")
+    if crowd.target == TURKLE:
+        return _check_turkle(config)
     try:
         session = boto3.Session(profile_name=crowd.profile)
         credentials = session.get_credentials()
@@ -371,6 +374,30 @@ def check_credentials(config: ProjectConfig) -> Finding:
         "aws",
         OK,
         f"credentials from {source} reach {crowd.target} at {where} (account balance {shown})",
+    )
+
+
+def _check_turkle(config: ProjectConfig) -> Finding:
+    """Check the Turkle server answers with the token from the environment (never shown)."""
+    from turk.crowd.targets import open_backend
+
+    crowd = config.crowd
+    try:
+        backend = open_backend(
+            TURKLE, endpoint_url=crowd.endpoint, token_env=crowd.token_env, read_timeout=10
+        )
+        backend.balance()
+    except USER_ERRORS as exc:
+        return Finding(
+            "turkle",
+            FAIL,
+            str(exc),
+            "start it ('turk turkle serve') and export its token (docs/turkle.md)",
+        )
+    return Finding(
+        "turkle",
+        OK,
+        f"Turkle at {backend.endpoint_url} accepts the token (nobody is paid through turk)",
     )
 
 

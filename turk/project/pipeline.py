@@ -36,6 +36,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from turk.crowd.backend import TURKLE, pays_workers
 from turk.errors import ConfigError, CrowdError, MoneyError, StageError
 from turk.ledger import Ledger, utc_now
 from turk.project.config import ProjectConfig, check_budget
@@ -379,15 +380,19 @@ class _Context:
 
     def backend(self) -> Any:
         """Connect to the target once; on local, start the sandbox when none listens."""
-        from turk.crowd.boto import connect
+        from turk.crowd.targets import open_backend
 
         if self.backend_obj is not None:
             return self.backend_obj
         crowd = self.config.crowd
         if crowd.target == "local":
             self._ensure_sandbox()
-        self.backend_obj = connect(
-            crowd.target, endpoint_url=crowd.endpoint, profile=crowd.profile, live=self.live
+        self.backend_obj = open_backend(
+            crowd.target,
+            endpoint_url=crowd.endpoint,
+            profile=crowd.profile,
+            live=self.live,
+            token_env=crowd.token_env,
         )
         return self.backend_obj
 
@@ -641,6 +646,11 @@ def _collect(ctx: _Context) -> StageOutcome:
     if workers is not None:
         from turk.crowd.local import run_simulated_workers
 
+        token = None
+        if config.crowd.target == TURKLE:
+            from turk.crowd.turkle import turkle_token
+
+            token = turkle_token(config.crowd.token_env)
         with ctx.progress("simulated workers", None, "HITs") as advance:
             result = run_simulated_workers(
                 backend.endpoint_url,
@@ -651,6 +661,7 @@ def _collect(ctx: _Context) -> StageOutcome:
                 spammers=workers.spammers,
                 clickers=workers.clickers,
                 on_progress=advance,
+                turkle_token=token,
             )
         lines.append(
             f"{result.workers} simulated workers submitted {result.submitted} assignments "
@@ -696,7 +707,9 @@ def _review(ctx: _Context) -> StageOutcome:
         f"approved {report.approved}, rejected {report.rejected}, left {report.left} "
         f"(too little gold seen), blocked {report.blocked}",
     ]
-    if report.bonuses or report.extended:
+    if report.bonuses and not pays_workers(ctx.config.crowd.target):
+        lines.append(f"{report.bonuses} bonus decisions recorded (not paid through turk)")
+    elif report.bonuses or report.extended:
         lines.append(
             f"bonuses {report.bonuses} ({format_usd(report.bonus_total)}), extended "
             f"{report.extended} HITs ({format_usd(report.extension_total)})"

@@ -117,10 +117,13 @@ qualifications:                  # who may work (docs/mturk.md)
 budget: {budget}                    # USD cap on all committed on the target: HITs, bonuses, fees
 
 crowd:
-  target: local                  # local | mturk-sandbox | mturk (docs/mturk.md)
+  target: local                  # local | turkle | mturk-sandbox | mturk (docs/mturk.md)
   endpoint: {endpoint}  # local: the sandbox; turk run starts one if none answers
   live: false                    # mturk only: true AND 'turk run --live' to spend real money
   image_base_url: null           # Amazon targets: public https URL of the media/ folder
+  # turkle:                      # target turkle: your lab's Turkle server (docs/turkle.md)
+  #   url: http://127.0.0.1:8770  # what 'turk turkle serve' prints
+  #   token_env: TURKLE_TOKEN    # the variable holding its API token (never the token)
 {workers}
 gold:
   file: gold.csv                 # known answers: image,concept,label (yes|no)
@@ -171,7 +174,7 @@ _DEMO_MODEL = """\
 """
 
 _SAMPLE_WORKERS = """\
-  simulated_workers:             # local only: programs that answer the HITs from a truth file
+  simulated_workers:             # local or turkle: programs that answer from a truth file
     truth: sample/truth.csv
     n: 10
     seed: 0

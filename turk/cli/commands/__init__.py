@@ -4,7 +4,8 @@
 collection     sample, ingest, buckets                     (:mod:`turk.collection`)
 candidates     embed, rank, preview                        (:mod:`turk.candidates`)
 hits           render                                      (:mod:`turk.hits`)
-crowd          publish, collect, review, status, expire    (:mod:`turk.crowd`)
+crowd          publish, collect, review, status, expire,   (:mod:`turk.crowd`)
+               turkle serve
 dataset        audit, report, export                       (:mod:`turk.dataset`)
 project        init, run, round, demo, doctor              (:mod:`turk.project`)
 sandbox        sandbox serve, sandbox workers, sandbox clock (:mod:`turk.sandbox`)

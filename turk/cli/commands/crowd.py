@@ -1,6 +1,6 @@
 """Commands of the crowd area: ``turk publish``, ``collect``, ``review``, ``status``, ``expire``.
 
-Each opens the ledger and the target's backend (:func:`turk.crowd.boto.connect`), calls
+Each opens the ledger and the target's backend (:func:`turk.crowd.targets.open_backend`), calls
 the library (:mod:`turk.crowd.publish`, :mod:`turk.crowd.collect`, :mod:`turk.crowd.review`,
 :mod:`turk.crowd.status`) and prints a summary.
 """
@@ -24,14 +24,15 @@ from turk.cli.console import console, err_console, progress_bar
 from turk.crowd.backend import DEFAULT_LOCAL_ENDPOINT
 
 if TYPE_CHECKING:
-    from turk.crowd.boto import BotoBackend
+    from turk.crowd.backend import CrowdBackend
 
 TargetOption = Annotated[
     str,
     typer.Option(
         "--target",
-        help="Crowd target: local (the 'turk sandbox serve' server), mturk-sandbox "
-        "(Amazon's sandbox, no money) or mturk (production, real money).",
+        help="Crowd target: local (the 'turk sandbox serve' server), turkle (a Turkle "
+        "server; nobody is paid through turk), mturk-sandbox (Amazon's sandbox, no money) "
+        "or mturk (production, real money).",
     ),
 ]
 EndpointOption = Annotated[
@@ -39,7 +40,8 @@ EndpointOption = Annotated[
     typer.Option(
         "--endpoint-url",
         help="Requester API endpoint overriding the target's (for local: where "
-        f"'turk sandbox serve' listens; default {DEFAULT_LOCAL_ENDPOINT}).",
+        f"'turk sandbox serve' listens; default {DEFAULT_LOCAL_ENDPOINT}; for turkle: "
+        "the Turkle server, default $TURKLE_URL, token from $TURKLE_TOKEN).",
         show_default=False,
     ),
 ]
@@ -81,10 +83,10 @@ def _connect(
     *,
     live: bool = False,
     pool: int = 32,
-) -> BotoBackend:
-    from turk.crowd.boto import connect
+) -> CrowdBackend:
+    from turk.crowd.targets import open_backend
 
-    return connect(
+    return open_backend(
         target,
         endpoint_url=endpoint_url,
         profile=profile,
@@ -567,11 +569,13 @@ def status_command(
         console.print(f"status: {spend.describe(cap)}")
     console.print(format_status_table(found), highlight=False, soft_wrap=True)
     if cells:
+        from turk.crowd.backend import pays_workers
         from turk.dataset.rounds import cells_now, format_cell_table
 
         with open_ledger(ctx, create=False) as ledger:
             table = cells_now(ledger, target=target)
-        console.print(format_cell_table(table), highlight=False, soft_wrap=True)
+        paid = all(pays_workers(m.target) for m in money)
+        console.print(format_cell_table(table, paid=paid), highlight=False, soft_wrap=True)
 
 
 @app.command("expire")
@@ -608,3 +612,69 @@ def expire_command(
         f"expire: {report.expired} HITs expired, {report.deleted} deleted, "
         f"{len(report.kept)} kept on {target}"
     )
+
+
+turkle_app = typer.Typer(
+    name="turkle",
+    help="A Turkle server for your own annotators (nobody is paid through turk).",
+    no_args_is_help=True,
+)
+app.add_typer(turkle_app)
+
+
+@turkle_app.command("serve")
+def turkle_serve_command(
+    port: Annotated[int, typer.Option("--port", min=1, max=65535, help="TCP port.")] = 8770,
+    host: Annotated[
+        str,
+        typer.Option("--host", help="Interface to bind: loopback, or 0.0.0.0 for the lab's LAN."),
+    ] = "127.0.0.1",
+    state: Annotated[
+        Path,
+        typer.Option(
+            "--state", help="Folder of Turkle's database and secrets; kept across restarts."
+        ),
+    ] = Path("turkle-state"),
+    media: Annotated[
+        Path | None,
+        typer.Option(
+            "--media",
+            help="Folder served at /media/: the project's media/ folder, which publish fills "
+            "with the images the HITs show.",
+            show_default=False,
+        ),
+    ] = None,
+    allowed_host: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--allowed-host",
+            help="A host name annotators reach the server by (repeatable; loopback always).",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Run Turkle (turk's minimal Django site) until Ctrl-C; print where its token is.
+
+    The first start creates the database and an admin account; the account's password
+    and API token are written to owner-only files in the state folder, never printed.
+    """
+    from turk.crowd.turkle_server import TurkleServer
+
+    if media is not None:
+        media.mkdir(parents=True, exist_ok=True)
+    server = TurkleServer(
+        state, port=port, host=host, media_dir=media, hosts=tuple(allowed_host or ())
+    ).start()
+    console.print(f"Turkle at {server.url}/ (admin pages {server.url}/admin/)")
+    console.print(
+        f"admin account '{server.admin}': password in {server.password_path}, "
+        f"API token in {server.token_path}"
+    )
+    console.print(
+        f"point turk at it: crowd.target: turkle, crowd.turkle.url: {server.url}, and "
+        f'export TURKLE_TOKEN="$(cat {server.token_path})"'
+    )
+    if media is not None:
+        console.print(f"serving {media} at {server.url}/media/")
+    console.print("Ctrl-C stops it.")
+    raise typer.Exit(server.wait())
