@@ -39,6 +39,10 @@ UNPAID_TARGETS: tuple[str, ...] = (TURKLE, HANDOFF)
 as decisions in the ledger only, and no spend is shown or counted against the budget."""
 
 
+PAGE_TARGETS: tuple[str, ...] = (TURKLE, HANDOFF)
+"""Targets that take a HIT as a batch template and a row (:class:`HitPage`), not XML."""
+
+
 def pays_workers(target: str) -> bool:
     """Whether turk moves money on ``target`` (False for Turkle and vendor hand-offs)."""
     return target not in UNPAID_TARGETS

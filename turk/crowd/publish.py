@@ -36,6 +36,7 @@ import yaml
 from turk.crowd.backend import (
     LOCAL,
     MTURK,
+    PAGE_TARGETS,
     QUAL_LOCALE,
     QUAL_NUMBER_APPROVED,
     QUAL_PERCENT_APPROVED,
@@ -1194,7 +1195,7 @@ def _execute(
                     break
                 try:
                     stage_media(plan, prepared.media_dir)
-                    page = hit_page(plan) if target == TURKLE else None
+                    page = hit_page(plan) if target in PAGE_TARGETS else None
                     hit_type_id = _hit_type_for(
                         ledger,
                         backend,

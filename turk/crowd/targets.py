@@ -1,7 +1,8 @@
 """The one place that maps a crowd target to the backend that serves it.
 
 ``local``, ``mturk-sandbox`` and ``mturk`` speak the MTurk API (:mod:`turk.crowd.boto`);
-``turkle`` is a Turkle server's REST API (:mod:`turk.crowd.turkle`). The CLI, the
+``turkle`` is a Turkle server's REST API (:mod:`turk.crowd.turkle`); ``handoff`` is a
+folder of files for a vendor (:mod:`turk.crowd.handoff`). The CLI, the
 pipeline and the doctor open backends through :func:`open_backend`; each backend's
 module is imported only when its target is used.
 """
@@ -9,8 +10,9 @@ module is imported only when its target is used.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
-from turk.crowd.backend import TURKLE, CrowdBackend, check_target
+from turk.crowd.backend import HANDOFF, TURKLE, CrowdBackend, check_target
 
 __all__ = ["open_backend"]
 
@@ -27,6 +29,7 @@ def open_backend(
     connect_timeout: float = 5.0,
     read_timeout: float = 30.0,
     max_pool_connections: int = 32,
+    ledger_root: Path | None = None,
 ) -> CrowdBackend:
     """Open the crowd backend of ``target``.
 
@@ -42,6 +45,8 @@ def open_backend(
         connect_timeout: Seconds to wait for a connection.
         read_timeout: Seconds to wait for an answer.
         max_pool_connections: HTTP connections kept open (MTurk API targets).
+        ledger_root: The ledger's folder, where a ``handoff`` target's folder lies unless
+            ``endpoint_url`` names one.
 
     Returns:
         The backend.
@@ -51,6 +56,10 @@ def open_backend(
         CrowdError: No credentials for an Amazon target.
     """
     check_target(target)
+    if target == HANDOFF:
+        from turk.crowd.handoff import open_handoff
+
+        return open_handoff(endpoint_url, ledger_root)
     if target == TURKLE:
         from turk.crowd.turkle import URL_ENV, connect_turkle, turkle_token
 

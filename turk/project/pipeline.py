@@ -393,6 +393,7 @@ class _Context:
             profile=crowd.profile,
             live=self.live,
             token_env=crowd.token_env,
+            ledger_root=self.ledger.root,
         )
         return self.backend_obj
 

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from turk.cli.app import app, open_ledger
+from turk.cli.app import state as app_state
 from turk.cli.commands.hits import (
     BucketOption,
     ConceptOption,
@@ -22,6 +23,7 @@ from turk.cli.commands.hits import (
 )
 from turk.cli.console import console, err_console, progress_bar
 from turk.crowd.backend import DEFAULT_LOCAL_ENDPOINT
+from turk.errors import StageError
 
 if TYPE_CHECKING:
     from turk.crowd.backend import CrowdBackend
@@ -83,6 +85,7 @@ def _connect(
     *,
     live: bool = False,
     pool: int = 32,
+    ctx: typer.Context | None = None,
 ) -> CrowdBackend:
     from turk.crowd.targets import open_backend
 
@@ -93,6 +96,7 @@ def _connect(
         live=live,
         rate=rate,
         max_pool_connections=max(pool, 10),
+        ledger_root=app_state(ctx).db.parent if ctx is not None else None,
     )
 
 
@@ -254,7 +258,7 @@ def publish_command(
         for line in rendered.lines():
             console.print(f"publish --dry-run: {line}")
         return
-    backend = _connect(target, endpoint_url, profile, rate, live=live, pool=concurrency)
+    backend = _connect(target, endpoint_url, profile, rate, live=live, pool=concurrency, ctx=ctx)
     with open_ledger(ctx, create=False) as ledger:
         plans = plan_for_publish(
             ledger,
@@ -341,7 +345,7 @@ def collect_command(
     """Fetch new assignments (submitted, approved, rejected) and store and parse answers."""
     from turk.crowd.collect import collect
 
-    backend = _connect(target, endpoint_url, profile, rate, pool=concurrency)
+    backend = _connect(target, endpoint_url, profile, rate, pool=concurrency, ctx=ctx)
     with (
         open_ledger(ctx, create=False) as ledger,
         ledger.run("collect", {"target": target, "batch": batch}) as run,
@@ -486,7 +490,7 @@ def review_command(
         from turk.errors import ConfigError
 
         raise ConfigError(f"--extend-rule {extend_rule!r}: use policy or disagree")
-    backend = _connect(target, endpoint_url, profile, rate, live=live)
+    backend = _connect(target, endpoint_url, profile, rate, live=live, ctx=ctx)
     with open_ledger(ctx, create=False) as ledger:
         if extend and extend_rule == "policy":
             from turk.crowd.adaptive import policy_rule
@@ -598,7 +602,7 @@ def expire_command(
     """Stop offering open HITs; with --delete, remove finished ones once results are stored."""
     from turk.crowd.status import expire_hits
 
-    backend = _connect(target, endpoint_url, profile, rate, live=live)
+    backend = _connect(target, endpoint_url, profile, rate, live=live, ctx=ctx)
     with (
         open_ledger(ctx, create=False) as ledger,
         ledger.run("expire", {"target": target, "batch": batch}) as run,
@@ -678,3 +682,94 @@ def turkle_serve_command(
         console.print(f"serving {media} at {server.url}/media/")
     console.print("Ctrl-C stops it.")
     raise typer.Exit(server.wait())
+
+
+handoff_app = typer.Typer(
+    name="handoff",
+    help="HITs as files for a labelling vendor or MTurk's requester web UI, and their results.",
+    no_args_is_help=True,
+)
+app.add_typer(handoff_app)
+
+HandoffFolderOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--folder",
+        help="The hand-off folder publish --target handoff wrote (default: handoff/ beside "
+        "the ledger).",
+        show_default=False,
+    ),
+]
+
+
+@handoff_app.command("export")
+def handoff_export_command(
+    ctx: typer.Context,
+    out: Annotated[Path, typer.Option("--out", help="Folder to write the files into.")] = Path(
+        "handoff-export"
+    ),
+    folder: HandoffFolderOption = None,
+) -> None:
+    """Write the HITs published to the handoff target as templates and MTurk batch CSVs.
+
+    Publish first with 'turk publish --target handoff --image-base-url https://...'; then
+    upload each <name>.html as the layout and <name>.csv as the batch, and host media/ at
+    the image base URL.
+    """
+    from turk.crowd.handoff import export_handoff, open_handoff
+
+    root = app_state(ctx).db.parent
+    backend = open_handoff(folder, root)
+    report = export_handoff(backend, out, media_dir=root / "media")
+    if report.hits == 0:
+        raise StageError(
+            f"handoff export: no open HITs in {backend.folder}; run "
+            "'turk publish --target handoff --image-base-url https://...' first"
+        )
+    console.print(
+        f"handoff export: {report.hits} HITs ({report.assignments} results asked for) in "
+        f"{len(report.templates)} templates, {report.media} media files, written to {out}"
+    )
+    if report.missing_media:
+        err_console.print(
+            f"handoff export: {len(report.missing_media)} media files not found in "
+            f"{root / 'media'} (first: {report.missing_media[0]}); publish again to stage them"
+        )
+
+
+@handoff_app.command("import")
+def handoff_import_command(
+    ctx: typer.Context,
+    results: Annotated[Path, typer.Argument(help="Results CSV in MTurk's layout.")],
+    folder: HandoffFolderOption = None,
+) -> None:
+    """Read a results CSV (Input.*, Answer.*, WorkerId, AssignmentId) into the ledger.
+
+    Every row is checked first; if any is unusable, each problem is printed with its line
+    and nothing is imported. Importing the same file again adds nothing.
+    """
+    from turk.crowd.collect import collect
+    from turk.crowd.handoff import ResultsError, import_results, open_handoff
+
+    root = app_state(ctx).db.parent
+    backend = open_handoff(folder, root)
+    try:
+        report = import_results(backend, results)
+    except ResultsError as exc:
+        for line in exc.problems[1:]:
+            err_console.print(f"handoff import: {line}")
+        raise
+    with (
+        open_ledger(ctx, create=False) as ledger,
+        ledger.run("collect", {"target": backend.target, "batch": None}) as run,
+    ):
+        collected = collect(ledger, backend)
+        run.add("assignments_new", collected.assignments_new)
+        run.add("answers", collected.answers)
+    for line in collected.flags[:20]:
+        err_console.print(f"handoff import: flagged {line}")
+    console.print(
+        f"handoff import: {report.rows} rows, {report.added} new results, {report.known} "
+        f"already imported; {collected.assignments_new} new assignments in the ledger "
+        f"({collected.answers} answers, {collected.flagged} flagged)"
+    )
