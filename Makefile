@@ -16,7 +16,7 @@ $(VENV)/.installed: $(PY) pyproject.toml constraints.txt
 	touch $@
 
 $(VENV)/.installed-test: $(VENV)/.installed pyproject.toml constraints.txt
-	$(PIP) -e '.[test,ray,turkle]'
+	$(PIP) -e '.[test,ray,turkle,bz2]'
 	touch $@
 
 install: $(VENV)/.installed

@@ -15,16 +15,30 @@ machine falls on both; reports medians of rows/s, their ratio (target >= 2x) and
 memory at 1M and 4M rows (target < 500 MB and flat). Appends the figures to
 ``benchmarks/RESULTS.md``.
 
+With ``--compression`` it measures compressed input instead: the same metadata as
+``.bz2`` (``bzip2 -9``, or Python's ``bz2`` at level 9 without the command) and ``.gz``
+(level 6), ingested (default workers) as plain, ``.bz2`` with the parallel decoder
+(default threads), ``.bz2`` with the standard library's decoder (``decoder_threads=0``)
+and ``.gz``, alternating, with medians and ratios to plain (target: ``.bz2`` within 1.6x);
+then raw decompression alone (every line read through ``open_binary``) at 0 (standard
+library), 1, 2 and all decoder threads, and ``gzip`` against ``rapidgzip`` where it is
+installed (measured only; ingest does not use it).
+
 Usage::
 
     .venv/bin/python benchmarks/bench_ingest.py [--rows 1000000] [--big-rows 4000000]
+        [--repeats 3] [--workdir DIR] [--no-append]
+    .venv/bin/python benchmarks/bench_ingest.py --compression [--rows 1000000]
         [--repeats 3] [--workdir DIR] [--no-append]
 """
 
 from __future__ import annotations
 
 import argparse
+import bz2
+import gzip
 import json
+import os
 import platform
 import shutil
 import statistics
@@ -35,14 +49,14 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from common import RESULTS, machine
+from common import RESULTS, append_results, machine
 
 ROOT = Path(__file__).resolve().parents[1]
 
 _CHILD = r"""
 import json, os, resource, sqlite3, sys, time
-from common import RESULTS, machine
 kind, metadata, db = sys.argv[1], sys.argv[2], sys.argv[3]
+threads = None if len(sys.argv) < 5 or sys.argv[4] == "default" else int(sys.argv[4])
 start = time.perf_counter()
 if kind == "pandas":
     import pandas as pd
@@ -56,7 +70,7 @@ else:
     from turk.collection.ingest import ingest_collection
     from turk.ledger import Ledger
     with Ledger(db) as ledger:
-        rows = ingest_collection(ledger, [metadata]).total("inserted")
+        rows = ingest_collection(ledger, [metadata], decoder_threads=threads).total("inserted")
 seconds = time.perf_counter() - start
 peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 # Workers are children: count the largest one on top (a bound for the sum).
@@ -66,12 +80,20 @@ print(json.dumps({"rows": rows, "seconds": seconds, "peak_mb": peak_mb + worker_
 """
 
 
-def measure(kind: str, metadata: Path, workdir: Path) -> dict[str, float]:
+def measure(kind: str, metadata: Path, workdir: Path, threads: str = "default") -> dict[str, float]:
     """Run one ingest in a fresh subprocess and return rows, seconds and peak MB."""
     db_dir = Path(tempfile.mkdtemp(prefix=f"{kind}-", dir=workdir))
     try:
         out = subprocess.run(
-            [sys.executable, "-c", _CHILD, kind, str(metadata), str(db_dir / "bench.db")],
+            [
+                sys.executable,
+                "-c",
+                _CHILD,
+                kind,
+                str(metadata),
+                str(db_dir / "bench.db"),
+                threads,
+            ],
             check=True,
             capture_output=True,
             text=True,
@@ -95,6 +117,147 @@ def make_metadata(rows: int, workdir: Path) -> Path:
     return out / "metadata.tsv"
 
 
+_RAW = r"""
+import json, resource, sys, time
+from retrieval.collection import open_binary
+kind, path, threads = sys.argv[1], sys.argv[2], int(sys.argv[3])
+start = time.perf_counter()
+lines = 0
+if kind == "rapidgzip":
+    import io, rapidgzip
+    # Its raw reader iterates lines ~1000x slower: read it through a buffered reader.
+    with io.BufferedReader(rapidgzip.open(path, parallelization=threads), 1 << 20) as fh:
+        for _ in fh:
+            lines += 1
+else:
+    with open_binary(path, decoder_threads=threads) as fh:
+        for _ in fh:
+            lines += 1
+usage = resource.getrusage(resource.RUSAGE_SELF)
+print(json.dumps({"lines": lines, "seconds": time.perf_counter() - start,
+                  "cpu": usage.ru_utime + usage.ru_stime, "peak_mb": usage.ru_maxrss / 1024}))
+"""
+
+
+def measure_raw(kind: str, path: Path, threads: int) -> dict[str, float]:
+    """Read every line of a compressed file in a fresh subprocess: seconds, CPU, peak MB."""
+    out = subprocess.run(
+        [sys.executable, "-c", _RAW, kind, str(path), str(threads)],
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    result: dict[str, float] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result
+
+
+def compress(plain: Path) -> tuple[Path, Path, str]:
+    """Write ``plain``.bz2 and ``plain``.gz beside it; return them and how bz2 was made."""
+    bz2_path, gz_path = plain.with_suffix(".tsv.bz2"), plain.with_suffix(".tsv.gz")
+    started = time.perf_counter()
+    if shutil.which("bzip2"):
+        with open(bz2_path, "wb") as out:
+            subprocess.run(["bzip2", "-9", "-c", str(plain)], stdout=out, check=True)
+        how = "bzip2 -9"
+    else:
+        with open(plain, "rb") as src, bz2.open(bz2_path, "wb", compresslevel=9) as dst:
+            shutil.copyfileobj(src, dst, 1 << 20)
+        how = "Python bz2, level 9"
+    with open(plain, "rb") as src, gzip.open(gz_path, "wb", compresslevel=6) as dst:
+        shutil.copyfileobj(src, dst, 1 << 20)
+    print(f"compressed in {time.perf_counter() - started:.1f} s ({how}; gzip -6)")
+    return bz2_path, gz_path, how
+
+
+def run_compression(args: argparse.Namespace, workdir: Path) -> str:
+    """Ingest plain, .bz2 (parallel and stdlib decoder) and .gz; return the summary."""
+    from retrieval.collection import available_cpus, default_decoder_threads, default_workers
+
+    plain = make_metadata(args.rows, workdir)
+    bz2_path, gz_path, how = compress(plain)
+    mb = {p: p.stat().st_size / 1e6 for p in (plain, bz2_path, gz_path)}
+    threads = default_decoder_threads(default_workers(plain))
+    parallel = f"bz2, parallel decoder ({threads} threads)"
+    variants = {
+        "plain": (plain, "default"),
+        parallel: (bz2_path, "default"),
+        "bz2, stdlib decoder": (bz2_path, "0"),
+        "gz (stdlib gzip)": (gz_path, "default"),
+    }
+    runs: dict[str, list[float]] = {name: [] for name in variants}
+    peaks: dict[str, list[float]] = {name: [] for name in variants}
+    load = os.getloadavg()[0]
+    for i in range(args.repeats):
+        for name, (path, decoder) in variants.items():
+            r = measure("turk", path, workdir, decoder)
+            runs[name].append(r["seconds"])
+            peaks[name].append(r["peak_mb"])
+            print(
+                f"[{i + 1}/{args.repeats}] {name}: {r['seconds']:.1f} s, peak {r['peak_mb']:.0f} MB"
+            )
+    base = runs["plain"]
+    ratio = {
+        name: statistics.median(s / b for s, b in zip(v, base, strict=True))
+        for name, v in runs.items()
+    }
+    lines = [
+        f"- ingest {name}: median {statistics.median(v):.1f} s (runs "
+        f"{', '.join(f'{s:.1f}' for s in v)}), peak {statistics.median(peaks[name]):.0f} MB; "
+        f"vs plain in the same round: median {ratio[name]:.2f}x"
+        for name, v in runs.items()
+    ]
+    lines.append(
+        f"- target .bz2 ingest within 1.6x of plain: "
+        f"{'met' if ratio[parallel] <= 1.6 else 'MISSED'} ({ratio[parallel]:.2f}x; "
+        f"stdlib decoder {ratio['bz2, stdlib decoder']:.2f}x)"
+    )
+    raw_lines = []
+    cpus = available_cpus()
+    for kind, path, options in (
+        ("bz2", bz2_path, sorted({0, 1, 2, cpus})),
+        ("gzip", gz_path, [0]),
+        ("rapidgzip", gz_path, sorted({1, 2, cpus})),
+    ):
+        if kind == "rapidgzip":
+            try:
+                import rapidgzip  # noqa: F401
+            except ImportError:
+                continue
+        for n in options:
+            times = [measure_raw(kind, path, n) for _ in range(args.repeats)]
+            sec = statistics.median(t["seconds"] for t in times)
+            cpu = statistics.median(t["cpu"] for t in times)
+            peak = max(t["peak_mb"] for t in times)
+            if kind == "gzip":
+                label = "gzip (stdlib)"
+            elif kind == "bz2" and n == 0:
+                label = "bz2 stdlib"
+            else:
+                label = f"{'bz2 indexed_bzip2' if kind == 'bz2' else kind} {n} threads"
+            raw_lines.append(
+                f"  - {label}: median {sec:.2f} s wall, {cpu:.2f} s CPU, "
+                f"{mb[plain] / sec:.0f} MB/s decompressed, peak {peak:.0f} MB"
+            )
+            print(raw_lines[-1])
+    return (
+        f"\n## ingest of compressed metadata: plain vs .bz2 vs .gz "
+        f"({datetime.now(UTC):%Y-%m-%d %H:%M} UTC)\n\n"
+        f"- command: `.venv/bin/python benchmarks/bench_ingest.py --compression "
+        f"--rows {args.rows} --repeats {args.repeats}`\n"
+        f"- machine: {machine()}; {cpus} CPUs in the affinity mask; Python "
+        f"{platform.python_version()}; load average {load:.1f} at the start\n"
+        f"- input: `turk sample --metadata-only --n {args.rows}`: {mb[plain]:.0f} MB plain, "
+        f"{mb[bz2_path]:.0f} MB .bz2 ({how}), {mb[gz_path]:.0f} MB .gz (gzip -6)\n"
+        f"- default workers {default_workers(plain)}, default decoder threads {threads}; "
+        "runs alternate plain, bz2 parallel, bz2 stdlib, gz\n"
+        + "\n".join(lines)
+        + f"\n- raw decompression (every line read, one process, medians of {args.repeats}):\n"
+        + "\n".join(raw_lines)
+        + "\n"
+    )
+
+
 def main() -> None:
     """Run the benchmark and append its figures to benchmarks/RESULTS.md."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -103,10 +266,23 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument("--no-append", action="store_true")
+    parser.add_argument(
+        "--compression", action="store_true", help="measure .bz2 and .gz input against plain"
+    )
     args = parser.parse_args()
 
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="bench-ingest-"))
     workdir.mkdir(parents=True, exist_ok=True)
+    if args.compression:
+        try:
+            summary = run_compression(args, workdir)
+            print(summary)
+            if not args.no_append:
+                append_results(summary)
+        finally:
+            if args.workdir is None:
+                shutil.rmtree(workdir, ignore_errors=True)
+        return
     try:
         small = make_metadata(args.rows, workdir)
         runs: dict[str, list[dict[str, float]]] = {"pandas": [], "turk": []}

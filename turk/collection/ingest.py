@@ -168,6 +168,7 @@ def open_sources(
     filters: CollectionFilters | None = None,
     images_dir: str | os.PathLike[str] | None = None,
     workers: int | None = None,
+    decoder_threads: int | None = None,
 ) -> list[CollectionSource]:
     """Open and check every input as a whole, before anything is written.
 
@@ -176,16 +177,24 @@ def open_sources(
         filters: Which rows to keep.
         images_dir: Folder of local image files named by photo id, or None.
         workers: Parsing processes per metadata file (0: in-process; None: by size).
+        decoder_threads: Threads decompressing each ``.bz2`` file (0: the standard
+            library's decoder; None: :func:`retrieval.collection.default_decoder_threads`).
 
     Returns:
         One reader per input, in order.
 
     Raises:
         CollectionError: An input is missing, unreadable, empty or of unknown layout,
-            or the images folder does not exist, or ``workers`` is negative.
+            or the images folder does not exist, or ``workers`` or
+            ``decoder_threads`` is negative.
     """
     index = ImageIndex(images_dir) if images_dir is not None else None
-    return [open_collection(s, filters=filters, images=index, workers=workers) for s in sources]
+    return [
+        open_collection(
+            s, filters=filters, images=index, workers=workers, decoder_threads=decoder_threads
+        )
+        for s in sources
+    ]
 
 
 def ingest_collection(
@@ -197,6 +206,7 @@ def ingest_collection(
     rejects_dir: str | os.PathLike[str] | None = None,
     on_progress: Callable[[int], None] | None = None,
     workers: int | None = None,
+    decoder_threads: int | None = None,
 ) -> IngestSummary:
     """Ingest metadata files and img2dataset folders into the ledger.
 
@@ -215,6 +225,9 @@ def ingest_collection(
             parses in-process; None (default) parses in-process for files under
             :data:`retrieval.collection.IN_PROCESS_MAX_BYTES` and with ``min(2, CPUs)``
             workers otherwise.
+        decoder_threads: Threads decompressing each ``.bz2`` file with
+            ``indexed_bzip2``; 0 uses the standard library's decoder; None (default)
+            picks :func:`retrieval.collection.default_decoder_threads`.
 
     Returns:
         What was read, inserted, skipped, rejected and filtered, per file.
@@ -224,7 +237,13 @@ def ingest_collection(
             its compressed stream is truncated (the rows it inserted are removed again).
     """
     filters = filters or CollectionFilters()
-    readers = open_sources(sources, filters=filters, images_dir=images_dir, workers=workers)
+    readers = open_sources(
+        sources,
+        filters=filters,
+        images_dir=images_dir,
+        workers=workers,
+        decoder_threads=decoder_threads,
+    )
     out_dir = Path(rejects_dir) if rejects_dir is not None else ledger.root / "rejects"
     settings = {
         "sources": [str(Path(s).resolve()) for s in sources],

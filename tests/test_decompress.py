@@ -1,0 +1,232 @@
+"""Compressed metadata files: the parallel bzip2 decoder against the standard library's.
+
+Whatever the decoder, a file reads as the same bytes, and damage raises what a
+standard-library read raises, after the same line: truncated, garbage after a valid
+header, a flipped bit, multi-stream (pbzip2-style), empty streams, trailing junk.
+"""
+
+from __future__ import annotations
+
+import bz2
+import gzip
+import os
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from retrieval.collection import (
+    MetadataFile,
+    Reject,
+    default_decoder_threads,
+    detect_layout,
+    open_binary,
+    parallel_bz2_available,
+)
+from retrieval.errors import CollectionError
+from tests.test_collection_reader import line25
+
+needs_parallel = pytest.mark.skipif(
+    not parallel_bz2_available(), reason="indexed_bzip2 is not installed"
+)
+THREADS = [0, pytest.param(1, marks=needs_parallel), pytest.param(2, marks=needs_parallel)]
+"""Decoder threads under test: 0 is the standard library's decoder."""
+
+
+def text(n: int, start: int = 1) -> bytes:
+    """``n`` 25-column lines with distinct photo ids."""
+    return "".join(line25(start + i) + "\n" for i in range(n)).encode()
+
+
+def multi_block(n: int = 3000) -> bytes:
+    """A .bz2 of several 100 kB blocks (level 1), so damage can fall after good blocks."""
+    return bz2.compress(text(n), compresslevel=1)
+
+
+def flip_bit(data: bytes, at: int) -> bytes:
+    damaged = bytearray(data)
+    damaged[at] ^= 0x10
+    return bytes(damaged)
+
+
+CASES: dict[str, Callable[[], bytes]] = {
+    "whole": multi_block,
+    "multi-stream": lambda: b"".join(
+        bz2.compress(text(700, start), compresslevel=1) for start in (1, 701, 1401)
+    ),
+    "empty-stream": lambda: bz2.compress(b""),
+    "empty-streams-around-data": lambda: bz2.compress(b"") + multi_block() + bz2.compress(b""),
+    "trailing-junk": lambda: multi_block() + b"not a bzip2 stream",
+    "truncated": lambda: multi_block()[: len(multi_block()) * 9 // 10],
+    "truncated-end-marker": lambda: multi_block()[:-4],
+    "header-only": lambda: b"BZh9",
+    "garbage-after-header": lambda: b"BZh9 not really bzip2 data" * 10,
+    "flipped-bit-first-block": lambda: flip_bit(multi_block(), 5_000),
+    "flipped-bit-middle": lambda: flip_bit(multi_block(), len(multi_block()) // 2),
+    "second-stream-truncated": lambda: multi_block() + multi_block()[:5_000],
+}
+
+
+def read_lines(path: Path, threads: int) -> tuple[list[bytes], str | None]:
+    """Every line the decoder gives, then the error that stopped it (type: message)."""
+    lines: list[bytes] = []
+    with open_binary(path, decoder_threads=threads) as stream:
+        try:
+            lines.extend(stream)
+        except (EOFError, OSError) as exc:
+            return lines, f"{type(exc).__name__}: {exc}"
+    return lines, None
+
+
+@pytest.mark.parametrize("threads", THREADS)
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_every_decoder_reads_what_the_stdlib_reads(tmp_path: Path, case: str, threads: int) -> None:
+    path = tmp_path / "m.bz2"
+    path.write_bytes(CASES[case]())
+    expected: list[bytes] = []
+    error = None
+    with bz2.open(path, "rb") as reference:
+        try:
+            expected.extend(reference)
+        except (EOFError, OSError) as exc:
+            error = f"{type(exc).__name__}: {exc}"
+    assert read_lines(path, threads) == (expected, error)
+
+
+def test_the_cases_cover_good_and_damaged_files(tmp_path: Path) -> None:
+    # The comparison above must not pass by every case failing (or none).
+    outcomes = {}
+    for case, make in CASES.items():
+        path = tmp_path / f"{case}.bz2"
+        path.write_bytes(make())
+        lines, error = read_lines(path, 0)
+        outcomes[case] = (len(lines) > 0, error.split(":")[0] if error else None)
+    assert outcomes["whole"] == (True, None)
+    assert outcomes["multi-stream"] == (True, None)
+    assert outcomes["empty-stream"] == (False, None)
+    assert outcomes["trailing-junk"] == (True, None)
+    assert outcomes["truncated"] == (True, "EOFError")
+    assert outcomes["header-only"] == (False, "EOFError")
+    assert outcomes["garbage-after-header"] == (False, "OSError")
+    assert outcomes["flipped-bit-middle"] == (True, "OSError")
+
+
+def read_all(path: Path, threads: int, workers: int = 0) -> tuple[list[int], list[Reject]]:
+    ids: list[int] = []
+    rejects: list[Reject] = []
+    reader = MetadataFile(path, workers=workers, batch_size=250, decoder_threads=threads)
+    for batch in reader.batches():
+        ids.extend(row[0] for row in batch.full_rows())
+        rejects.extend(batch.rejects)
+    return ids, rejects
+
+
+@pytest.mark.parametrize("threads", THREADS)
+def test_multi_stream_file_keeps_every_row_and_reject_line_number(
+    tmp_path: Path, threads: int
+) -> None:
+    lines = [line25(i + 1) for i in range(3000)]
+    lines[1234] = "bad\tline"
+    lines[2999] = line25(3000, marker="7")
+    data = ("\n".join(lines) + "\n").encode()
+    path = tmp_path / "m.tsv.bz2"
+    # As pbzip2 writes it: independent streams, one after the other.
+    path.write_bytes(
+        b"".join(bz2.compress(data[i : i + 90_000], 1) for i in range(0, len(data), 90_000))
+    )
+    ids, rejects = read_all(path, threads)
+    assert ids == [i + 1 for i in range(3000) if i not in (1234, 2999)]
+    assert [r.line for r in rejects] == [1235, 3000]
+
+
+@pytest.mark.parametrize("workers", [0, 1])
+@pytest.mark.parametrize("threads", THREADS)
+def test_truncated_bz2_names_the_same_line_whatever_the_decoder(
+    tmp_path: Path, threads: int, workers: int
+) -> None:
+    data = multi_block()
+    path = tmp_path / "m.tsv.bz2"
+    path.write_bytes(data[: len(data) * 9 // 10])
+    with pytest.raises(CollectionError) as reference:
+        read_all(path, 0)
+    with pytest.raises(CollectionError) as info:
+        read_all(path, threads, workers)
+    assert str(info.value) == str(reference.value)
+    assert "truncated" in str(info.value) and "after line 2" in str(info.value)
+
+
+@pytest.mark.parametrize("threads", THREADS)
+def test_garbage_after_a_bzip2_header_is_never_an_empty_file(tmp_path: Path, threads: int) -> None:
+    good = tmp_path / "good.tsv.bz2"
+    good.write_bytes(multi_block(100))
+    reader = MetadataFile(good, decoder_threads=threads)  # the layout sniff passes
+    good.write_bytes(b"BZh9" + os.urandom(4000))  # then the file is replaced by junk
+    with pytest.raises(CollectionError, match=r"cannot decompress.*before the first line"):
+        for _ in reader.batches():
+            pass
+
+
+@pytest.mark.parametrize("threads", THREADS)
+def test_bzip2_stream_of_nothing_is_an_empty_file(tmp_path: Path, threads: int) -> None:
+    path = tmp_path / "m.tsv.bz2"
+    path.write_bytes(bz2.compress(b"") + bz2.compress(b""))
+    with pytest.raises(CollectionError, match="empty file"):
+        MetadataFile(path, decoder_threads=threads)
+    assert read_lines(path, threads) == ([], None)
+
+
+@pytest.mark.parametrize(
+    ("content", "error"),
+    [
+        (gzip.compress(text(50)) + gzip.compress(text(50, 51)), None),
+        (gzip.compress(b""), None),
+        (gzip.compress(text(2000))[:-100], "EOFError"),
+        (b"\x1f\x8b" + b"garbage" * 20, "BadGzipFile"),
+    ],
+    ids=["multi-member", "empty", "truncated", "garbage"],
+)
+def test_gzip_damage_is_raised_as_before(tmp_path: Path, content: bytes, error: str | None) -> None:
+    path = tmp_path / "m.gz"
+    path.write_bytes(content)
+    lines, raised = read_lines(path, 2)  # threads do not apply to gzip
+    assert (raised.split(":")[0] if raised else None) == error
+    if error is None:
+        assert b"".join(lines) == gzip.decompress(content)
+
+
+def decoder_threads_alive() -> int:
+    """Threads of this process that Python did not start (the decoder's, in C++)."""
+    return len(os.listdir("/proc/self/task")) - threading.active_count()
+
+
+@needs_parallel
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs Linux /proc")
+def test_decoder_threads_stop_when_reading_stops_early(tmp_path: Path) -> None:
+    path = tmp_path / "m.tsv.bz2"
+    path.write_bytes(multi_block(6000))
+    before = decoder_threads_alive()
+    reader = MetadataFile(path, batch_size=100, decoder_threads=2)
+    chunks = reader.chunks()
+    next(chunks)
+    assert decoder_threads_alive() > before  # the parallel decoder is running
+    chunks.close()  # the consumer stops: the with block closes the decoder
+    assert decoder_threads_alive() == before
+    with pytest.raises(KeyboardInterrupt):
+        for _ in reader.chunks():
+            raise KeyboardInterrupt
+    assert decoder_threads_alive() == before
+
+
+def test_decoder_threads_default_and_range(tmp_path: Path) -> None:
+    path = tmp_path / "m.tsv.bz2"
+    path.write_bytes(multi_block(10))
+    if parallel_bz2_available():
+        assert default_decoder_threads(2) >= 2
+        assert MetadataFile(path).decoder_threads == default_decoder_threads(0)
+    else:
+        assert default_decoder_threads(2) == 0
+    assert MetadataFile(path, decoder_threads=0).decoder_threads == 0
+    with pytest.raises(CollectionError, match="decoder threads -1"):
+        MetadataFile(path, decoder_threads=-1)
+    assert detect_layout(path) == "yfcc25"
