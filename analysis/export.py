@@ -71,6 +71,9 @@ class DatasheetInfo:
         currency: Currency of ``cost``.
         dates: Named dates, e.g. ``first_answer``, ``last_answer``, ``exported_at``.
         notes: Plain-text notes (how audits were made, model caveats...).
+        workforce: Who verified the images (MTurk workers, an in-house team on Turkle,
+            a vendor through a file hand-off...).
+        languages: Cells per language the HIT pages' own words were in (BCP 47 tags).
     """
 
     title: str = "turk dataset"
@@ -84,6 +87,8 @@ class DatasheetInfo:
     currency: str = "USD"
     dates: dict[str, str] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
+    workforce: str = ""
+    languages: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -529,10 +534,13 @@ def _write_datasheet(
         "certification": {
             "target": info.target,
             "confidence": info.confidence,
-            "method": "exact one-sided Clopper-Pearson lower bound on a uniform random audit",
+            "method": "exact one-sided finite-population (hypergeometric) lower bound on a "
+            "uniform random audit without replacement; Clopper-Pearson beside it",
             "rows": info.precision,
         },
         "aggregator": info.aggregator,
+        "workforce": info.workforce,
+        "languages": info.languages,
         "workers": info.workers,
         "answers": info.answers,
         "cost": info.cost,
@@ -564,24 +572,34 @@ def _write_datasheet(
         "## Precision",
         "",
         f"Target {info.target:.2%} at {info.confidence:.0%} confidence, certified with the exact "
-        "one-sided Clopper-Pearson lower bound on a uniform random audit of accepted images. "
+        "one-sided finite-population (hypergeometric) lower bound on a uniform random audit of "
+        "accepted images (the Clopper-Pearson bound, which ignores the population's size, is "
+        "in the report). "
         "Rows without an audit carry only the aggregation model's estimate.",
         "",
         "| concept | bucket | accepted | audited | errors | certified lower bound | "
-        "estimated | status |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        "estimated | status | verified by | HIT language |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for row in info.precision:
         lines.append(
             f"| {row.get('concept', '')} | {row.get('bucket', '')} | {row.get('accepted', '')} "
             f"| {row.get('audited', '')} | {row.get('audit_errors', '')} "
             f"| {_pct(row.get('certified_lower'))} | {_pct(row.get('estimated_precision'))} "
-            f"| {row.get('status', '')} |"
+            f"| {row.get('status', '')} | {row.get('verified_by', '')} "
+            f"| {row.get('language', '')} |"
         )
     lines += [
         "",
         "## Crowd",
         "",
+        f"- verified by: {info.workforce or 'unknown'}",
+        "- HIT pages' language (question, answers, Submit; the instructions are the "
+        "project's own text): "
+        + (
+            ", ".join(f"{tag} ({n} cells)" for tag, n in sorted(info.languages.items()))
+            or "unknown"
+        ),
         f"- aggregation model: {info.aggregator or 'unknown'}",
         f"- workers: {info.workers}",
         f"- answers: {info.answers}",

@@ -140,7 +140,8 @@ class Report:
         summary: Headline numbers.
         cells: How each concept x bucket cell was filled, when the caller knows:
             ``concept, bucket, rounds, sent, answers, dollars, accepted, overshoot,
-            answers_per_accepted, dollars_per_accepted, precision_at_depth, stop``;
+            answers_per_accepted, dollars_per_accepted, precision_at_depth, stop,
+            workforce, language``;
             empty otherwise.
         rounds: One row per curation round, when the caller knows: ``round, cells,
             sent, verified, accepted, yield, expected, reranked_cells, heldout_prompt,

@@ -220,6 +220,11 @@ def test_cli_report_audit_export_end_to_end(crowd: CrowdLedger, cli, tmp_path: P
     assert sheet["workers"] == len(crowd.workers)
     assert sheet["cost"] == after["cost"]["total"]
     assert sheet["certification"]["rows"][-1]["audited"] == 60
+    assert sheet["workforce"] == "simulated workers on turk's local MTurk double"
+    cells = [r for r in sheet["certification"]["rows"] if r["bucket"] != "all"]
+    assert cells and {r["verified_by"] for r in cells} == {sheet["workforce"]}
+    # This ledger's HITs were recorded without a language: BCP 47's "undetermined".
+    assert {r["language"] for r in cells if r["accepted"]} == {"und"} == set(sheet["languages"])
     assert (export_dir / "instructions" / "bus.md").is_file()
     assert (export_dir / "training_folder/testset_ratio_0.25/split_1/2/test.txt").is_file()
     assert json.loads((export_dir / "training_folder/bucket_indices.json").read_text()) == [

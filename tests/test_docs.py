@@ -35,7 +35,7 @@ def test_cli_reference_is_up_to_date() -> None:
 
 def test_guide_pages_exist_and_links_resolve() -> None:
     pages = ["tutorial", "yfcc100m", "mturk", "turkle", "prompts", "certification"]
-    pages += ["languages", "scale", "cli", "design"]
+    pages += ["handoff", "languages", "scale", "cli", "design"]
     readme = README.read_text(encoding="utf-8")
     for page in pages:
         assert (DOCS / f"{page}.md").is_file(), page

@@ -188,6 +188,10 @@ def test_turkle_run_verifies_and_exports_with_annotators_in_turkles_pages(
         assert (folder / "dataset" / "class_names.txt").is_file()
         report = (folder / "report" / "report.html").read_text(encoding="utf-8")
         assert "nobody is paid through turk" in report and "USD" not in report
+        assert '<td class="text">an in-house team on Turkle</td>' in report
+        sheet = (folder / "dataset" / "datasheet.md").read_text(encoding="utf-8")
+        assert "- verified by: an in-house team on Turkle" in sheet
+        assert re.search(r"- HIT pages' language .*: en \(\d+ cells\)", sheet)
         db = folder / "turk.db"
         status = cli("--db", db, "status", "--cells")
         assert status.exit_code == 0, status.stderr

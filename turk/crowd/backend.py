@@ -43,6 +43,28 @@ PAGE_TARGETS: tuple[str, ...] = (TURKLE, HANDOFF)
 """Targets that take a HIT as a batch template and a row (:class:`HitPage`), not XML."""
 
 
+WORKFORCES: dict[str, str] = {
+    LOCAL: "simulated workers on turk's local MTurk double",
+    TURKLE: "an in-house team on Turkle",
+    HANDOFF: "a labelling vendor or MTurk's web UI, through a file hand-off",
+    MTURK_SANDBOX: "Amazon Mechanical Turk's sandbox",
+    MTURK: "Amazon Mechanical Turk workers",
+}
+"""Who answers on each target, in the words of the report and the datasheet."""
+
+
+def workforce(target: str) -> str:
+    """Say who verified work on ``target`` (for the report and the datasheet).
+
+    Args:
+        target: A crowd target.
+
+    Returns:
+        The target's workforce in words, or the target's name when turk has none.
+    """
+    return WORKFORCES.get(target, target)
+
+
 def pays_workers(target: str) -> bool:
     """Whether turk moves money on ``target`` (False for Turkle and vendor hand-offs)."""
     return target not in UNPAID_TARGETS

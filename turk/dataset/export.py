@@ -23,6 +23,8 @@ from turk.candidates.tables import candidate_rows
 from turk.collection.buckets import read_buckets
 from turk.collection.ingest import iter_image_metadata
 from turk.collection.tables import bucket_ids, image_files
+from turk.crowd.backend import workforce
+from turk.crowd.tables import languages_by_cell
 from turk.dataset.aggregators import DEFAULT_AGGREGATOR
 from turk.dataset.report import ledger_report
 from turk.dataset.results import MIN_POSTERIOR, CrowdResults
@@ -89,16 +91,32 @@ def _instruction_files(ledger: Ledger, concepts: list[str], given: Path | None) 
     return files
 
 
-def _datasheet(report: Report, results: CrowdResults, title: str) -> DatasheetInfo:
+def _language_cells(ledger: Ledger, target: str) -> dict[str, int]:
+    """How many cells had HITs in each language (a cell with two counts for both)."""
+    counts: dict[str, int] = {}
+    for languages in languages_by_cell(ledger, target).values():
+        for tag in languages:
+            counts[tag] = counts.get(tag, 0) + 1
+    return counts
+
+
+def _datasheet(ledger: Ledger, report: Report, results: CrowdResults, title: str) -> DatasheetInfo:
     data = report.to_json()
     dates = dict(report.summary.get("answer_dates", {}))
     dates["exported_at"] = utc_now()
     notes = list(report.settings.notes)
     if (data["cost"] or {}).get("per_accepted_image"):
         notes.append(f"Cost per accepted image: {data['cost']['per_accepted_image']} USD.")
+    languages = languages_by_cell(ledger, results.target)
+    verified_by = workforce(results.target)
+    precision = []
+    for row in data["precision"]:
+        bucket = str(row.get("bucket"))
+        cell = languages.get((str(row.get("concept")), int(bucket)), {}) if bucket.isdigit() else {}
+        precision.append({**row, "verified_by": verified_by, "language": ", ".join(sorted(cell))})
     return DatasheetInfo(
         title=title,
-        precision=data["precision"],
+        precision=precision,
         target=report.settings.target,
         confidence=report.settings.confidence,
         aggregator=results.aggregator,
@@ -107,6 +125,8 @@ def _datasheet(report: Report, results: CrowdResults, title: str) -> DatasheetIn
         cost=data["cost"]["total"] if data["cost"] else None,
         dates={k: str(v) for k, v in dates.items() if v},
         notes=tuple(notes),
+        workforce=workforce(results.target),
+        languages=_language_cells(ledger, results.target),
     )
 
 
@@ -187,7 +207,7 @@ def export_from_ledger(
         columns=[*METADATA_FIELDS, "bucket"],
     ).set_index("id")
     concepts = sorted(set(results.items["concept"].astype(str)))
-    info = _datasheet(report, results, title)
+    info = _datasheet(ledger, report, results, title)
     if nothing_accepted:
         info = replace(
             info,

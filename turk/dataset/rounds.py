@@ -38,8 +38,9 @@ import pandas as pd
 from turk.candidates.pool import candidate_vectors, latest_round, send_in_round
 from turk.candidates.tables import candidate_rows
 from turk.collection.tables import bucket_ids
+from turk.crowd.backend import workforce
 from turk.crowd.spend import cell_money
-from turk.crowd.tables import answers_by_cell
+from turk.crowd.tables import answers_by_cell, languages_by_cell
 from turk.dataset.results import CrowdResults
 from turk.dataset.rules import STOP_REASONS, RoundSettings
 from turk.ledger import Ledger, utc_now
@@ -434,7 +435,9 @@ def cell_table(ledger: Ledger, results: CrowdResults, *, quota: int) -> pd.DataF
         ``concept, bucket, rounds, sent, answers, dollars, accepted, overshoot,
         answers_per_accepted, dollars_per_accepted, precision_at_depth`` (the share
         accepted of the verified candidates by band of ``quota`` ranks in the prompt's
-        ranking), ``stop``.
+        ranking), ``stop``, ``workforce`` (who verified it: :func:`turk.crowd.backend.
+        workforce`) and ``language`` (the language of its HITs' pages, e.g. ``zh-Hans``,
+        or each with its HIT count when they differ).
     """
     rows = candidate_rows(ledger, role="positive")
     accepted = results.items[results.items["accepted"]].groupby(["concept", "bucket"]).size()
@@ -443,6 +446,8 @@ def cell_table(ledger: Ledger, results: CrowdResults, *, quota: int) -> pd.DataF
     answers_paid = answers_by_cell(ledger, results.target)
     committed = cell_money(ledger, results.target)
     cells = _cells(rows)
+    languages = languages_by_cell(ledger, results.target)
+    verified_by = workforce(results.target)
     out = []
     for concept in sorted(rows["concept"].unique().tolist()):
         for bucket in bucket_ids(ledger, reserved=False):
@@ -470,6 +475,8 @@ def cell_table(ledger: Ledger, results: CrowdResults, *, quota: int) -> pd.DataF
                     "stop": STOP_REASONS.get(stop, stop)
                     if stop
                     else (STOP_REASONS["quota"] if got >= quota else ""),
+                    "workforce": verified_by if answers else "",
+                    "language": _languages(languages.get(key, {})),
                 }
             )
     return pd.DataFrame(out)
@@ -487,6 +494,13 @@ def _depth_curve(cell: pd.DataFrame, verdicts: pd.Series, band: int) -> str:
             share = float(np.mean(found[inside].astype(bool)))
             parts.append(f"{start}-{start + band - 1}: {share:.0%} of {int(inside.sum())}")
     return "; ".join(parts)
+
+
+def _languages(counts: dict[str, int]) -> str:
+    """A cell's HIT languages: the one tag, or each with its HIT count when mixed."""
+    if len(counts) <= 1:
+        return next(iter(counts), "")
+    return ", ".join(f"{tag} ({n} HITs)" for tag, n in sorted(counts.items()))
 
 
 def cells_now(ledger: Ledger, *, target: str | None = None) -> pd.DataFrame:
