@@ -244,3 +244,33 @@ def test_handoff_commands(cli, crowd_project: CrowdProject, tmp_path: Path) -> N
     assert imported.exit_code != 0
     assert "bad.csv:2: assignment A: its Input.* values match no HIT" in imported.stderr
     assert len(imported.stderr.strip().splitlines()) == 1
+
+
+def test_multi_select_results_take_class_names_or_none(
+    crowd_project: CrowdProject, tmp_path: Path
+) -> None:
+    handoff = open_handoff(None, crowd_project.db_path.parent)
+    _publish(crowd_project, handoff, image_base=BASE, task="multi", buckets=[1])
+    report = export_handoff(handoff, tmp_path / "out")
+    row = _rows(tmp_path / "out" / f"{report.templates[0]}.csv")[0]
+    inputs = {f"Input.{k}": v for k, v in row.items()}
+    answers = {f"Answer.item-{k}": "none" for k in range(len(row))}
+    answers["Answer.item-0"] = "camera|bus"
+    bad = {**answers, "Answer.item-1": "bus|dragon"}
+    path = _results_csv(
+        tmp_path / "multi.csv",
+        [
+            {"AssignmentId": "M1", "WorkerId": "W1", **inputs, **answers},
+            {"AssignmentId": "M2", "WorkerId": "W2", **inputs, **bad},
+        ],
+    )
+    with pytest.raises(ResultsError) as caught:
+        import_results(handoff, path)
+    assert [p.split(":")[1] for p in caught.value.problems] == ["3"]
+    assert "'bus|dragon' is not an answer this HIT offered (class names" in caught.value.problems[0]
+    good = _results_csv(
+        tmp_path / "good.csv", [{"AssignmentId": "M1", "WorkerId": "W1", **inputs, **answers}]
+    )
+    assert import_results(handoff, good).added == 1
+    collected = collect(crowd_project.ledger, handoff)
+    assert collected.assignments_new == 1 and collected.flagged == 0

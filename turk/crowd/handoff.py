@@ -169,11 +169,17 @@ class HandoffBackend:
         self.endpoint_url = str(folder)
         self.stats = CallStats()
         folder.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.Lock()
+        # Publish creates HITs from several threads; one connection, used under one lock.
+        self._lock = threading.RLock()
         self._conn = sqlite3.connect(folder / STATE_FILE, check_same_thread=False)
         self._conn.row_factory = sqlite3.Row
         with self._conn:
             self._conn.executescript(_SCHEMA)
+
+    def _read(self, sql: str, params: Sequence[object] = ()) -> list[sqlite3.Row]:
+        """Run one query under the lock (publish calls from several threads)."""
+        with self._lock:
+            return list(self._conn.execute(sql, params))
 
     def _count(self, op: str) -> None:
         with self._lock:
@@ -258,19 +264,16 @@ class HandoffBackend:
         return self.get_hit(hit_id)
 
     def _hit_row(self, op: str, hit_id: str) -> sqlite3.Row:
-        row = self._conn.execute(
-            "SELECT * FROM handoff_hits WHERE hit_id = ?", (hit_id,)
-        ).fetchone()
+        row = next(iter(self._read("SELECT * FROM handoff_hits WHERE hit_id = ?", (hit_id,))), None)
         if row is None:
             raise CrowdError(f"{op} {hit_id}: no such HIT in the hand-off folder {self.folder}")
         return row
 
     def _info(self, row: sqlite3.Row) -> HitInfo:
-        returned = int(
-            self._conn.execute(
-                "SELECT COUNT(*) FROM handoff_assignments WHERE hit_id = ?", (row["hit_id"],)
-            ).fetchone()[0]
+        (counted,) = self._read(
+            "SELECT COUNT(*) FROM handoff_assignments WHERE hit_id = ?", (row["hit_id"],)
         )
+        returned = int(counted[0])
         expires = datetime.fromisoformat(row["expires"])
         maximum = int(row["max_assignments"])
         if row["deleted"]:
@@ -299,9 +302,7 @@ class HandoffBackend:
     def list_hits(self) -> Iterator[HitInfo]:
         """Yield every HIT recorded and not deleted, oldest first."""
         self._count("ListHITs")
-        rows = self._conn.execute(
-            "SELECT * FROM handoff_hits WHERE deleted = 0 ORDER BY created, hit_id"
-        ).fetchall()
+        rows = self._read("SELECT * FROM handoff_hits WHERE deleted = 0 ORDER BY created, hit_id")
         for row in rows:
             yield self._info(row)
 
@@ -332,19 +333,24 @@ class HandoffBackend:
         self._hit_row("ListAssignmentsForHIT", hit_id)
         if "Submitted" not in statuses:
             return
-        rows = self._conn.execute(
+        rows = self._read(
             "SELECT * FROM handoff_assignments WHERE hit_id = ? ORDER BY assignment_id",
             (hit_id,),
-        ).fetchall()
+        )
         for row in rows:
             yield self._assignment(row)
 
     def get_assignment(self, assignment_id: str) -> AssignmentInfo:
         """Return one imported assignment."""
         self._count("GetAssignment")
-        row = self._conn.execute(
-            "SELECT * FROM handoff_assignments WHERE assignment_id = ?", (assignment_id,)
-        ).fetchone()
+        row = next(
+            iter(
+                self._read(
+                    "SELECT * FROM handoff_assignments WHERE assignment_id = ?", (assignment_id,)
+                )
+            ),
+            None,
+        )
         if row is None:
             raise CrowdError(f"GetAssignment {assignment_id}: not imported into {self.folder}")
         return self._assignment(row)
@@ -407,9 +413,10 @@ class HandoffBackend:
 
     def find_qualification_type(self, name: str) -> str | None:
         """Return the id recorded for a qualification called ``name``, or None."""
-        row = self._conn.execute(
-            "SELECT type_id FROM handoff_qualifications WHERE name = ?", (name,)
-        ).fetchone()
+        row = next(
+            iter(self._read("SELECT type_id FROM handoff_qualifications WHERE name = ?", (name,))),
+            None,
+        )
         return None if row is None else str(row["type_id"])
 
     def create_qualification_type(self, name: str, description: str) -> str:
@@ -430,12 +437,9 @@ class HandoffBackend:
     def open_hits(self) -> list[sqlite3.Row]:
         """Every HIT recorded, not deleted and not expired, in creation order."""
         now = _iso(_now())
-        return list(
-            self._conn.execute(
-                "SELECT * FROM handoff_hits WHERE deleted = 0 AND expires > ? "
-                "ORDER BY created, hit_id",
-                (now,),
-            )
+        return self._read(
+            "SELECT * FROM handoff_hits WHERE deleted = 0 AND expires > ? ORDER BY created, hit_id",
+            (now,),
         )
 
 
@@ -625,13 +629,11 @@ def import_results(backend: HandoffBackend, path: Path) -> HandoffImport:
             f"{path}:1: results CSV lacks {', '.join(missing)}; export the results in "
             "MTurk's layout (Input.*, Answer.*, WorkerId, AssignmentId)"
         )
-    by_key = {row["row_key"]: row for row in backend._conn.execute("SELECT * FROM handoff_hits")}
+    by_key = {row["row_key"]: row for row in backend._read("SELECT * FROM handoff_hits")}
     pages: dict[str, _Page] = {}
     known = {
         row["assignment_id"]: row["content_hash"]
-        for row in backend._conn.execute(
-            "SELECT assignment_id, content_hash FROM handoff_assignments"
-        )
+        for row in backend._read("SELECT assignment_id, content_hash FROM handoff_assignments")
     }
     problems: list[str] = []
     fresh: list[tuple[object, ...]] = []
