@@ -50,19 +50,21 @@ worker parses while the other inserts and nothing is sent back but counts and re
 :data:`IN_PROCESS_MAX_BYTES` (starting a process costs more than it saves there) and
 ``min(2, CPUs)`` workers otherwise. img2dataset folders are read in-process.
 
-**Decompressing in threads.** A ``.bz2`` file is decoded block-parallel by
-``indexed_bzip2`` (the optional ``bz2`` extra) on ``decoder_threads`` threads of the
-calling process (:func:`default_decoder_threads`: the CPUs of its affinity mask left over
-by the parsing workers, at least 2; 0, or the extra not installed, means the standard
-library's single-threaded decoder). Its bytes are the same and it streams the same way,
-in bounded memory. The parallel decoder checks each block's CRC but reports damage
-unlike the standard library (or, for garbage after a valid header, not at all), so any
-failure of it, or a stream that ends before the file does, hands over to the standard
-library's decoder, which skips what was already read and raises at the very byte a
-standard-library read would: a damaged file gets the same error after the same line.
-Only a damaged file (or one with trailing junk) pays for that second decode. ``.gz``
-files use :mod:`gzip`: it already decodes faster than the workers parse (``rapidgzip``
-was measured and gains little on two cores at many times the memory).
+**Decompressing in threads.** A compressed file is never decoded by the thread that cuts
+its lines. A ``.bz2`` file is decoded block-parallel by ``indexed_bzip2`` (the optional
+``bz2`` extra) on ``decoder_threads`` threads of the calling process
+(:func:`default_decoder_threads`: the CPUs of its affinity mask left over by the parsing
+workers, at least 2). With ``decoder_threads=0``, or the extra not installed, the
+standard library's decoder runs in a thread of its own a few MiB ahead of the reader
+(:class:`_ReadAhead`; it releases the GIL while it decodes), and so do ``.gz`` files.
+Either way the bytes are the same and stream in bounded memory. The parallel decoder
+checks each block's CRC but reports damage unlike the standard library (or, for garbage
+after a valid header, not at all), so any failure of it, or a stream that ends before
+the file does, hands over to the standard library's decoder, which skips what was
+already read and raises at the very byte a standard-library read would: a damaged file
+gets the same error after the same line. Only a damaged file (or one with trailing
+junk) pays for that second decode. ``rapidgzip`` was measured for ``.gz`` and gains
+little on two cores at many times the memory.
 
 Optional filters (:class:`CollectionFilters`) follow the choices CLEAR made when it
 built its buckets from YFCC100M: keep photos only (marker 0, no videos), keep only
@@ -83,6 +85,7 @@ import json
 import math
 import multiprocessing
 import os
+import queue
 import signal
 import sqlite3
 import sys
@@ -532,21 +535,23 @@ def parallel_bz2_available() -> bool:
     return True
 
 
-def default_decoder_threads(workers: int) -> int:
+def default_decoder_threads(workers: int, cpus: int | None = None) -> int:
     """How many threads decompress a ``.bz2`` metadata file by default.
 
     Args:
         workers: The parsing processes that share the CPUs with the decoder.
+        cpus: The CPUs this process may use; None: :func:`available_cpus`.
 
     Returns:
-        0 (the standard library's single-threaded decoder) when ``indexed_bzip2`` is not
-        installed; otherwise the CPUs left over by the parsing workers, and at least 2:
-        the workers wait for their turn on the SQLite writer part of the time, and a
-        decoder thread fills those gaps.
+        0 (the standard library's single-threaded decoder, in a thread of its own) when
+        ``indexed_bzip2`` is not installed; otherwise the CPUs left over by the parsing
+        workers, and at least 2: the workers wait for their turn on the SQLite writer
+        part of the time, and a second decoder thread fills those gaps, where the
+        standard library's one thread is the whole decode's critical path.
     """
     if not parallel_bz2_available():
         return 0
-    return max(2, available_cpus() - workers)
+    return max(2, (available_cpus() if cpus is None else cpus) - workers)
 
 
 class _ParallelBz2(io.RawIOBase):
@@ -630,14 +635,114 @@ class _ParallelBz2(io.RawIOBase):
             super().close()
 
 
-def open_binary(path: str | os.PathLike[str], *, decoder_threads: int = 0) -> BinaryIO:
+_READ_AHEAD_BLOCK = 1 << 20
+"""Bytes the read-ahead thread hands over at a time."""
+_READ_AHEAD_DEPTH = 4
+"""Blocks the read-ahead thread may decode ahead of the reader (bounded memory)."""
+
+
+class _ReadAhead(io.RawIOBase):
+    """A decompressing stream read by a thread of its own, a few blocks ahead.
+
+    Python's bzip2 and zlib decoders release the GIL while they decode, so a thread that
+    does nothing but read the stream keeps a core decoding while the calling thread cuts
+    lines and feeds the parsing workers; a direct read would do both in turn. The thread
+    reads the stream in the pieces the stream's own line reader takes
+    (``read1(io.DEFAULT_BUFFER_SIZE)``) and hands over every byte it got before an error,
+    then the error itself: a damaged file raises the same exception after the same line
+    as a direct read. Closing stops the thread, then closes the stream.
+
+    Args:
+        stream: A binary stream this object now owns (``bz2.BZ2File``, ``gzip.GzipFile``).
+    """
+
+    def __init__(self, stream: io.BufferedIOBase) -> None:
+        super().__init__()
+        self._stream = stream
+        self._blocks: queue.Queue[bytes | BaseException] = queue.Queue(_READ_AHEAD_DEPTH)
+        self._stopping = threading.Event()
+        self._block = memoryview(b"")
+        self._ended = False
+        self._thread = threading.Thread(target=self._decode, name="turk-read-ahead", daemon=True)
+        self._thread.start()
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        if not self._block:
+            if self._ended:
+                return 0
+            item = self._blocks.get()
+            if isinstance(item, BaseException):
+                self._ended = True
+                raise item
+            if not item:
+                self._ended = True
+                return 0
+            self._block = memoryview(item)
+        n = min(len(buffer), len(self._block))
+        buffer[:n] = self._block[:n]
+        self._block = self._block[n:]
+        return n
+
+    def _decode(self) -> None:
+        pieces: list[bytes] = []
+        size = 0
+        try:
+            while not self._stopping.is_set():
+                piece = self._stream.read1(io.DEFAULT_BUFFER_SIZE)
+                if not piece:
+                    break
+                pieces.append(piece)
+                size += len(piece)
+                if size >= _READ_AHEAD_BLOCK:
+                    self._hand_over(b"".join(pieces))
+                    pieces, size = [], 0
+            if pieces:
+                self._hand_over(b"".join(pieces))
+            self._hand_over(b"")
+        except BaseException as exc:  # noqa: BLE001 (handed to the reader, raised there)
+            if pieces:
+                self._hand_over(b"".join(pieces))
+            self._hand_over(exc)
+
+    def _hand_over(self, item: bytes | BaseException) -> None:
+        while not self._stopping.is_set():
+            try:
+                self._blocks.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self._stopping.set()
+        with contextlib.suppress(queue.Empty):
+            while True:  # a thread waiting to hand over a block sees the stop flag
+                self._blocks.get_nowait()
+        self._thread.join()
+        try:
+            self._stream.close()
+        finally:
+            super().close()
+
+
+def open_binary(
+    path: str | os.PathLike[str], *, decoder_threads: int = 0, read_ahead: bool = False
+) -> BinaryIO:
     """Open a plain, ``.bz2`` or ``.gz`` file as a stream of decompressed bytes.
 
     Args:
         path: The file; compression is recognised from its first bytes.
-        decoder_threads: For ``.bz2``: 0 decodes with the standard library in the
-            calling thread; N > 0 with ``indexed_bzip2`` on N threads (the standard
-            library when it is not installed). Ignored for other files.
+        decoder_threads: For ``.bz2``: 0 decodes with the standard library; N > 0 with
+            ``indexed_bzip2`` on N threads (the standard library when it is not
+            installed). Ignored for other files.
+        read_ahead: Run the standard library's decoder (``.bz2`` or ``.gz``) in a
+            thread of its own that stays a few MiB ahead of the reader
+            (:class:`_ReadAhead`), for long sequential reads; False decodes in the
+            calling thread.
 
     Returns:
         A binary stream (iterating it yields lines ending in ``\\n``); close it (a
@@ -651,10 +756,11 @@ def open_binary(path: str | os.PathLike[str], *, decoder_threads: int = 0) -> Bi
         raw: Any  # BZ2File, GzipFile or BufferedReader
         if kind == "bz2" and decoder_threads > 0 and parallel_bz2_available():
             raw = io.BufferedReader(_ParallelBz2(Path(path), decoder_threads), 1 << 20)
-        elif kind == "bz2":
-            raw = bz2.BZ2File(path, "rb")
-        elif kind == "gz":
-            raw = gzip.GzipFile(path, "rb")
+        elif kind in ("bz2", "gz"):
+            opener = bz2.BZ2File if kind == "bz2" else gzip.GzipFile
+            raw = opener(path, "rb")
+            if read_ahead:
+                raw = io.BufferedReader(_ReadAhead(raw), 1 << 20)
         else:
             raw = open(path, "rb", buffering=1 << 20)  # noqa: SIM115 (returned open)
     except OSError as exc:
@@ -1307,7 +1413,7 @@ class MetadataFile:
             CollectionError: The compressed stream is truncated or corrupt.
         """
         line_no = 0
-        with open_binary(self.path, decoder_threads=self.decoder_threads) as raw:
+        with open_binary(self.path, decoder_threads=self.decoder_threads, read_ahead=True) as raw:
             while True:
                 lines: list[bytes] = []
                 try:
