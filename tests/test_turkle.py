@@ -235,7 +235,7 @@ def test_turkle_serve_prints_where_the_secrets_are_never_the_token(tmp_path: Pat
     import sys
     import time
 
-    from turk.crowd.turkle_server import _answers
+    from turk.crowd.local import listening
 
     port = free_port()
     state = tmp_path / "state"
@@ -271,9 +271,9 @@ def test_turkle_serve_prints_where_the_secrets_are_never_the_token(tmp_path: Pat
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=20)
     deadline = time.monotonic() + 10
-    while _answers("127.0.0.1", port) and time.monotonic() < deadline:
+    while listening("127.0.0.1", port) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert not _answers("127.0.0.1", port), "the Turkle server outlived 'turk turkle serve'"
+    assert not listening("127.0.0.1", port), "the Turkle server outlived 'turk turkle serve'"
 
 
 def test_turkle_settings_are_checked_where_they_are_read(

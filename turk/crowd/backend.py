@@ -18,6 +18,7 @@ keeps them per target and nothing from one target is ever sent to another.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -169,6 +170,25 @@ class HitTypeSpec:
     assignment_duration_s: int
     auto_approval_delay_s: int
     qualifications: tuple[QualificationRequirement, ...] = ()
+
+    def canonical(self) -> str:
+        """Every property as one canonical JSON text: equal specs, equal texts.
+
+        Returns:
+            Sorted-key JSON (the reward as a decimal string), for ids and tokens.
+        """
+        return json.dumps(
+            {
+                "title": self.title,
+                "description": self.description,
+                "keywords": self.keywords,
+                "reward": str(self.reward),
+                "duration": self.assignment_duration_s,
+                "auto": self.auto_approval_delay_s,
+                "quals": [q.to_api() for q in self.qualifications],
+            },
+            sort_keys=True,
+        )
 
 
 @dataclass(frozen=True)

@@ -129,10 +129,7 @@ def _row_key(values: dict[str, str]) -> str:
 
 
 def _type_id(spec: HitTypeSpec) -> str:
-    payload = json.dumps(
-        [spec.title, spec.description, spec.keywords, str(spec.reward)], ensure_ascii=True
-    )
-    return "H" + hashlib.sha256(payload.encode()).hexdigest()[:20]
+    return "H" + hashlib.sha256(spec.canonical().encode()).hexdigest()[:20]
 
 
 @dataclass(frozen=True)

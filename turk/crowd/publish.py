@@ -838,19 +838,7 @@ class PublishReport:
 
 
 def _spec_hash(spec: HitTypeSpec) -> str:
-    text = json.dumps(
-        {
-            "title": spec.title,
-            "description": spec.description,
-            "keywords": spec.keywords,
-            "reward": str(spec.reward),
-            "duration": spec.assignment_duration_s,
-            "auto": spec.auto_approval_delay_s,
-            "quals": [q.to_api() for q in spec.qualifications],
-        },
-        sort_keys=True,
-    )
-    return request_token("spec", text)[:32]
+    return request_token("spec", spec.canonical())[:32]
 
 
 def _hit_type_for(

@@ -34,7 +34,6 @@ import ast
 import csv
 import hashlib
 import io
-import json
 import os
 import re
 import threading
@@ -102,19 +101,7 @@ def turkle_token(token_env: str | None = None) -> str:
 
 
 def _type_id(spec: HitTypeSpec) -> str:
-    text = json.dumps(
-        {
-            "title": spec.title,
-            "description": spec.description,
-            "keywords": spec.keywords,
-            "reward": str(spec.reward),
-            "duration": spec.assignment_duration_s,
-            "auto": spec.auto_approval_delay_s,
-            "quals": [q.to_api() for q in spec.qualifications],
-        },
-        sort_keys=True,
-    )
-    return "T" + hashlib.sha256(text.encode()).hexdigest()[:20]
+    return "T" + hashlib.sha256(spec.canonical().encode()).hexdigest()[:20]
 
 
 def _iso(value: datetime) -> str:

@@ -26,6 +26,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from turk.crowd.local import listening
 from turk.errors import ConfigError, CrowdError
 
 __all__ = ["DEFAULT_ADMIN", "DEFAULT_PORT", "SITE_DIR", "TurkleServer", "free_port"]
@@ -52,14 +53,6 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
-
-
-def _answers(host: str, port: int) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=0.5):
-            return True
-    except OSError:
-        return False
 
 
 @dataclass
@@ -131,7 +124,7 @@ class TurkleServer:
                 "Turkle is not installed: pip install 'turk[turkle]' (or turkle==3.1.0)"
             )
         probe = "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host
-        if _answers(probe, self.port):
+        if listening(probe, self.port):
             raise ConfigError(
                 f"port {self.port}: something already listens there; pass --port with a free one"
             )
@@ -165,7 +158,7 @@ class TurkleServer:
                 raise CrowdError(
                     f"the Turkle server exited with status {self._process.returncode}; see {log}"
                 )
-            if self.token_path.is_file() and _answers(probe, self.port):
+            if self.token_path.is_file() and listening(probe, self.port):
                 return self
             time.sleep(0.1)
         self.stop()

@@ -768,9 +768,12 @@ def _rounds(ctx: _Context) -> StageOutcome:
         )
     quota = int(_curation(config)["quota"])
     regular = max(1, round(config.hits.items_per_hit * (1 - config.gold.rate)))
-    per_item = estimate_cost(
-        1, config.hit_type.reward, config.hit_type.max_assignments, items=regular
-    ).per_item or Decimal("0")
+    paid = pays_workers(config.crowd.target)
+    per_item = Decimal("0")
+    if paid:
+        per_item = estimate_cost(
+            1, config.hit_type.reward, config.hit_type.max_assignments, items=regular
+        ).per_item or Decimal("0")
     lines: list[str] = []
     sent = 0
     # Right after this run's own publish, collect and review (and with nothing left open,
@@ -793,7 +796,7 @@ def _rounds(ctx: _Context) -> StageOutcome:
             min_posterior=cert.min_posterior,
         )
         left = None
-        if config.budget is not None:
+        if config.budget is not None and paid:
             left = config.budget - target_spend(ctx.ledger, config.crowd.target).committed
         plan = plan_round(
             ctx.ledger,
@@ -817,7 +820,12 @@ def _rounds(ctx: _Context) -> StageOutcome:
         lines.append(
             f"round {plan.number}: {len(open_cells)} cells short, {plan.picks} candidates "
             f"sent ({reranked} cells re-ranked), {sum(c.expected for c in open_cells):.0f} "
-            f"accepted expected, about {format_usd(round_cents(per_item * plan.picks))}"
+            f"accepted expected, "
+            + (
+                f"about {format_usd(round_cents(per_item * plan.picks))}"
+                if paid
+                else "not paid through turk"
+            )
         )
         sent += 1
     return StageOutcome("rounds", "done", lines or ["no round needed"])
