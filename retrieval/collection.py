@@ -50,8 +50,8 @@ worker parses while the other inserts and nothing is sent back but counts and re
 :data:`IN_PROCESS_MAX_BYTES` (starting a process costs more than it saves there) and
 ``min(2, CPUs)`` workers otherwise. img2dataset folders are read in-process.
 
-**Decompressing in threads.** A compressed file is never decoded by the thread that cuts
-its lines. A ``.bz2`` file is decoded block-parallel by ``indexed_bzip2`` (the optional
+**Decompressing in threads.** Ingest never decodes a compressed file in the thread that
+cuts its lines. A ``.bz2`` file is decoded block-parallel by ``indexed_bzip2`` (the optional
 ``bz2`` extra) on ``decoder_threads`` threads of the calling process
 (:func:`default_decoder_threads`: the CPUs of its affinity mask left over by the parsing
 workers, at least 2). With ``decoder_threads=0``, or the extra not installed, the
@@ -689,6 +689,7 @@ class _ReadAhead(io.RawIOBase):
     def _decode(self) -> None:
         pieces: list[bytes] = []
         size = 0
+        end: bytes | BaseException = b""
         try:
             while not self._stopping.is_set():
                 piece = self._stream.read1(io.DEFAULT_BUFFER_SIZE)
@@ -699,13 +700,11 @@ class _ReadAhead(io.RawIOBase):
                 if size >= _READ_AHEAD_BLOCK:
                     self._hand_over(b"".join(pieces))
                     pieces, size = [], 0
-            if pieces:
-                self._hand_over(b"".join(pieces))
-            self._hand_over(b"")
         except BaseException as exc:  # noqa: BLE001 (handed to the reader, raised there)
-            if pieces:
-                self._hand_over(b"".join(pieces))
-            self._hand_over(exc)
+            end = exc
+        if pieces:
+            self._hand_over(b"".join(pieces))
+        self._hand_over(end)
 
     def _hand_over(self, item: bytes | BaseException) -> None:
         while not self._stopping.is_set():

@@ -73,9 +73,10 @@ class TargetSpend:
             budget: The cap, or None.
 
         Returns:
-            ``budget - committed`` (never below 0), or None.
+            ``budget - committed`` (never below 0), or None: no budget, or a target that
+            pays nobody (nothing counts against a budget there).
         """
-        if budget is None:
+        if budget is None or not pays_workers(self.target):
             return None
         return max(ZERO, budget - self.committed)
 

@@ -754,7 +754,7 @@ def _finish_round(ctx: _Context) -> StageOutcome | None:
 def _rounds(ctx: _Context) -> StageOutcome:
     """Curation rounds until every cell stops (or ``round_limit`` more rounds ran)."""
     from turk.candidates.pool import latest_round
-    from turk.crowd.spend import target_spend
+    from turk.crowd.spend import NOT_PAID, target_spend
     from turk.crowd.tables import published_hit_count
     from turk.dataset.results import crowd_results
     from turk.dataset.rounds import plan_round, record_round
@@ -795,9 +795,7 @@ def _rounds(ctx: _Context) -> StageOutcome:
             aggregator=cert.aggregator,
             min_posterior=cert.min_posterior,
         )
-        left = None
-        if config.budget is not None and paid:
-            left = config.budget - target_spend(ctx.ledger, config.crowd.target).committed
+        left = target_spend(ctx.ledger, config.crowd.target).left(config.budget)
         plan = plan_round(
             ctx.ledger,
             results,
@@ -821,11 +819,7 @@ def _rounds(ctx: _Context) -> StageOutcome:
             f"round {plan.number}: {len(open_cells)} cells short, {plan.picks} candidates "
             f"sent ({reranked} cells re-ranked), {sum(c.expected for c in open_cells):.0f} "
             f"accepted expected, "
-            + (
-                f"about {format_usd(round_cents(per_item * plan.picks))}"
-                if paid
-                else "not paid through turk"
-            )
+            + (f"about {format_usd(round_cents(per_item * plan.picks))}" if paid else NOT_PAID)
         )
         sent += 1
     return StageOutcome("rounds", "done", lines or ["no round needed"])
