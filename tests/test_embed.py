@@ -410,6 +410,9 @@ def test_ctrl_c_in_embed_prints_one_line_and_keeps_finished_shards(ingested_db: 
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,  # its own process group, as a terminal's foreground job
+        # and with Ctrl-C at its default, as there: a test run started in the background
+        # (`make test &`, nohup) ignores SIGINT, and its children would inherit that.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     deadline = time.monotonic() + 120
     while ledger_counts(ingested_db)[0] == 0:  # the first shard is written: decoding runs
