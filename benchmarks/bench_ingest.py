@@ -18,13 +18,14 @@ memory at 1M and 4M rows (target < 500 MB and flat). Appends the figures to
 With ``--compression`` it measures compressed input instead: the same metadata as
 ``.bz2`` (``bzip2 -9``, or Python's ``bz2`` at level 9 without the command) and ``.gz``
 (level 6), ingested (default workers) as plain, ``.bz2`` with the default decoder
-(``indexed_bzip2`` where installed), ``.bz2`` with the standard library's decoder in a
-thread of its own (``decoder_threads=0``), and ``.gz``, alternating, with medians, CPU
-seconds (ingest process and workers) and ratios to plain (target: ``.bz2`` within
-1.6x); then raw decompression alone (every line read through ``open_binary``) at 0
-(standard library), 1, 2 and all decoder threads, and ``gzip`` against ``rapidgzip``
-where it is installed (measured only; ingest does not use it); and the floor that CPU
-time sets: plain CPU plus the cheapest decode, over the CPUs.
+(``indexed_bzip2`` where installed), ``.bz2`` with the standard library's decoder
+(``decoder_threads=0``), and ``.gz``, each decoded in a process of its own as ingest
+does, alternating, with medians, CPU seconds (ingest process, workers and decoder) and
+ratios to plain (target: ``.bz2`` within 1.6x); then raw decompression alone (every line
+read through ``open_binary`` in one process) at 0 (standard library), 1, 2 and all
+decoder threads, and ``gzip`` against ``rapidgzip`` where it is installed (measured
+only; ingest does not use it); and the floor that CPU time sets: plain CPU plus the
+cheapest decode, over the CPUs.
 
 Usage::
 
@@ -124,7 +125,7 @@ def make_metadata(rows: int, workdir: Path) -> Path:
 
 _RAW = r"""
 import json, resource, sys, time
-from retrieval.collection import open_binary
+from retrieval.decompress import open_binary
 kind, path, threads = sys.argv[1], sys.argv[2], int(sys.argv[3])
 start = time.perf_counter()
 lines = 0
@@ -177,7 +178,8 @@ def compress(plain: Path) -> tuple[Path, Path, str]:
 
 def run_compression(args: argparse.Namespace, workdir: Path) -> str:
     """Ingest plain, .bz2 (parallel and stdlib decoder) and .gz; return the summary."""
-    from retrieval.collection import available_cpus, default_decoder_threads, default_workers
+    from retrieval.collection import default_workers
+    from retrieval.decompress import available_cpus, default_decoder_threads
 
     plain = make_metadata(args.rows, workdir)
     bz2_path, gz_path, how = compress(plain)
@@ -185,14 +187,14 @@ def run_compression(args: argparse.Namespace, workdir: Path) -> str:
     workers = default_workers(plain)
     threads = default_decoder_threads(workers)
     default = (
-        f"bz2, default: parallel decoder ({threads} threads)"
+        f"bz2, default: indexed_bzip2 ({threads} thread{'s' if threads > 1 else ''})"
         if threads
-        else "bz2, default: stdlib decoder in its own thread"
+        else "bz2, default: stdlib decoder"
     )
     variants = {"plain": (plain, "default"), default: (bz2_path, "default")}
     if threads:
-        variants["bz2, stdlib decoder in its own thread"] = (bz2_path, "0")
-    variants["gz (stdlib gzip, own thread)"] = (gz_path, "default")
+        variants["bz2, stdlib decoder"] = (bz2_path, "0")
+    variants["gz (stdlib gzip)"] = (gz_path, "default")
     runs: dict[str, list[float]] = {name: [] for name in variants}
     ingest_cpu: dict[str, list[float]] = {name: [] for name in variants}
     peaks: dict[str, list[float]] = {name: [] for name in variants}

@@ -50,21 +50,16 @@ worker parses while the other inserts and nothing is sent back but counts and re
 :data:`IN_PROCESS_MAX_BYTES` (starting a process costs more than it saves there) and
 ``min(2, CPUs)`` workers otherwise. img2dataset folders are read in-process.
 
-**Decompressing in threads.** Ingest never decodes a compressed file in the thread that
-cuts its lines. A ``.bz2`` file is decoded block-parallel by ``indexed_bzip2`` (the optional
-``bz2`` extra) on ``decoder_threads`` threads of the calling process
-(:func:`default_decoder_threads`: the CPUs of its affinity mask left over by the parsing
-workers, at least 2). With ``decoder_threads=0``, or the extra not installed, the
-standard library's decoder runs in a thread of its own a few MiB ahead of the reader
-(:class:`_ReadAhead`; it releases the GIL while it decodes), and so do ``.gz`` files.
-Either way the bytes are the same and stream in bounded memory. The parallel decoder
-checks each block's CRC but reports damage unlike the standard library (or, for garbage
-after a valid header, not at all), so any failure of it, or a stream that ends before
-the file does, hands over to the standard library's decoder, which skips what was
-already read and raises at the very byte a standard-library read would: a damaged file
-gets the same error after the same line. Only a damaged file (or one with trailing
-junk) pays for that second decode. ``rapidgzip`` was measured for ``.gz`` and gains
-little on two cores at many times the memory.
+**Decompressing in a process of its own.** Ingest never decodes a compressed file in the
+process that cuts its lines: a decoder process (:mod:`retrieval.decompress`) writes the
+decompressed bytes into a pipe that :meth:`MetadataFile.chunks` reads as it would a
+plain file, so decoding takes a core of its own rather than turns on this process's
+GIL. A ``.bz2`` file is decoded by ``indexed_bzip2`` (the optional ``bz2`` extra) on
+``decoder_threads`` threads (:func:`~retrieval.decompress.default_decoder_threads`: the
+CPUs of the affinity mask left over by the parsing workers, at least 1), or by the
+standard library with ``decoder_threads=0`` or without the extra; ``.gz`` by the standard
+library. The bytes are the same either way and stream in bounded memory, and a damaged
+file raises the same error after the same line as a direct standard-library read.
 
 Optional filters (:class:`CollectionFilters`) follow the choices CLEAR made when it
 built its buckets from YFCC100M: keep photos only (marker 0, no videos), keep only
@@ -76,22 +71,14 @@ named by photo id (``<id>.jpg``, any depth).
 
 from __future__ import annotations
 
-import bz2
-import contextlib
-import ctypes
-import gzip
 import io
 import json
 import math
 import multiprocessing
 import os
-import queue
-import signal
 import sqlite3
-import sys
 import threading
 import time
-import zlib
 from array import array
 from collections import Counter, deque
 from collections.abc import Generator, Iterator, Mapping
@@ -100,11 +87,16 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import islice
 from pathlib import Path
-from typing import Any, BinaryIO, TextIO
+from typing import Any, TextIO
 from urllib.parse import unquote, unquote_plus
 
+from retrieval.decompress import (
+    STREAM_ERRORS,
+    default_decoder_threads,
+    open_binary,
+)
 from retrieval.errors import CollectionError
-from retrieval.processes import ignore_interrupts
+from retrieval.processes import die_with_parent, ignore_interrupts
 
 ROW_FIELDS: tuple[str, ...] = (
     "id",
@@ -247,7 +239,6 @@ Checked = tuple[int | None, int, str, datetime | None, int, int, float | None, f
 written (``""`` when absent), date taken parsed, upload time, marker, longitude, latitude."""
 
 
-_PR_SET_PDEATHSIG = 1  # prctl option, from <sys/prctl.h>
 _INSERT_CACHE_KIB = 65536  # page cache of each inserting worker's connection (64 MiB)
 
 _SNIFF_LINES = 50
@@ -461,40 +452,6 @@ def parse_date_taken(text: str) -> datetime:
     return datetime.fromisoformat(text)
 
 
-def _file_error(path: Path, exc: BaseException) -> CollectionError:
-    if isinstance(exc, FileNotFoundError):
-        return CollectionError(f"{path}: no such file; check the path")
-    if isinstance(exc, PermissionError):
-        return CollectionError(f"{path}: cannot read the file (permission denied); fix its mode")
-    if isinstance(exc, IsADirectoryError):
-        return CollectionError(f"{path}: is a folder, not a metadata file")
-    return CollectionError(f"{path}: cannot read the file ({exc}); pass a YFCC100M metadata file")
-
-
-def compression_of(path: str | os.PathLike[str]) -> str:
-    """Tell how a file is compressed from its first bytes.
-
-    Args:
-        path: The file.
-
-    Returns:
-        ``"bz2"``, ``"gz"`` or ``"plain"``.
-
-    Raises:
-        CollectionError: The file is missing or unreadable.
-    """
-    try:
-        with open(path, "rb") as fh:
-            magic = fh.read(3)
-    except OSError as exc:
-        raise _file_error(Path(path), exc) from exc
-    if magic == b"BZh":
-        return "bz2"
-    if magic[:2] == b"\x1f\x8b":
-        return "gz"
-    return "plain"
-
-
 def open_text(path: str | os.PathLike[str]) -> TextIO:
     """Open a plain, ``.bz2`` or ``.gz`` file as UTF-8 text (bad bytes replaced).
 
@@ -508,266 +465,6 @@ def open_text(path: str | os.PathLike[str]) -> TextIO:
         CollectionError: The file is missing or unreadable.
     """
     return io.TextIOWrapper(open_binary(path), encoding="utf-8", errors="replace", newline="\n")
-
-
-def available_cpus() -> int:
-    """How many CPUs this process may run on (its affinity mask, not the machine's count).
-
-    Returns:
-        At least 1.
-    """
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except (AttributeError, OSError):  # pragma: no cover - platforms without affinity
-        return max(1, os.cpu_count() or 1)
-
-
-def parallel_bz2_available() -> bool:
-    """Whether the block-parallel bzip2 decoder (``indexed_bzip2``) is installed.
-
-    Returns:
-        True when ``import indexed_bzip2`` works.
-    """
-    try:
-        import indexed_bzip2  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-def default_decoder_threads(workers: int, cpus: int | None = None) -> int:
-    """How many threads decompress a ``.bz2`` metadata file by default.
-
-    Args:
-        workers: The parsing processes that share the CPUs with the decoder.
-        cpus: The CPUs this process may use; None: :func:`available_cpus`.
-
-    Returns:
-        0 (the standard library's single-threaded decoder, in a thread of its own) when
-        ``indexed_bzip2`` is not installed; otherwise the CPUs left over by the parsing
-        workers, and at least 2: the workers wait for their turn on the SQLite writer
-        part of the time, and a second decoder thread fills those gaps, where the
-        standard library's one thread is the whole decode's critical path.
-    """
-    if not parallel_bz2_available():
-        return 0
-    return max(2, (available_cpus() if cpus is None else cpus) - workers)
-
-
-class _ParallelBz2(io.RawIOBase):
-    """A ``.bz2`` file decoded by ``indexed_bzip2``, checked by the stdlib on any doubt.
-
-    The parallel decoder checks every block's CRC, so the bytes it returns are right; but
-    it reports damage as ``RuntimeError`` (a truncated file) or not at all (garbage after
-    a valid header reads as an empty file). So a read that fails, or an end of stream
-    that is not the end of the file, switches to :class:`bz2.BZ2File`: it skips the bytes
-    already returned and goes on from there, raising exactly what a stdlib read of the
-    whole file raises, at the same byte (so rejects and errors keep their line numbers).
-    A good file never touches the stdlib decoder.
-    """
-
-    def __init__(self, path: Path, threads: int) -> None:
-        import indexed_bzip2
-
-        super().__init__()
-        self._path = path
-        self._bits = os.path.getsize(path) * 8
-        self._slow: bz2.BZ2File | None = None
-        self._returned = 0
-        self._fast: Any = None
-        try:
-            self._fast = indexed_bzip2.open(str(path), parallelization=threads)
-        except OSError:
-            raise
-        except Exception:  # noqa: BLE001 (a header it refuses: the stdlib says why)
-            self._fast = None
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        if self._slow is None:
-            if self._fast is not None:
-                try:
-                    n: int = self._fast.readinto(buffer)
-                except Exception:  # noqa: BLE001 (any failure: the stdlib decoder names it)
-                    n = -1
-                if n > 0 or (n == 0 and self._ends_at_file_end()):
-                    self._returned += n
-                    return n
-            self._switch_to_stdlib()
-        assert self._slow is not None
-        # In pieces of the size BZ2File reads by itself: at damage the stdlib decoder
-        # then stops at the byte where a stdlib read of the whole file stops.
-        data = self._slow.read1(min(len(buffer), io.DEFAULT_BUFFER_SIZE))
-        buffer[: len(data)] = data
-        return len(data)
-
-    def _ends_at_file_end(self) -> bool:
-        # The decoder's last block offset is the bit after its last stream's end marker
-        # (padded to a byte): short of the file's size, something was not decoded.
-        offsets = self._fast.block_offsets()
-        return bool(self._fast.block_offsets_complete()) and max(offsets, default=-1) == self._bits
-
-    def _switch_to_stdlib(self) -> None:
-        self._close_fast()
-        self._slow = bz2.BZ2File(self._path, "rb")
-        left = self._returned
-        while left:
-            skipped = len(self._slow.read(min(left, 1 << 20)))
-            if not skipped:
-                raise OSError("the stdlib decoder ends before the parallel one did")
-            left -= skipped
-
-    def _close_fast(self) -> None:
-        fast, self._fast = self._fast, None
-        if fast is not None:
-            # A failed decoder may raise its failure again on closing; it is closed.
-            with contextlib.suppress(Exception):
-                fast.close()
-
-    def close(self) -> None:
-        try:
-            self._close_fast()
-            if self._slow is not None:
-                self._slow.close()
-        finally:
-            super().close()
-
-
-_READ_AHEAD_BLOCK = 1 << 20
-"""Bytes the read-ahead thread hands over at a time."""
-_READ_AHEAD_DEPTH = 4
-"""Blocks the read-ahead thread may decode ahead of the reader (bounded memory)."""
-
-
-class _ReadAhead(io.RawIOBase):
-    """A decompressing stream read by a thread of its own, a few blocks ahead.
-
-    Python's bzip2 and zlib decoders release the GIL while they decode, so a thread that
-    does nothing but read the stream keeps a core decoding while the calling thread cuts
-    lines and feeds the parsing workers; a direct read would do both in turn. The thread
-    reads the stream in the pieces the stream's own line reader takes
-    (``read1(io.DEFAULT_BUFFER_SIZE)``) and hands over every byte it got before an error,
-    then the error itself: a damaged file raises the same exception after the same line
-    as a direct read. Closing stops the thread, then closes the stream.
-
-    Args:
-        stream: A binary stream this object now owns (``bz2.BZ2File``, ``gzip.GzipFile``).
-    """
-
-    def __init__(self, stream: io.BufferedIOBase) -> None:
-        super().__init__()
-        self._stream = stream
-        self._blocks: queue.Queue[bytes | BaseException] = queue.Queue(_READ_AHEAD_DEPTH)
-        self._stopping = threading.Event()
-        self._block = memoryview(b"")
-        self._ended = False
-        self._thread = threading.Thread(target=self._decode, name="turk-read-ahead", daemon=True)
-        self._thread.start()
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        if not self._block:
-            if self._ended:
-                return 0
-            item = self._blocks.get()
-            if isinstance(item, BaseException):
-                self._ended = True
-                raise item
-            if not item:
-                self._ended = True
-                return 0
-            self._block = memoryview(item)
-        n = min(len(buffer), len(self._block))
-        buffer[:n] = self._block[:n]
-        self._block = self._block[n:]
-        return n
-
-    def _decode(self) -> None:
-        pieces: list[bytes] = []
-        size = 0
-        end: bytes | BaseException = b""
-        try:
-            while not self._stopping.is_set():
-                piece = self._stream.read1(io.DEFAULT_BUFFER_SIZE)
-                if not piece:
-                    break
-                pieces.append(piece)
-                size += len(piece)
-                if size >= _READ_AHEAD_BLOCK:
-                    self._hand_over(b"".join(pieces))
-                    pieces, size = [], 0
-        except BaseException as exc:  # noqa: BLE001 (handed to the reader, raised there)
-            end = exc
-        if pieces:
-            self._hand_over(b"".join(pieces))
-        self._hand_over(end)
-
-    def _hand_over(self, item: bytes | BaseException) -> None:
-        while not self._stopping.is_set():
-            try:
-                self._blocks.put(item, timeout=0.1)
-                return
-            except queue.Full:
-                continue
-
-    def close(self) -> None:
-        if self.closed:
-            return
-        self._stopping.set()
-        with contextlib.suppress(queue.Empty):
-            while True:  # a thread waiting to hand over a block sees the stop flag
-                self._blocks.get_nowait()
-        self._thread.join()
-        try:
-            self._stream.close()
-        finally:
-            super().close()
-
-
-def open_binary(
-    path: str | os.PathLike[str], *, decoder_threads: int = 0, read_ahead: bool = False
-) -> BinaryIO:
-    """Open a plain, ``.bz2`` or ``.gz`` file as a stream of decompressed bytes.
-
-    Args:
-        path: The file; compression is recognised from its first bytes.
-        decoder_threads: For ``.bz2``: 0 decodes with the standard library; N > 0 with
-            ``indexed_bzip2`` on N threads (the standard library when it is not
-            installed). Ignored for other files.
-        read_ahead: Run the standard library's decoder (``.bz2`` or ``.gz``) in a
-            thread of its own that stays a few MiB ahead of the reader
-            (:class:`_ReadAhead`), for long sequential reads; False decodes in the
-            calling thread.
-
-    Returns:
-        A binary stream (iterating it yields lines ending in ``\\n``); close it (a
-        ``with`` block) to stop the decoder's threads.
-
-    Raises:
-        CollectionError: The file is missing or unreadable.
-    """
-    kind = compression_of(path)
-    try:
-        raw: Any  # BZ2File, GzipFile or BufferedReader
-        if kind == "bz2" and decoder_threads > 0 and parallel_bz2_available():
-            raw = io.BufferedReader(_ParallelBz2(Path(path), decoder_threads), 1 << 20)
-        elif kind in ("bz2", "gz"):
-            opener = bz2.BZ2File if kind == "bz2" else gzip.GzipFile
-            raw = opener(path, "rb")
-            if read_ahead:
-                raw = io.BufferedReader(_ReadAhead(raw), 1 << 20)
-        else:
-            raw = open(path, "rb", buffering=1 << 20)  # noqa: SIM115 (returned open)
-    except OSError as exc:
-        raise _file_error(Path(path), exc) from exc
-    return raw
-
-
-_STREAM_ERRORS = (EOFError, OSError, zlib.error, gzip.BadGzipFile)
 
 
 def _stream_error(path: Path, line: int, exc: BaseException) -> CollectionError:
@@ -807,7 +504,7 @@ def detect_layout(path: str | os.PathLike[str]) -> str:
                     break
         except UnicodeError as exc:  # pragma: no cover - errors="replace" prevents it
             raise CollectionError(f"{path}: not UTF-8 text ({exc})") from exc
-        except _STREAM_ERRORS as exc:
+        except STREAM_ERRORS as exc:
             raise _stream_error(path, line_no, exc) from exc
     if not counts:
         raise CollectionError(f"{path}: empty file; pass a YFCC100M metadata file")
@@ -1278,22 +975,6 @@ class _Inserter:
 _worker_inserter: _Inserter | None = None
 
 
-def _die_with_parent() -> None:
-    """Have the kernel kill this worker when the process that started it dies (Linux).
-
-    A worker that outlived a killed ingest would go on writing chunks nobody counts, and
-    then wait forever for more work; killed instead, it leaves whole chunks only (an open
-    transaction is rolled back by SQLite). Not done on other systems.
-    """
-    if not sys.platform.startswith("linux"):
-        return
-    parent = os.getppid()
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-    if os.getppid() != parent:  # the parent died before the request was made
-        os._exit(1)
-
-
 def _start_inserter(
     layout: str,
     filters: CollectionFilters,
@@ -1305,7 +986,7 @@ def _start_inserter(
     """Initialise an inserting worker process (runs once in each)."""
     global _worker_inserter
     ignore_interrupts()
-    _die_with_parent()
+    die_with_parent()
     _worker_inserter = _Inserter(_LineParser(layout, filters, images), target, turn, turn_changed)
 
 
@@ -1412,12 +1093,14 @@ class MetadataFile:
             CollectionError: The compressed stream is truncated or corrupt.
         """
         line_no = 0
-        with open_binary(self.path, decoder_threads=self.decoder_threads, read_ahead=True) as raw:
+        with open_binary(
+            self.path, decoder_threads=self.decoder_threads, decoder_process=True
+        ) as raw:
             while True:
                 lines: list[bytes] = []
                 try:
                     lines.extend(islice(raw, self.batch_size))
-                except _STREAM_ERRORS as exc:
+                except STREAM_ERRORS as exc:
                     # extend() keeps what it got before the error: count those lines too.
                     raise _stream_error(self.path, line_no + len(lines), exc) from exc
                 if not lines:
@@ -1447,8 +1130,8 @@ class MetadataFile:
             initargs=(self.layout, self.filters, self.images),
         ) as pool:
             if context.get_start_method() == "fork":
-                # Fork every worker now, before the decoder starts its threads: a child
-                # must not inherit a copy of a lock one of them holds.
+                # Fork every worker now, before the decoder process starts: a child must
+                # not inherit the pipe it reads from, nor a lock another thread holds.
                 pool.submit(os.getpid).result()
             pending: deque[Future[Batch]] = deque()
             try:

@@ -1,8 +1,10 @@
 """Compressed metadata files: the parallel bzip2 decoder against the standard library's.
 
-Whatever the decoder, a file reads as the same bytes, and damage raises what a
-standard-library read raises, after the same line: truncated, garbage after a valid
-header, a flipped bit, multi-stream (pbzip2-style), empty streams, trailing junk.
+Whatever the decoder, in the calling thread or in a decoder process, a file reads as the
+same bytes, and damage raises what a standard-library read raises, after the same line:
+truncated, garbage after a valid header, a flipped bit, multi-stream (pbzip2-style),
+empty streams, trailing junk. A decoder process ends when reading stops, early or not,
+and when the process reading it is killed.
 """
 
 from __future__ import annotations
@@ -10,20 +12,17 @@ from __future__ import annotations
 import bz2
 import gzip
 import os
-import threading
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from retrieval.collection import (
-    MetadataFile,
-    Reject,
-    default_decoder_threads,
-    detect_layout,
-    open_binary,
-    parallel_bz2_available,
-)
+from retrieval.collection import MetadataFile, Reject, detect_layout
+from retrieval.decompress import default_decoder_threads, open_binary, parallel_bz2_available
 from retrieval.errors import CollectionError
 from tests.test_collection_reader import line25
 
@@ -34,11 +33,12 @@ THREADS = [0, pytest.param(1, marks=needs_parallel), pytest.param(2, marks=needs
 """Decoder threads under test: 0 is the standard library's decoder."""
 READERS = [
     pytest.param((0, False), id="stdlib"),
-    pytest.param((0, True), id="stdlib-read-ahead"),
+    pytest.param((0, True), id="stdlib-process"),
     pytest.param((1, False), marks=needs_parallel, id="parallel-1"),
     pytest.param((2, False), marks=needs_parallel, id="parallel-2"),
+    pytest.param((1, True), marks=needs_parallel, id="parallel-1-process"),
 ]
-"""``open_binary`` set-ups under test: (decoder threads, read ahead)."""
+"""``open_binary`` set-ups under test: (decoder threads, decoder process)."""
 
 
 def text(n: int, start: int = 1) -> bytes:
@@ -76,11 +76,11 @@ CASES: dict[str, Callable[[], bytes]] = {
 
 
 def read_lines(
-    path: Path, threads: int, read_ahead: bool = False
+    path: Path, threads: int, decoder_process: bool = False
 ) -> tuple[list[bytes], str | None]:
     """Every line the decoder gives, then the error that stopped it (type: message)."""
     lines: list[bytes] = []
-    with open_binary(path, decoder_threads=threads, read_ahead=read_ahead) as stream:
+    with open_binary(path, decoder_threads=threads, decoder_process=decoder_process) as stream:
         try:
             lines.extend(stream)
         except (EOFError, OSError) as exc:
@@ -186,7 +186,7 @@ def test_bzip2_stream_of_nothing_is_an_empty_file(tmp_path: Path, threads: int) 
     assert read_lines(path, threads) == ([], None)
 
 
-@pytest.mark.parametrize("read_ahead", [False, True], ids=["direct", "read-ahead"])
+@pytest.mark.parametrize("decoder_process", [False, True], ids=["direct", "process"])
 @pytest.mark.parametrize(
     ("content", "error"),
     [
@@ -198,60 +198,112 @@ def test_bzip2_stream_of_nothing_is_an_empty_file(tmp_path: Path, threads: int) 
     ids=["multi-member", "empty", "truncated", "garbage"],
 )
 def test_gzip_damage_is_raised_as_before(
-    tmp_path: Path, content: bytes, error: str | None, read_ahead: bool
+    tmp_path: Path, content: bytes, error: str | None, decoder_process: bool
 ) -> None:
     path = tmp_path / "m.gz"
     path.write_bytes(content)
-    lines, raised = read_lines(path, 2, read_ahead)  # threads do not apply to gzip
+    lines, raised = read_lines(path, 2, decoder_process)  # threads do not apply to gzip
     assert (raised.split(":")[0] if raised else None) == error
     if error is None:
         assert b"".join(lines) == gzip.decompress(content)
 
 
-def decoder_threads_alive() -> int:
-    """Threads of this process that Python did not start (the decoder's, in C++)."""
-    return len(os.listdir("/proc/self/task")) - threading.active_count()
+def decoder_processes() -> list[int]:
+    """The running decoder processes this process started (Linux /proc)."""
+    found = []
+    for task in Path("/proc/self/task").iterdir():
+        for pid in (task / "children").read_text().split():
+            try:
+                command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            except OSError:  # ended meanwhile
+                continue
+            if b"retrieval.decompress" in command:
+                found.append(int(pid))
+    return found
 
 
-@needs_parallel
-@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs Linux /proc")
-def test_decoder_threads_stop_when_reading_stops_early(tmp_path: Path) -> None:
+needs_proc = pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs Linux /proc")
+
+
+@needs_proc
+@pytest.mark.parametrize("threads", THREADS)
+def test_decoder_process_ends_when_reading_stops_early(tmp_path: Path, threads: int) -> None:
     path = tmp_path / "m.tsv.bz2"
     path.write_bytes(multi_block(6000))
-    before = decoder_threads_alive()
-    reader = MetadataFile(path, batch_size=100, decoder_threads=2)
+    assert decoder_processes() == []
+    reader = MetadataFile(path, batch_size=100, decoder_threads=threads)
     chunks = reader.chunks()
     next(chunks)
-    assert decoder_threads_alive() > before  # the parallel decoder is running
+    assert len(decoder_processes()) == 1  # decoding ahead, blocked on a full pipe
     chunks.close()  # the consumer stops: the with block closes the decoder
-    assert decoder_threads_alive() == before
+    assert decoder_processes() == []
     with pytest.raises(KeyboardInterrupt):
         for _ in reader.chunks():
             raise KeyboardInterrupt
-    assert decoder_threads_alive() == before
+    assert decoder_processes() == []
+    assert sum(1 for _ in reader.chunks()) == 60  # and a whole read ends it too
+    assert decoder_processes() == []
 
 
-def test_read_ahead_thread_stops_when_reading_stops_early(tmp_path: Path) -> None:
+def process_gone(pid: int) -> bool:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return True
+    return "\nState:\tZ" in status  # ended, not yet reaped by its new parent
+
+
+@needs_proc
+def test_decoder_process_dies_with_a_killed_reader(tmp_path: Path) -> None:
+    path = tmp_path / "m.tsv.bz2"
+    path.write_bytes(multi_block(6000))
+    script = (
+        "import sys, time\n"
+        "from retrieval.decompress import open_binary\n"
+        "stream = open_binary(sys.argv[1], decoder_process=True)\n"
+        "stream.readline()\n"
+        "print(stream.raw._process.pid, flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    reader = subprocess.Popen(
+        [sys.executable, "-c", script, str(path)], stdout=subprocess.PIPE, text=True
+    )
+    assert reader.stdout is not None
+    decoder = int(reader.stdout.readline())
+    assert not process_gone(decoder)
+    reader.kill()  # as an out-of-memory kill would: no clean-up runs in the reader
+    reader.wait()
+    reader.stdout.close()
+    deadline = time.monotonic() + 10
+    while not process_gone(decoder) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert process_gone(decoder)
+
+
+@needs_proc
+def test_a_decoder_process_that_dies_is_an_error_not_an_early_end(tmp_path: Path) -> None:
     path = tmp_path / "m.tsv.bz2"
     path.write_bytes(multi_block(6000))
     reader = MetadataFile(path, batch_size=100, decoder_threads=0)
-    before = threading.active_count()
     chunks = reader.chunks()
     next(chunks)
-    assert threading.active_count() == before + 1  # decoding ahead, blocks waiting
-    chunks.close()
-    assert threading.active_count() == before
-    with pytest.raises(KeyboardInterrupt):
-        for _ in reader.chunks():
-            raise KeyboardInterrupt
-    assert threading.active_count() == before
+    (decoder,) = decoder_processes()
+    os.kill(decoder, signal.SIGKILL)
+    with pytest.raises(
+        CollectionError,
+        match=r"cannot decompress \(the decoder process was "
+        r"killed by signal 9\) after line \d+;",
+    ):
+        for _ in chunks:
+            pass
+    assert decoder_processes() == []
 
 
 def test_decoder_threads_default_and_range(tmp_path: Path) -> None:
     path = tmp_path / "m.tsv.bz2"
     path.write_bytes(multi_block(10))
     if parallel_bz2_available():
-        assert default_decoder_threads(2, cpus=2) == 2  # at least 2
+        assert default_decoder_threads(2, cpus=2) == 1  # at least 1
         assert default_decoder_threads(2, cpus=16) == 14  # the CPUs the workers leave
         assert MetadataFile(path).decoder_threads == default_decoder_threads(0)
     else:
