@@ -42,10 +42,8 @@ import gzip
 import io
 import json
 import os
-import queue
 import subprocess
 import sys
-import threading
 import zlib
 from pathlib import Path
 from typing import Any, BinaryIO, cast
@@ -78,9 +76,6 @@ _RAISED_BY_NAME: dict[str, type[BaseException]] = {
 
 _HAND_OVER_BYTES = 1 << 20
 """Bytes the decoder process collects before writing them into its pipe."""
-
-_AHEAD_BLOCKS = 32
-"""Blocks of :data:`_HAND_OVER_BYTES` the decoder process may decode ahead of its reader."""
 
 _PIPE_BUFFER = 1 << 20
 """Buffer of the reader over the decoder process's pipe."""
@@ -395,46 +390,6 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view) :]
 
 
-class _PipeWriter:
-    """Writes blocks into a pipe from a thread of its own, up to :data:`_AHEAD_BLOCKS` behind.
-
-    A pipe holds 64 KiB: without this the decoder would stop each time the reader is busy
-    (waiting on its parsing workers) and leave a core idle that it could decode on.
-    """
-
-    def __init__(self, fd: int) -> None:
-        self._fd = fd
-        self._blocks: queue.Queue[bytes | None] = queue.Queue(_AHEAD_BLOCKS)
-        self._broken = threading.Event()
-        self._thread = threading.Thread(target=self._write, name="turk-pipe-writer", daemon=True)
-        self._thread.start()
-
-    def put(self, block: bytes | None) -> None:
-        """Queue a block (None: the end); raises ``BrokenPipeError`` once the reader left."""
-        while not self._broken.is_set():
-            try:
-                self._blocks.put(block, timeout=0.1)
-                return
-            except queue.Full:
-                continue
-        raise BrokenPipeError("the reader closed the pipe")
-
-    def finish(self) -> None:
-        """Write out every queued block; raises ``BrokenPipeError`` if the reader left."""
-        self.put(None)
-        self._thread.join()
-        if self._broken.is_set():
-            raise BrokenPipeError("the reader closed the pipe")
-
-    def _write(self) -> None:
-        while (block := self._blocks.get()) is not None:
-            try:
-                _write_all(self._fd, block)
-            except BrokenPipeError:
-                self._broken.set()
-                return
-
-
 def _decode_into_pipe(path: Path, decoder_threads: int, report_fd: int) -> int:
     """Decode ``path`` onto standard output; report an error on ``report_fd``.
 
@@ -449,7 +404,6 @@ def _decode_into_pipe(path: Path, decoder_threads: int, report_fd: int) -> int:
     pieces: list[bytes] = []
     size = 0
     failure: BaseException | None = None
-    writer = _PipeWriter(1)
     try:
         with _open_here(path, compression_of(path), decoder_threads) as stream:
             # indexed_bzip2 costs much per call, so it is read in big pieces; on damage
@@ -467,11 +421,10 @@ def _decode_into_pipe(path: Path, decoder_threads: int, report_fd: int) -> int:
                 pieces.append(piece)
                 size += len(piece)
                 if size >= _HAND_OVER_BYTES:
-                    writer.put(b"".join(pieces))
+                    _write_all(1, b"".join(pieces))
                     pieces, size = [], 0
         if pieces:
-            writer.put(b"".join(pieces))
-        writer.finish()
+            _write_all(1, b"".join(pieces))
     except BrokenPipeError:
         return 0  # the reader stopped early and closed its end
     except Exception as exc:  # noqa: BLE001 (opening failed: reported, raised there)
