@@ -283,9 +283,12 @@ class _DecoderProcess(io.RawIOBase):
     def __init__(self, path: Path, decoder_threads: int) -> None:
         super().__init__()
         report_read, report_write = os.pipe()
+        # -P: a folder named like this package in the working directory must not be
+        # imported instead of it.
+        command = [sys.executable, "-P", "-m", _MODULE, str(path), str(decoder_threads)]
         try:
             self._process = subprocess.Popen(
-                [sys.executable, "-m", _MODULE, str(path), str(decoder_threads), str(report_write)],
+                [*command, str(report_write)],
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 bufsize=0,

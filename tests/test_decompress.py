@@ -245,6 +245,21 @@ def test_decoder_process_ends_when_reading_stops_early(tmp_path: Path, threads: 
     assert decoder_processes() == []
 
 
+def test_decoder_process_ignores_a_same_named_folder_in_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "m.tsv.bz2"
+    path.write_bytes(multi_block(300))
+    impostor = tmp_path / "cwd" / "retrieval"
+    impostor.mkdir(parents=True)
+    (impostor / "__init__.py").write_text("raise SystemExit(3)\n")
+    monkeypatch.chdir(impostor.parent)
+    assert read_lines(path, 0, decoder_process=True) == (
+        bz2.decompress(path.read_bytes()).splitlines(keepends=True),
+        None,
+    )
+
+
 def process_gone(pid: int) -> bool:
     try:
         status = Path(f"/proc/{pid}/status").read_text()
