@@ -70,9 +70,10 @@ STREAM_ERRORS: tuple[type[BaseException], ...] = (
 """What reading a damaged compressed stream raises (a truncated one: ``EOFError``)."""
 
 _RAISED_BY_NAME: dict[str, type[BaseException]] = {
-    f"{kind.__module__}.{kind.__qualname__}": kind for kind in STREAM_ERRORS
+    f"{kind.__module__}.{kind.__qualname__}": kind for kind in (*STREAM_ERRORS, CollectionError)
 }
-"""The errors a decoder process may report, by qualified name, to raise them again."""
+"""The errors a decoder process may report, by qualified name, to raise them again (any
+other is raised as ``OSError`` naming it)."""
 
 _HAND_OVER_BYTES = 1 << 20
 """Bytes the decoder process collects before writing them into its pipe."""
@@ -325,7 +326,8 @@ class _DecoderProcess(io.RawIOBase):
             failure = json.loads(report)
             kind = _RAISED_BY_NAME.get(failure["type"])
             if kind is None:
-                raise OSError(f"{failure['type']}: {failure['message']}")
+                name = failure["type"].removeprefix("builtins.")
+                raise OSError(f"{name}: {failure['message']}")
             raise kind(failure["message"])
         if status < 0:
             raise OSError(f"the decoder process was killed by signal {-status}")

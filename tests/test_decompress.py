@@ -22,7 +22,12 @@ from pathlib import Path
 import pytest
 
 from retrieval.collection import MetadataFile, Reject, detect_layout
-from retrieval.decompress import default_decoder_threads, open_binary, parallel_bz2_available
+from retrieval.decompress import (
+    _DecoderProcess,
+    default_decoder_threads,
+    open_binary,
+    parallel_bz2_available,
+)
 from retrieval.errors import CollectionError
 from tests.test_collection_reader import line25
 
@@ -258,6 +263,15 @@ def test_decoder_process_ignores_a_same_named_folder_in_the_working_directory(
         bz2.decompress(path.read_bytes()).splitlines(keepends=True),
         None,
     )
+
+
+def test_a_file_gone_before_the_decoder_process_opens_it_is_named(tmp_path: Path) -> None:
+    # open_binary checks the file before it starts the child; the file may still go
+    # before the child opens it: started on a missing file, the child names it.
+    stream = _DecoderProcess(tmp_path / "m.tsv.bz2", 0)
+    with pytest.raises(CollectionError, match=r"m.tsv.bz2: no such file; check the path$"):
+        stream.readinto(bytearray(1 << 16))
+    stream.close()
 
 
 def process_gone(pid: int) -> bool:
