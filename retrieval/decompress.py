@@ -11,7 +11,7 @@ Compression is recognised from a file's first bytes, not its name (:func:`compre
   for the calling process's GIL: in a thread of the caller, the two took turns on it
   (Python's decoders release the GIL per call and wait to get it back each time, and
   ``indexed_bzip2`` on one thread does not release it at all). Measured on 2 cores, a
-  1M-row ``.bz2`` ingest went from about 2.0x to about 1.6x the plain file's time.
+  1M-row ``.bz2`` ingest went from about 2.1x to 1.6-1.8x the plain file's time.
 
 ``.bz2`` is decoded by ``indexed_bzip2`` (the optional ``bz2`` extra) on ``decoder_threads``
 threads, block-parallel when there are several, or by the standard library
