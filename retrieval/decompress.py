@@ -398,7 +398,7 @@ def _write_all(fd: int, data: bytes) -> None:
 def _decode_into_pipe(path: Path, decoder_threads: int, report_fd: int) -> int:
     """Decode ``path`` onto standard output; report an error on ``report_fd``.
 
-    The standard library's streams are read in the pieces their own line readers take
+    The stream is read in the pieces its own line reader takes
     (``read1(io.DEFAULT_BUFFER_SIZE)``), and every byte got before an error is written
     out before the error is reported, so the reader sees what a direct read would.
 
@@ -411,13 +411,9 @@ def _decode_into_pipe(path: Path, decoder_threads: int, report_fd: int) -> int:
     failure: BaseException | None = None
     try:
         with _open_here(path, compression_of(path), decoder_threads) as stream:
-            # indexed_bzip2 costs much per call, so it is read in big pieces; on damage
-            # _ParallelBz2 itself falls back to reads of the stdlib's own size.
-            fast = isinstance(getattr(stream, "raw", None), _ParallelBz2)
-            piece_size = _HAND_OVER_BYTES if fast else io.DEFAULT_BUFFER_SIZE
             while True:
                 try:
-                    piece = stream.read1(piece_size)
+                    piece = stream.read1(io.DEFAULT_BUFFER_SIZE)
                 except Exception as exc:  # noqa: BLE001 (reported to the reader, raised there)
                     failure = exc
                     break
