@@ -24,8 +24,9 @@ does, alternating, with medians, CPU seconds (ingest process, workers and decode
 ratios to plain (target: ``.bz2`` within 1.6x); then raw decompression alone (every line
 read through ``open_binary`` in one process) at 0 (standard library), 1, 2 and all
 decoder threads, and ``gzip`` against ``rapidgzip`` where it is installed (measured
-only; ingest does not use it); and the floor that CPU time sets: plain CPU plus the
-cheapest decode, over the CPUs.
+only; ingest does not use it); and the floors that CPU time sets: plain CPU plus the
+cheapest decode, over the CPUs; and the same with the plain ingest's serial tail (after
+its last chunk committed) on one core, since no decoding can move into it.
 
 Usage::
 
@@ -51,6 +52,7 @@ import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from common import RESULTS, append_results, machine
 
@@ -61,6 +63,7 @@ import json, os, resource, sqlite3, sys, time
 kind, metadata, db = sys.argv[1], sys.argv[2], sys.argv[3]
 threads = None if len(sys.argv) < 5 or sys.argv[4] == "default" else int(sys.argv[4])
 start = time.perf_counter()
+marks = []  # seconds from the start at which each chunk was committed
 if kind == "pandas":
     import pandas as pd
     frame = pd.read_csv(metadata, sep="\t", header=None)
@@ -73,7 +76,10 @@ else:
     from turk.collection.ingest import ingest_collection
     from turk.ledger import Ledger
     with Ledger(db) as ledger:
-        rows = ingest_collection(ledger, [metadata], decoder_threads=threads).total("inserted")
+        rows = ingest_collection(
+            ledger, [metadata], decoder_threads=threads,
+            on_progress=lambda _: marks.append(time.perf_counter() - start),
+        ).total("inserted")
 seconds = time.perf_counter() - start
 own = resource.getrusage(resource.RUSAGE_SELF)
 children = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -82,12 +88,12 @@ peak_mb = own.ru_maxrss / 1024
 worker_mb = children.ru_maxrss / 1024
 cpu = own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 print(json.dumps({"rows": rows, "seconds": seconds, "peak_mb": peak_mb + worker_mb,
-                  "main_mb": peak_mb, "worker_mb": worker_mb, "cpu": cpu}))
+                  "main_mb": peak_mb, "worker_mb": worker_mb, "cpu": cpu, "marks": marks}))
 """
 
 
-def measure(kind: str, metadata: Path, workdir: Path, threads: str = "default") -> dict[str, float]:
-    """Run one ingest in a fresh subprocess and return rows, seconds and peak MB."""
+def measure(kind: str, metadata: Path, workdir: Path, threads: str = "default") -> dict[str, Any]:
+    """Run one ingest in a fresh subprocess: rows, seconds, CPU, peak MB, chunk times."""
     db_dir = Path(tempfile.mkdtemp(prefix=f"{kind}-", dir=workdir))
     try:
         out = subprocess.run(
@@ -105,11 +111,24 @@ def measure(kind: str, metadata: Path, workdir: Path, threads: str = "default") 
             text=True,
             cwd=ROOT,
         )
-        result: dict[str, float] = json.loads(out.stdout.strip().splitlines()[-1])
+        result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
     finally:
         shutil.rmtree(db_dir, ignore_errors=True)
     result["rows_per_s"] = result["rows"] / result["seconds"]
     return result
+
+
+def commit_times(run: dict[str, Any]) -> tuple[float, float]:
+    """When an ingest committed its first chunk, and how long it ran after its last.
+
+    After the last commit only the ingest process works (it builds the deferred indexes
+    and writes the journal back) while the other cores wait, whatever the input.
+
+    Returns:
+        ``(seconds to the first commit, seconds after the last commit)``.
+    """
+    marks: list[float] = run["marks"]
+    return marks[0], run["seconds"] - marks[-1]
 
 
 def make_metadata(rows: int, workdir: Path) -> Path:
@@ -198,6 +217,7 @@ def run_compression(args: argparse.Namespace, workdir: Path) -> str:
     runs: dict[str, list[float]] = {name: [] for name in variants}
     ingest_cpu: dict[str, list[float]] = {name: [] for name in variants}
     peaks: dict[str, list[float]] = {name: [] for name in variants}
+    commits: dict[str, list[tuple[float, float]]] = {name: [] for name in variants}
     load = os.getloadavg()[0]
     for i in range(args.repeats):
         for name, (path, decoder) in variants.items():
@@ -205,6 +225,7 @@ def run_compression(args: argparse.Namespace, workdir: Path) -> str:
             runs[name].append(r["seconds"])
             ingest_cpu[name].append(r["cpu"])
             peaks[name].append(r["peak_mb"])
+            commits[name].append(commit_times(r))
             print(
                 f"[{i + 1}/{args.repeats}] {name}: {r['seconds']:.1f} s, {r['cpu']:.1f} CPU-s, "
                 f"peak {r['peak_mb']:.0f} MB"
@@ -214,10 +235,13 @@ def run_compression(args: argparse.Namespace, workdir: Path) -> str:
         name: statistics.median(s / b for s, b in zip(v, base, strict=True))
         for name, v in runs.items()
     }
+    first = {name: statistics.median(c[0] for c in v) for name, v in commits.items()}
+    tail = {name: statistics.median(c[1] for c in v) for name, v in commits.items()}
     lines = [
         f"- ingest {name}: median {statistics.median(v):.1f} s (runs "
         f"{', '.join(f'{s:.1f}' for s in v)}), {statistics.median(ingest_cpu[name]):.1f} CPU-s, "
-        f"peak {statistics.median(peaks[name]):.0f} MB; "
+        f"peak {statistics.median(peaks[name]):.0f} MB, first chunk committed at "
+        f"{first[name]:.2f} s, {tail[name]:.2f} s after the last; "
         f"vs plain in the same round: median {ratio[name]:.2f}x"
         for name, v in runs.items()
     ]
@@ -260,10 +284,20 @@ def run_compression(args: argparse.Namespace, workdir: Path) -> str:
     decode_cpu = min(v for (kind, _), v in raw_cpu.items() if kind == "bz2")
     plain_cpu = statistics.median(ingest_cpu["plain"])
     floor = (plain_cpu + decode_cpu) / cpus
+    plain_median = statistics.median(base)
     lines.append(
         f"- floor on {cpus} CPUs: (plain ingest {plain_cpu:.1f} CPU-s + "
         f"cheapest .bz2 decode {decode_cpu:.1f} CPU-s) / {cpus} = {floor:.1f} s = "
-        f"{floor / statistics.median(base):.2f}x the plain median, with perfect overlap"
+        f"{floor / plain_median:.2f}x the plain median, with perfect overlap"
+    )
+    # After the last commit one core works and the rest wait, and no decoding can move
+    # there (it needs every row): only the CPU time before it spreads over every core.
+    serial = tail["plain"]
+    serial_floor = serial + (plain_cpu - serial + decode_cpu) / cpus
+    lines.append(
+        f"- floor with the plain ingest's serial tail ({serial:.2f} s on one core): "
+        f"{serial:.2f} + ({plain_cpu:.1f} - {serial:.2f} + {decode_cpu:.1f}) / {cpus} = "
+        f"{serial_floor:.1f} s = {serial_floor / plain_median:.2f}x the plain median"
     )
     return (
         f"\n## ingest of compressed metadata: plain vs .bz2 vs .gz "
