@@ -234,7 +234,7 @@ def test_turk_embed_from_tar_shards(cli, ingested_db, tiny_clip, tmp_path, tar_a
     args = [a.format(dir=tmp_path) for a in tar_args]
     result = cli("embed", *tiny_args(tiny_clip), "--workers", "0", *args)
     assert result.exit_code == 0, result.stderr
-    assert "5 images in 1 new shards" in result.stdout
+    assert "5 images in 1 new shard" in result.stdout
     assert (
         "1 unreadable (recorded), 0 already done, 1 tar samples not in the ledger" in result.stdout
     )

@@ -162,6 +162,6 @@ def test_walk_through_runs_as_written(tmp_path: Path) -> None:
     done = _run(script, tmp_path)
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
     out = done.stdout
-    assert "new shards" in out and (tmp_path / "preview" / "index.html").is_file()
+    assert "new shard" in out and (tmp_path / "preview" / "index.html").is_file()
     assert "review: approve" in out or "approved" in out
     assert (tmp_path / "media").is_dir()

@@ -1,11 +1,24 @@
-"""Plain-text tables for command output: aligned columns that read the same on a
-terminal, in a pipe and in a log file."""
+"""Plain text for command output: aligned columns that read the same on a terminal, in
+a pipe and in a log file, and counts with their nouns."""
 
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 
-__all__ = ["format_table"]
+__all__ = ["counted", "format_table"]
+
+
+def counted(n: int, noun: str) -> str:
+    """A count with its noun, singular for one: ``1 new shard``, ``1,200 new shards``.
+
+    Args:
+        n: The count.
+        noun: The noun in the singular; the plural adds ``s``.
+
+    Returns:
+        The count with thousands separators, and the noun.
+    """
+    return f"{n:,} {noun}" if n == 1 else f"{n:,} {noun}s"
 
 
 def format_table(

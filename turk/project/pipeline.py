@@ -40,6 +40,7 @@ from turk.crowd.backend import TURKLE, pays_workers
 from turk.errors import ConfigError, CrowdError, MoneyError, StageError
 from turk.ledger import Ledger, utc_now
 from turk.project.config import ProjectConfig, check_budget
+from turk.text import counted
 
 STAGES: tuple[str, ...] = (
     "ingest",
@@ -523,7 +524,7 @@ def _embed(ctx: _Context) -> StageOutcome:
     lines = [
         f"model: {describe_model(m.name, m.pretrained)}",
         f"{report.images:,} images embedded, {report.failed:,} failed, "
-        f"{report.already_done:,} done before; {report.shards} new shards in {where}",
+        f"{report.already_done:,} done before; {counted(report.shards, 'new shard')} in {where}",
         f"{report.device}: {report.images_per_second:,.0f} images/s"
         + (" (engine ray)" if e.engine == "ray" else ""),
     ]

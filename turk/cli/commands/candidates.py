@@ -12,6 +12,7 @@ import typer
 from retrieval.modelnames import DEFAULT_MODEL, DEFAULT_PRETRAINED
 from turk.cli.app import app, open_ledger
 from turk.cli.console import console, err_console, progress_bar
+from turk.text import counted
 
 _MODEL_HELP = (
     "open_clip model name (e.g. ViT-B-32, ViT-L-14) or the path of an open_clip model "
@@ -189,7 +190,7 @@ def embed_command(
                 )
     unmatched = f", {report.tar_unmatched} tar samples not in the ledger" if tar else ""
     console.print(
-        f"embed: {report.images:,} images in {report.shards} new shards "
+        f"embed: {report.images:,} images in {counted(report.shards, 'new shard')} "
         f"({report.images_per_second:,.0f} images/s on {report.device}), "
         f"{report.failed} unreadable (recorded), {report.already_done:,} already done"
         f"{unmatched}; {out.rstrip('/') + '/' if out else 'embeddings/'}{report.slug}"
