@@ -198,7 +198,8 @@ def compress(plain: Path) -> tuple[Path, Path, str]:
 def run_compression(args: argparse.Namespace, workdir: Path) -> str:
     """Ingest plain, .bz2 (parallel and stdlib decoder) and .gz; return the summary."""
     from retrieval.collection import default_workers
-    from retrieval.decompress import available_cpus, default_decoder_threads
+    from retrieval.decompress import default_decoder_threads
+    from retrieval.processes import available_cpus
 
     plain = make_metadata(args.rows, workdir)
     bz2_path, gz_path, how = compress(plain)

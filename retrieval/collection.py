@@ -96,7 +96,7 @@ from retrieval.decompress import (
     open_binary,
 )
 from retrieval.errors import CollectionError
-from retrieval.processes import die_with_parent, ignore_interrupts
+from retrieval.processes import available_cpus, die_with_parent, ignore_interrupts
 
 ROW_FIELDS: tuple[str, ...] = (
     "id",
@@ -1022,8 +1022,9 @@ def default_workers(path: str | os.PathLike[str]) -> int:
 
     Returns:
         0 (parse in-process) for files under :data:`IN_PROCESS_MAX_BYTES` on disk,
-        otherwise ``min(2, CPUs)``: one process inserting and up to two parsing keep two
-        cores busy, and more parsers would only wait on the single SQLite writer.
+        otherwise ``min(2, CPUs)`` (:func:`retrieval.processes.available_cpus`): one
+        process inserting and up to two parsing keep two cores busy, and more parsers
+        would only wait on the single SQLite writer.
     """
     try:
         size = os.path.getsize(path)
@@ -1031,7 +1032,7 @@ def default_workers(path: str | os.PathLike[str]) -> int:
         return 0
     if size < IN_PROCESS_MAX_BYTES:
         return 0
-    return max(1, min(2, os.cpu_count() or 1))
+    return min(2, available_cpus())
 
 
 class MetadataFile:

@@ -49,11 +49,10 @@ from pathlib import Path
 from typing import Any, BinaryIO, cast
 
 from retrieval.errors import CollectionError
-from retrieval.processes import die_with_parent, ignore_interrupts
+from retrieval.processes import available_cpus, die_with_parent, ignore_interrupts
 
 __all__ = [
     "STREAM_ERRORS",
-    "available_cpus",
     "compression_of",
     "default_decoder_threads",
     "file_error",
@@ -129,18 +128,6 @@ def compression_of(path: str | os.PathLike[str]) -> str:
     if magic[:2] == b"\x1f\x8b":
         return "gz"
     return "plain"
-
-
-def available_cpus() -> int:
-    """How many CPUs this process may run on (its affinity mask, not the machine's count).
-
-    Returns:
-        At least 1.
-    """
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except (AttributeError, OSError):  # pragma: no cover - platforms without affinity
-        return max(1, os.cpu_count() or 1)
 
 
 def parallel_bz2_available() -> bool:

@@ -36,7 +36,7 @@ import numpy as np
 
 from retrieval.decode import DecodedBatch, ImageSource, decode_task, decode_to_square
 from retrieval.decode import failure_reason as _failure_reason
-from retrieval.processes import ignore_interrupts
+from retrieval.processes import available_cpus, ignore_interrupts
 from retrieval.shards import ShardFiles, ShardLocation, write_shard
 
 if TYPE_CHECKING:
@@ -517,7 +517,9 @@ class _EncoderThreads:
 
         self.active = active
         self.full = torch.get_num_threads()
-        self.spare = max(1, (os.cpu_count() or 1) - decoders)
+        # The CPUs this process may use, not the machine's: under a CPU set (a container,
+        # a batch job) the machine's count would oversubscribe the cores it has.
+        self.spare = max(1, min(self.full, available_cpus() - decoders))
         self.encoding = 0.0
         self.waiting = 0.0
         self.current = self.full

@@ -1,8 +1,11 @@
-"""What every worker process of the library does first.
+"""What every worker process of the library does first, and how many CPUs it may use.
 
 Ctrl-C reaches the whole process group: the parent stops its pool and reports one
 line, so workers ignore the interrupt instead of each printing a traceback. A worker
 also asks the kernel to kill it when its parent dies, so none outlives a killed run.
+Pools and thread counts are sized by :func:`available_cpus`, the CPUs this process may
+run on: under a container's or a batch scheduler's CPU set that is fewer than the
+machine has.
 """
 
 from __future__ import annotations
@@ -12,9 +15,21 @@ import os
 import signal
 import sys
 
-__all__ = ["die_with_parent", "ignore_interrupts"]
+__all__ = ["available_cpus", "die_with_parent", "ignore_interrupts"]
 
 _PR_SET_PDEATHSIG = 1  # prctl option, from <sys/prctl.h>
+
+
+def available_cpus() -> int:
+    """How many CPUs this process may run on (its affinity mask, not the machine's count).
+
+    Returns:
+        At least 1.
+    """
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # pragma: no cover - platforms without affinity
+        return max(1, os.cpu_count() or 1)
 
 
 def ignore_interrupts() -> None:

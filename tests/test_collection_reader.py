@@ -32,6 +32,7 @@ from retrieval.collection import (
     worker_context,
 )
 from retrieval.errors import CollectionError
+from retrieval.processes import available_cpus
 
 
 def records(batch: Batch) -> list[dict]:
@@ -461,7 +462,22 @@ def test_small_files_parse_in_process_large_ones_in_workers(tmp_path: Path) -> N
     with large.open("w") as fh:
         line = line25() + "\n"
         fh.write(line * (IN_PROCESS_MAX_BYTES // len(line) + 1))
-    assert MetadataFile(large).workers == min(2, os.cpu_count() or 1)
+    assert MetadataFile(large).workers == min(2, available_cpus())
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="needs CPU affinity")
+def test_default_workers_count_the_cpus_this_process_may_use(tmp_path: Path) -> None:
+    large = tmp_path / "large.tsv"
+    with large.open("w") as fh:
+        line = line25() + "\n"
+        fh.write(line * (IN_PROCESS_MAX_BYTES // len(line) + 1))
+    allowed = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {min(allowed)})  # as under a container's or a job's CPU set
+    try:
+        assert available_cpus() == 1
+        assert MetadataFile(large).workers == 1
+    finally:
+        os.sched_setaffinity(0, allowed)
 
 
 def test_rows_keep_the_yfcc_text_verbatim_and_decode_on_read(tmp_path: Path) -> None:
