@@ -304,3 +304,29 @@ def test_turkle_settings_are_checked_where_they_are_read(
     edit_yaml(config, "crowd.target", "local")
     with pytest.raises(ConfigError, match="only means something for target turkle"):
         load_project(config)
+
+
+def test_extend_on_turkle_is_refused_before_anything_is_sent(tmp_path: Path) -> None:
+    from turk.crowd.review import ReviewOptions, review
+    from turk.errors import ConfigError
+    from turk.ledger import Ledger
+    from turk.project.config import load_project
+    from turk.project.scaffold import init_project
+
+    folder = tmp_path / "p"
+    init_project(folder, from_sample=True, n=120, image_size=(48, 36))
+    config = folder / "turk.yaml"
+    edit_yaml(config, "crowd.target", "turkle")
+    edit_yaml(config, "crowd.endpoint", None)
+    edit_yaml(config, "crowd.turkle", {"url": "http://127.0.0.1:9"})
+    edit_yaml(config, "review.extend", True)
+    with pytest.raises(ConfigError, match=r"line \d+: review\.extend: target turkle cannot add"):
+        load_project(config)
+    # Nothing listens on port 9: any request would fail; the refusal comes first.
+    backend = connect_turkle("http://127.0.0.1:9", "token", timeout=1.0)
+    with (
+        Ledger(tmp_path / "turk.db") as ledger,
+        pytest.raises(ConfigError, match="--extend: target turkle cannot add"),
+    ):
+        review(ledger, backend, ReviewOptions(approve_all=True, extend=True))
+    assert not backend.stats.calls

@@ -66,6 +66,30 @@ def workforce(target: str) -> str:
     return WORKFORCES.get(target, target)
 
 
+FIXED_ASSIGNMENT_TARGETS: tuple[str, ...] = (TURKLE,)
+"""Targets that cannot add assignments to a HIT once it is published: Turkle's API cannot
+change a batch's assignments per task, so ``review --extend`` is refused there."""
+
+
+def extend_refusal(target: str) -> str | None:
+    """Why ``review --extend`` cannot run on ``target``, or None where it can.
+
+    Args:
+        target: A crowd target.
+
+    Returns:
+        The reason and the fix in words (for the caller to prefix with its option or
+        key), or None.
+    """
+    if target not in FIXED_ASSIGNMENT_TARGETS:
+        return None
+    return (
+        f"target {target} cannot add assignments to a published HIT (Turkle's API cannot "
+        "change a batch's assignments); ask for every answer up front with "
+        "hit_type.max_assignments instead"
+    )
+
+
 def pays_workers(target: str) -> bool:
     """Whether turk moves money on ``target`` (False for Turkle and vendor hand-offs)."""
     return target not in UNPAID_TARGETS

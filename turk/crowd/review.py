@@ -33,7 +33,12 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from turk.crowd.backend import AssignmentInfo, CrowdBackend, DuplicateRequestError
+from turk.crowd.backend import (
+    AssignmentInfo,
+    CrowdBackend,
+    DuplicateRequestError,
+    extend_refusal,
+)
 from turk.crowd.boto import TransientCrowdError
 from turk.crowd.lock import crowd_lock
 from turk.crowd.publish import qualification_id
@@ -475,12 +480,18 @@ def review(ledger: Ledger, backend: CrowdBackend, options: ReviewOptions) -> Rev
     Raises:
         CrowdError: A call failed for a reason that may pass (rerun to resume).
         MoneyError: A bonus that is not a valid amount.
+        ConfigError: An option the target cannot carry out (``extend`` on Turkle), or
+            out of range; nothing is sent.
         BusyError: Another command holds the target's lock.
     """
     if options.bonus is not None and options.bonus <= 0:
         raise MoneyError(f"--bonus {options.bonus}: must be more than 0")
     if options.extend_step < 1:
         raise ConfigError(f"--extend-step {options.extend_step}: must be 1 or more")
+    # Refused before any approval is sent, not when the extensions come up.
+    refusal = extend_refusal(backend.target) if options.extend else None
+    if refusal is not None:
+        raise ConfigError(f"--extend: {refusal}")
     if options.dry_run:
         return _review(ledger, backend, options)
     with crowd_lock(ledger, backend.target, "review"):

@@ -56,6 +56,7 @@ from turk.crowd.backend import (
     HitInfo,
     HitPage,
     HitTypeSpec,
+    extend_refusal,
 )
 from turk.errors import ConfigError, CrowdError
 
@@ -594,10 +595,7 @@ class TurkleBackend:
         Raises:
             CrowdError: Always.
         """
-        raise CrowdError(
-            f"ExtendHIT {hit_id}: Turkle's API cannot add assignments to a batch; set "
-            "hit_type.max_assignments high enough for target turkle"
-        )
+        raise CrowdError(f"ExtendHIT {hit_id}: {extend_refusal(TURKLE)}")
 
     def _patch(self, op: str, hit_id: str, **changes: Any) -> None:
         self._request(op, hit_id, "PATCH", f"/api/batches/{hit_id}/", json=changes)

@@ -28,6 +28,7 @@ from turk.crowd.backend import (
     SANDBOX_STATE_FILE,
     TARGETS,
     TURKLE,
+    extend_refusal,
 )
 from turk.dataset.aggregators import AGGREGATORS, DEFAULT_AGGREGATOR
 from turk.dataset.rules import RoundSettings
@@ -779,6 +780,9 @@ def load_project(path: str | os.PathLike[str], *, check_files: bool = True) -> P
     )
     if bonus is not None and bonus <= 0:
         raise r.fail("review.bonus", f"{bonus} must be more than 0; or remove it for no bonus")
+    refusal = extend_refusal(crowd.target) if review.extend else None
+    if refusal is not None:
+        raise r.fail("review.extend", f"{refusal}, and remove review.extend")
     audit_source = r.choice("certification.audit.source", "requester", AUDIT_SOURCES)
     certification = CertificationSettings(
         target=r.number("certification.target", 0.99, 0.0, 1.0, open_ends=True),
