@@ -1195,7 +1195,9 @@ def _run_stage(ctx: _Context, name: str, forced: bool, run_id: int) -> StageOutc
         )
     try:
         outcome = STAGE_FUNCTIONS[name](ctx)
-    except BaseException as exc:  # recorded (Ctrl-C too, as interrupted), then re-raised
+    # Every failure, Ctrl-C too (as interrupted), is recorded on the stage, then re-raised:
+    # nothing is swallowed. (RUF100: ruff lets a re-raising handler pass BLE001.)
+    except BaseException as exc:  # noqa: BLE001, RUF100
         status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
         with ledger.conn:
             ledger.conn.execute(
