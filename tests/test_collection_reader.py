@@ -5,7 +5,6 @@ from __future__ import annotations
 import bz2
 import gzip
 import json
-import os
 import sqlite3
 import threading
 from array import array
@@ -454,30 +453,25 @@ def test_negative_workers_is_refused(tmp_path: Path) -> None:
         MetadataFile(path, workers=-1)
 
 
+def _large_metadata(tmp_path: Path) -> Path:
+    """A metadata file just large enough to be parsed in workers by default."""
+    large = tmp_path / "large.tsv"
+    with large.open("w") as fh:
+        line = line25() + "\n"
+        fh.write(line * (IN_PROCESS_MAX_BYTES // len(line) + 1))
+    return large
+
+
 def test_small_files_parse_in_process_large_ones_in_workers(tmp_path: Path) -> None:
     small = tmp_path / "small.tsv"
     small.write_text(line25() + "\n")
     assert MetadataFile(small).workers == 0
-    large = tmp_path / "large.tsv"
-    with large.open("w") as fh:
-        line = line25() + "\n"
-        fh.write(line * (IN_PROCESS_MAX_BYTES // len(line) + 1))
-    assert MetadataFile(large).workers == min(2, available_cpus())
+    assert MetadataFile(_large_metadata(tmp_path)).workers == min(2, available_cpus())
 
 
-@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="needs CPU affinity")
-def test_default_workers_count_the_cpus_this_process_may_use(tmp_path: Path) -> None:
-    large = tmp_path / "large.tsv"
-    with large.open("w") as fh:
-        line = line25() + "\n"
-        fh.write(line * (IN_PROCESS_MAX_BYTES // len(line) + 1))
-    allowed = os.sched_getaffinity(0)
-    os.sched_setaffinity(0, {min(allowed)})  # as under a container's or a job's CPU set
-    try:
-        assert available_cpus() == 1
-        assert MetadataFile(large).workers == 1
-    finally:
-        os.sched_setaffinity(0, allowed)
+def test_default_workers_count_the_cpus_this_process_may_use(tmp_path: Path, one_cpu: None) -> None:
+    assert available_cpus() == 1
+    assert MetadataFile(_large_metadata(tmp_path)).workers == 1
 
 
 def test_rows_keep_the_yfcc_text_verbatim_and_decode_on_read(tmp_path: Path) -> None:
