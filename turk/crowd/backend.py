@@ -66,13 +66,11 @@ def workforce(target: str) -> str:
     return WORKFORCES.get(target, target)
 
 
-FIXED_ASSIGNMENT_TARGETS: tuple[str, ...] = (TURKLE,)
-"""Targets that cannot add assignments to a HIT once it is published: Turkle's API cannot
-change a batch's assignments per task, so ``review --extend`` is refused there."""
-
-
 def extend_refusal(target: str) -> str | None:
     """Why ``review --extend`` cannot run on ``target``, or None where it can.
+
+    Only Turkle cannot add assignments to a published HIT: its API cannot change a
+    batch's assignments per task.
 
     Args:
         target: A crowd target.
@@ -81,7 +79,7 @@ def extend_refusal(target: str) -> str | None:
         The reason and the fix in words (for the caller to prefix with its option or
         key), or None.
     """
-    if target not in FIXED_ASSIGNMENT_TARGETS:
+    if target != TURKLE:
         return None
     return (
         f"target {target} cannot add assignments to a published HIT (Turkle's API cannot "
